@@ -1,0 +1,1 @@
+"""One module per CLI subcommand (group); `satikit.cli` adds them to the root group."""
