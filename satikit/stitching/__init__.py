@@ -1,0 +1,115 @@
+"""The inference engine: translate an N-D image larger than one forward pass, tile by tile.
+
+Entry point: :func:`stitch`. Strategies: ``none``, ``simple``, ``weighted``, ``sati``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from satikit.grid import TileGrid
+from satikit.stitching.runner import TileFn, resolve_device
+from satikit.stitching.strategies import run_none, run_sati, run_simple, run_weighted
+
+__all__ = ["ORDERS", "STRATEGIES", "stitch"]
+
+STRATEGIES = ("none", "simple", "weighted", "sati")
+ORDERS = ("raster", "wavefront")
+Strategy = Literal["none", "simple", "weighted", "sati"]
+
+
+def _allocator(out, spatial: tuple[int, ...]) -> Callable[[int], np.ndarray]:
+    def allocate(channels: int) -> np.ndarray:
+        expected = (channels, *spatial)
+        if out is None:
+            return np.empty(expected, dtype=np.float32)
+        if tuple(out.shape) != expected:
+            raise ValueError(
+                f"out has shape {tuple(out.shape)}, expected {expected} (C_out, *spatial)"
+            )
+        return out
+
+    return allocate
+
+
+def stitch(
+    image,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    tile: int | Sequence[int],
+    overlap: int | Sequence[int],
+    strategy: Strategy,
+    batch_size: int = 1,
+    order: Literal["raster", "wavefront"] = "wavefront",
+    window: Literal["pyramid", "gaussian"] = "gaussian",
+    out=None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Translate ``image`` tile by tile with ``fn`` and stitch the tiles with ``strategy``.
+
+    Args:
+        image: ``(C, *spatial)`` float array-like, already encoded (numpy, memmap, zarr, ...);
+            N = ``image.ndim - 1`` >= 1 spatial dims. Tiles are read one batch at a time.
+        fn: torch callable ``(B, C, *tile) -> (B, C_out, *tile)``; run under ``inference_mode``.
+        tile: tile size ``T``, int or one per spatial dim (ignored by ``none``).
+        overlap: overlap ``O`` per dim, ``0 <= O < T``; ``sati`` needs ``O <= T / 2``. Paper
+            default: 25 % of the tile (IV-A: 128 px for 512 px tiles).
+        strategy: ``"none"`` (whole image in one call), ``"simple"`` (independent tiles cut at the
+            middle of the overlap), ``"weighted"`` (tiles blended with ``window``, normalised by
+            the summed weights), ``"sati"`` (each tile's leading strips replaced by the stitched
+            output before ``fn``, cut at the middle of the overlap; needs ``C_out == C``).
+        batch_size: tiles per ``fn`` call (``sati``: per wave; raster order runs one at a time).
+        order: ``sati`` only: ``"raster"`` (the paper's sequential walk) or ``"wavefront"``
+            (independent tiles batched; same output).
+        window: ``weighted`` only: ``"gaussian"`` (MONAI-style) or ``"pyramid"`` (the paper's).
+        out: optional ``(C_out, *spatial)`` array to fill (e.g. a memmap); float32 expected.
+        device: where tiles run; default: ``fn``'s parameters' device, else CPU.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``(C_out, *spatial)`` float32 array (``out`` if given). The image is reflect-padded at
+        its far end so the tiles form a uniform grid; an image smaller than a tile is fine.
+
+    Raises:
+        ValueError: bad ``strategy``/``order``/``window``/``batch_size``, image with fewer than
+            2 dims, invalid tile/overlap, ``fn`` changing the spatial size or the channel count
+            (``sati``), non-finite output, ``out`` of the wrong shape.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}; choose one of {ORDERS}")
+    if window not in ("pyramid", "gaussian"):
+        raise ValueError(f"unknown window {window!r}; choose 'pyramid' or 'gaussian'")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ndim = getattr(image, "ndim", None)
+    if ndim is None or ndim < 2:
+        raise ValueError(
+            f"image must be (C, *spatial) with at least one spatial dim, got shape {getattr(image, 'shape', None)}"
+        )
+    spatial = tuple(int(s) for s in image.shape[1:])
+    grid = (
+        TileGrid.create(spatial, tile, overlap, sati=strategy == "sati")
+        if strategy != "none"
+        else None
+    )
+    tile_fn = TileFn(fn, resolve_device(fn, device), image.shape[0] if strategy == "sati" else None)
+    allocate = _allocator(out, spatial)
+    total = 1 if grid is None else grid.n_tiles
+    with tqdm(total=total, disable=not progress, desc=f"stitch[{strategy}]", unit="tile") as bar:
+        if strategy == "none":
+            return run_none(image, tile_fn, allocate, bar.update)
+        assert grid is not None
+        if strategy == "simple":
+            return run_simple(image, tile_fn, grid, batch_size, allocate, bar.update)
+        if strategy == "weighted":
+            return run_weighted(image, tile_fn, grid, batch_size, window, allocate, bar.update)
+        schedule = grid.waves() if order == "wavefront" else [[i] for i in grid.raster()]
+        return run_sati(image, tile_fn, grid, schedule, batch_size, allocate, bar.update)

@@ -1,0 +1,110 @@
+"""Shared pieces of the inference engine: calling ``fn`` on tile batches, and writing regions.
+
+Everything here works on numpy arrays on the host; only the batch handed to ``fn`` lives on the
+target device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["TileFn", "batched", "resolve_device", "write_region"]
+
+
+def resolve_device(fn: Callable, device: str | torch.device | None) -> torch.device:
+    """The device tiles go to: ``device`` if given, else the first parameter of ``fn``, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    if isinstance(fn, nn.Module):
+        for param in fn.parameters():
+            return param.device
+    return torch.device("cpu")
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive chunks of at most ``size`` items."""
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class TileFn:
+    """Calls a torch callable on a batch of tiles and checks what comes back.
+
+    Args:
+        fn: ``(B, C, *T) -> (B, C_out, *T)`` torch callable.
+        device: where the batch is sent (pinned, non-blocking copies on CUDA).
+        out_channels: expected ``C_out`` if known; otherwise fixed by the first call.
+    """
+
+    def __init__(self, fn: Callable, device: torch.device, out_channels: int | None = None):
+        self.fn = fn
+        self.device = device
+        self.out_channels = out_channels
+        self.calls = 0
+
+    def __call__(self, tiles: np.ndarray) -> np.ndarray:
+        """Run ``fn`` on ``tiles`` ``(B, C, *T)`` float32; returns ``(B, C_out, *T)`` float32."""
+        batch = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32))
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            result = self.fn(batch)
+        self.calls += 1
+        if not isinstance(result, torch.Tensor):
+            raise TypeError(f"fn must return a torch.Tensor, got {type(result).__name__}")
+        self._check(tuple(tiles.shape), tuple(result.shape))
+        array = result.detach().to("cpu", torch.float32).numpy()
+        if not np.isfinite(array).all():
+            raise ValueError("fn returned non-finite values (NaN or inf) for a tile")
+        return array
+
+    def _check(self, in_shape: Sequence[int], out_shape: Sequence[int]) -> None:
+        if len(out_shape) != len(in_shape) or out_shape[0] != in_shape[0]:
+            raise ValueError(
+                f"fn turned a batch of shape {tuple(in_shape)} into {tuple(out_shape)}; expected (B, C_out, *tile)"
+            )
+        if tuple(out_shape[2:]) != tuple(in_shape[2:]):
+            raise ValueError(
+                f"fn changed the spatial size: input {tuple(in_shape[2:])}, output {tuple(out_shape[2:])}; "
+                "the engine needs a size-preserving fn (pick a tile size the network accepts)"
+            )
+        if self.out_channels is None:
+            self.out_channels = out_shape[1]
+        elif out_shape[1] != self.out_channels:
+            raise ValueError(f"fn returned {out_shape[1]} channels, expected {self.out_channels}")
+
+
+def write_region(
+    dest: np.ndarray,
+    src: np.ndarray,
+    region: Sequence[slice],
+    origin: Sequence[int],
+    limit: Sequence[int] | None = None,
+) -> None:
+    """Copy ``src[:, region - origin]`` to ``dest[:, region]``, clipped to spatial ``limit``.
+
+    Args:
+        dest: ``(C, *S)`` destination (numpy or any array supporting slice assignment).
+        src: ``(C, *T)`` tile output.
+        region: slices in the destination's (padded) coordinates.
+        origin: the tile's start in the same coordinates.
+        limit: spatial shape to clip to (defaults to ``dest``'s).
+    """
+    limit = dest.shape[1:] if limit is None else limit
+    stops = [min(r.stop, s) for r, s in zip(region, limit)]
+    if any(stop <= r.start for stop, r in zip(stops, region)):
+        return
+    dst = tuple(slice(r.start, stop) for r, stop in zip(region, stops))
+    loc = tuple(slice(r.start - o, stop - o) for r, stop, o in zip(region, stops, origin))
+    dest[(slice(None), *dst)] = src[(slice(None), *loc)]

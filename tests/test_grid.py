@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from satikit.grid import TileGrid, read_tile, reflect_indices
+
+
+@given(size=st.integers(1, 40), start=st.integers(0, 60), length=st.integers(1, 50))
+def test_reflect_indices_match_numpy_pad(size, start, length):
+    a = np.arange(size)
+    if size == 1:
+        expected = np.zeros(length, int)
+    else:
+        expected = np.pad(a, (0, start + length), mode="reflect")[start : start + length]
+    np.testing.assert_array_equal(reflect_indices(start, length, size), expected)
+
+
+@given(
+    shape=st.lists(st.integers(1, 60), min_size=1, max_size=3),
+    tile=st.integers(2, 24),
+    data=st.data(),
+)
+def test_grid_covers_image_with_uniform_steps(shape, tile, data):
+    overlap = data.draw(st.integers(0, tile - 1))
+    grid = TileGrid.create(shape, tile, overlap)
+    for s, p, n, st_ in zip(grid.shape, grid.padded_shape, grid.counts, grid.step):
+        assert p >= s
+        assert n == 1 or (n - 2) * st_ + tile < s  # no superfluous tile
+    # owned regions partition the padded image exactly
+    cover = np.zeros(grid.padded_shape, int)
+    for index in grid.raster():
+        cover[grid.owned(index)] += 1
+    assert (cover == 1).all()
+
+
+def test_wave_counts_follow_formula():
+    for n in (1, 2, 3, 5):
+        g2 = TileGrid.create((n * 12 + 4, n * 12 + 4), 16, 4, sati=True)
+        assert g2.counts == (n, n) and len(g2.waves()) == 3 * (n - 1) + 1
+        g3 = TileGrid.create((n * 12 + 4,) * 3, 16, 4, sati=True)
+        assert g3.counts == (n,) * 3 and len(g3.waves()) == 7 * (n - 1) + 1
+
+
+def test_waves_never_group_overlapping_tiles_and_keep_raster_precedence():
+    grid = TileGrid.create((70, 53, 41), (16, 12, 10), (8, 6, 5), sati=True)
+    position = {i: t for t, wave in enumerate(grid.waves()) for i in wave}
+    assert sorted(position) == sorted(grid.raster())
+    for a in position:
+        for b in position:
+            if a < b and all(abs(x - y) <= 1 for x, y in zip(a, b)):  # overlapping windows
+                assert position[a] < position[b]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(shape=(10, 10), tile=8, overlap=8), "smaller than the tile"),
+        (dict(shape=(10, 10), tile=8, overlap=-1), ">= 0"),
+        (dict(shape=(10, 10), tile=0, overlap=0), ">= 1"),
+        (dict(shape=(10, 10), tile=(8, 8, 8), overlap=2), "3 entries"),
+        (dict(shape=(10, 0), tile=8, overlap=2), "positive"),
+        (dict(shape=(10, 10), tile=8, overlap=5, sati=True), "tile / 2"),
+    ],
+)
+def test_invalid_grids_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TileGrid.create(**kwargs)
+
+
+def test_read_tile_reflects_past_the_border_like_numpy_pad():
+    image = np.arange(2 * 7 * 5, dtype=np.float32).reshape(2, 7, 5)
+    grid = TileGrid.create((7, 5), 6, 2)
+    padded = np.pad(
+        image,
+        [(0, 0)] + [(0, p - s) for p, s in zip(grid.padded_shape, grid.shape)],
+        mode="reflect",
+    )
+    for index in grid.raster():
+        np.testing.assert_array_equal(
+            read_tile(image, grid.window(index), grid.shape),
+            padded[(slice(None), *grid.window(index))],
+        )
+
+
+def test_image_smaller_than_tile_is_one_padded_tile():
+    grid = TileGrid.create((5, 3), 16, 4)
+    assert (
+        grid.counts == (1, 1)
+        and grid.padded_shape == (16, 16)
+        and grid.n_tiles == math.prod(grid.counts)
+    )

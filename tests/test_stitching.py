@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from satikit.grid import TileGrid, read_tile
+from satikit.stitching import STRATEGIES, stitch
+
+
+def identity(t: torch.Tensor) -> torch.Tensor:
+    return t.clone()
+
+
+def small_net(ndim: int, channels: int = 2, seed: int = 0) -> nn.Module:
+    """A context-dependent fn: two convs, so every output pixel sees its neighbours."""
+    torch.manual_seed(seed)
+    conv = nn.Conv2d if ndim == 2 else nn.Conv3d
+    return nn.Sequential(
+        conv(channels, 6, 3, padding=1), nn.Tanh(), conv(6, channels, 3, padding=1)
+    ).eval()
+
+
+class Recorder:
+    """Wraps fn and records every batch it receives and returns."""
+
+    def __init__(self, fn):
+        self.fn, self.inputs, self.outputs = fn, [], []
+
+    def __call__(self, t):
+        out = self.fn(t)
+        self.inputs.extend(t.clone())
+        self.outputs.extend(out.clone())
+        return out
+
+
+@given(
+    ndim=st.sampled_from([1, 2, 3]),
+    strategy=st.sampled_from(STRATEGIES),
+    order=st.sampled_from(["raster", "wavefront"]),
+    batch_size=st.integers(1, 5),
+    data=st.data(),
+)
+def test_identity_fn_reproduces_input_exactly(ndim, strategy, order, batch_size, data):
+    max_size = {1: 90, 2: 40, 3: 18}[ndim]
+    shape = tuple(data.draw(st.integers(1, max_size)) for _ in range(ndim))
+    tile = tuple(data.draw(st.integers(2, 16)) for _ in range(ndim))
+    limit = [t // 2 if strategy == "sati" else t - 1 for t in tile]
+    overlap = tuple(data.draw(st.integers(0, lim)) for lim in limit)
+    image = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+    result = stitch(
+        image,
+        identity,
+        tile=tile,
+        overlap=overlap,
+        strategy=strategy,
+        order=order,
+        batch_size=batch_size,
+    )
+    assert result.dtype == np.float32 and result.shape == image.shape
+    np.testing.assert_array_equal(result, image)
+
+
+@pytest.mark.parametrize(
+    "ndim,shape,tile,overlap", [(2, (70, 53), 16, 6), (3, (21, 30, 17), 10, 4)]
+)
+def test_wavefront_equals_raster_for_a_context_dependent_net(ndim, shape, tile, overlap):
+    net = small_net(ndim)
+    image = np.random.default_rng(1).standard_normal((2, *shape)).astype(np.float32)
+    raster = stitch(image, net, tile=tile, overlap=overlap, strategy="sati", order="raster")
+    for batch_size in (1, 3, 64):
+        wave = stitch(
+            image,
+            net,
+            tile=tile,
+            overlap=overlap,
+            strategy="sati",
+            order="wavefront",
+            batch_size=batch_size,
+        )
+        np.testing.assert_allclose(wave, raster, atol=1e-5, rtol=0)
+    simple = stitch(image, net, tile=tile, overlap=overlap, strategy="simple")
+    assert np.abs(simple - raster).max() > 1e-3  # the conditioning changes the result
+
+
+def _last_writer_map(grid: TileGrid, upto: int, outputs, channels) -> np.ndarray:
+    """Reference semantics: canvas after the first ``upto`` raster tiles wrote from their seams."""
+    canvas = np.full((channels, *grid.padded_shape), np.nan, dtype=np.float32)
+    for index, out in list(zip(grid.raster(), outputs))[:upto]:
+        written = grid.written(index)
+        local = tuple(slice(w.start - s, w.stop - s) for w, s in zip(written, grid.start(index)))
+        canvas[(slice(None), *written)] = out[(slice(None), *local)]
+    return canvas
+
+
+@pytest.mark.parametrize("ndim,shape,tile,overlap", [(2, (40, 35), 12, 4), (3, (20, 17, 15), 8, 3)])
+def test_z_holds_predecessors_outputs_in_leading_strips_and_input_elsewhere(
+    ndim, shape, tile, overlap
+):
+    image = np.random.default_rng(2).standard_normal((2, *shape)).astype(np.float32)
+    rec = Recorder(small_net(ndim))
+    result = stitch(image, rec, tile=tile, overlap=overlap, strategy="sati", order="raster")
+    grid = TileGrid.create(shape, tile, overlap, sati=True)
+    outputs = [o.numpy() for o in rec.outputs]
+    assert len(rec.inputs) == grid.n_tiles
+    for t, (index, z) in enumerate(zip(grid.raster(), rec.inputs)):
+        z = z.numpy()
+        x = read_tile(image, grid.window(index), grid.shape)
+        canvas = _last_writer_map(grid, t, outputs, 2)[(slice(None), *grid.window(index))]
+        strips = np.zeros(grid.tile, bool)
+        for k, lead in enumerate(grid.leading(index)):
+            if lead:
+                sl = [slice(None)] * ndim
+                sl[k] = slice(0, grid.overlap[k])
+                strips[tuple(sl)] = True
+        np.testing.assert_array_equal(z[:, ~strips], x[:, ~strips])
+        np.testing.assert_array_equal(z[:, strips], canvas[:, strips])
+        # the half of each strip before the seam is final (unless a later tile row/column will
+        # still own it): there z is the stitched output
+        final = np.zeros(grid.tile, bool)
+        for k, lead in enumerate(grid.leading(index)):
+            if lead:
+                sl = [slice(None)] * ndim
+                sl[k] = slice(0, grid.cut[k])
+                final[tuple(sl)] = True
+        start = grid.start(index)
+        inside = np.zeros(grid.tile, bool)
+        inside[tuple(slice(0, max(0, s - b)) for s, b in zip(shape, start))] = True
+        later = np.zeros(grid.tile, bool)
+        for k, i in enumerate(index):
+            if i < grid.counts[k] - 1:
+                sl = [slice(None)] * ndim
+                sl[k] = slice(grid.step[k] + grid.cut[k], None)
+                later[tuple(sl)] = True
+        sel = final & inside & ~later
+        assert sel.any() or not any(grid.leading(index))
+        stitched = np.zeros((2, *grid.tile), np.float32)
+        box = tuple(slice(b, min(b + tt, s)) for b, tt, s in zip(start, grid.tile, shape))
+        stitched[(slice(None), *(slice(0, b.stop - b.start) for b in box))] = result[
+            (slice(None), *box)
+        ]
+        np.testing.assert_array_equal(z[:, sel], stitched[:, sel])
+    # and the result is the last writer everywhere
+    full = _last_writer_map(grid, grid.n_tiles, outputs, 2)
+    np.testing.assert_array_equal(result, full[(slice(None), *(slice(0, s) for s in shape))])
+
+
+def test_call_counts_match_formulas():
+    n = 5
+    shape = (n * 12 + 4, n * 12 + 4)
+    image = np.zeros((1, *shape), np.float32)
+    for strategy, order, batch, expected in [
+        ("none", "raster", 1, 1),
+        ("simple", "raster", 1, n * n),
+        ("simple", "raster", 4, math.ceil(n * n / 4)),
+        ("weighted", "raster", 7, math.ceil(n * n / 7)),
+        ("sati", "raster", 8, n * n),
+        ("sati", "wavefront", 64, 3 * (n - 1) + 1),
+    ]:
+        rec = Recorder(identity)
+        calls = []
+        stitch(
+            image,
+            lambda t, calls=calls, rec=rec: (calls.append(1), rec(t))[1],
+            tile=16,
+            overlap=4,
+            strategy=strategy,
+            order=order,
+            batch_size=batch,
+        )
+        assert len(calls) == expected, (strategy, order, batch)
+    n3 = 3
+    calls = []
+    stitch(
+        np.zeros((1,) + (n3 * 12 + 4,) * 3, np.float32),
+        lambda t: (calls.append(1), t)[1],
+        tile=16,
+        overlap=4,
+        strategy="sati",
+        batch_size=100,
+    )
+    assert len(calls) == 7 * (n3 - 1) + 1
+
+
+def test_weighted_blends_and_none_sees_whole_image():
+    image = np.random.default_rng(0).standard_normal((1, 30, 30)).astype(np.float32)
+    shapes = []
+    stitch(
+        image, lambda t: (shapes.append(tuple(t.shape)), t)[1], tile=8, overlap=2, strategy="none"
+    )
+    assert shapes == [(1, 1, 30, 30)]
+    # a constant-per-tile fn: weighted output varies smoothly between tile values
+    counter = iter(range(1000))
+    out = stitch(
+        image,
+        lambda t: torch.full_like(t, float(next(counter))),
+        tile=10,
+        overlap=5,
+        strategy="weighted",
+        window="pyramid",
+    )
+    assert out.min() >= 0 and len(np.unique(out)) > 9
+
+
+def test_memmap_input_and_output(tmp_path):
+    image = np.lib.format.open_memmap(
+        tmp_path / "in.npy", mode="w+", dtype=np.float32, shape=(3, 33, 29)
+    )
+    image[:] = np.random.default_rng(3).random((3, 33, 29))
+    out = np.lib.format.open_memmap(
+        tmp_path / "out.npy", mode="w+", dtype=np.float32, shape=(3, 33, 29)
+    )
+    result = stitch(image, identity, tile=16, overlap=4, strategy="sati", out=out)
+    assert result is out
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), image)
+
+
+def test_module_device_and_progress_bar(capsys):
+    net = small_net(2, channels=1)
+    image = np.zeros((1, 20, 20), np.float32)
+    result = stitch(image, net, tile=8, overlap=2, strategy="simple", progress=True, device="cpu")
+    assert result.shape == (1, 20, 20)
+    assert "stitch[simple]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kwargs,fn,match",
+    [
+        (dict(strategy="bogus"), identity, "unknown strategy"),
+        (dict(strategy="sati", order="zigzag"), identity, "unknown order"),
+        (dict(strategy="weighted", window="hann"), identity, "unknown window"),
+        (dict(strategy="simple", batch_size=0), identity, "batch_size"),
+        (dict(strategy="sati", overlap=5), identity, "tile / 2"),
+        (dict(strategy="simple", overlap=8), identity, "smaller than the tile"),
+        (dict(strategy="sati"), lambda t: t[:, :1], "channels"),
+        (dict(strategy="simple"), lambda t: t[..., 1:], "spatial size"),
+        (dict(strategy="simple"), lambda t: t * float("nan"), "non-finite"),
+        (dict(strategy="simple"), lambda t: t.numpy(), "torch.Tensor"),
+        (dict(strategy="simple", out=np.zeros((2, 5, 5), np.float32)), identity, "out has shape"),
+    ],
+)
+def test_bad_input_raises_clear_errors(kwargs, fn, match):
+    params = dict(tile=8, overlap=2, strategy="simple")
+    params.update(kwargs)
+    image = np.ones((2, 20, 20), np.float32)
+    with pytest.raises((ValueError, TypeError), match=match):
+        stitch(image, fn, **params)
+
+
+def test_wrong_ndim_raises():
+    with pytest.raises(ValueError, match=r"\(C, \*spatial\)"):
+        stitch(np.ones(5, np.float32), identity, tile=4, overlap=1, strategy="simple")
+    with pytest.raises(ValueError, match="3 entries"):
+        stitch(
+            np.ones((1, 8, 8), np.float32), identity, tile=(4, 4, 4), overlap=1, strategy="simple"
+        )
