@@ -111,5 +111,4 @@ def stitch(
             return run_simple(image, tile_fn, grid, batch_size, allocate, bar.update)
         if strategy == "weighted":
             return run_weighted(image, tile_fn, grid, batch_size, window, allocate, bar.update)
-        schedule = grid.waves() if order == "wavefront" else [[i] for i in grid.raster()]
-        return run_sati(image, tile_fn, grid, schedule, batch_size, allocate, bar.update)
+        return run_sati(image, tile_fn, grid, order, batch_size, allocate, bar.update)

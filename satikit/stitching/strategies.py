@@ -1,22 +1,27 @@
-"""The four stitching strategies. Each takes the image, a :class:`TileFn`, a grid and a schedule.
+"""The four stitching strategies. Each takes the image, a :class:`TileFn` and a grid.
 
-Memory each strategy holds besides the tiles in flight (``batch_size`` tiles in and out):
+Memory each strategy holds besides the ``batch_size`` tiles in flight (see :class:`Band`, with
+``R`` tile rows along the first spatial dim and ``P`` the padded shape):
 
 - ``none``: the whole image and its output (one call).
 - ``simple``: nothing; each tile's owned region goes straight to ``out``.
-- ``weighted``: two float64 accumulators over the padded grid (``C_out + 1`` planes; float64
-  so an identity ``fn`` is reproduced exactly after the division).
-- ``sati``: one float32 canvas over the padded grid (``C`` planes): the stitched output so
-  far, which later tiles read their leading strips from.
+- ``weighted``: float64 accumulators for ``C_out + 1`` planes of a band of
+  ``R = ceil(batch_size / tiles per row)`` tile rows (float64 so an identity ``fn`` is
+  reproduced exactly after the division).
+- ``sati``: a float32 canvas of ``C`` planes over a band of tile rows (raster order: 1 row;
+  wavefront: ``R = min(batch_size, rows)``): the stitched output so far, which later tiles read
+  their leading strips from.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
 from satikit.grid import Index, TileGrid, read_tile
+from satikit.stitching.band import Band
 from satikit.stitching.runner import TileFn, batched, write_region
 from satikit.weights import blend_window, strip_mask
 
@@ -28,6 +33,26 @@ Tick = Callable[[int], object]
 
 def _read_batch(image, grid: TileGrid, indices: list[Index]) -> np.ndarray:
     return np.stack([read_tile(image, grid.window(i), grid.shape) for i in indices])
+
+
+def _row_bands(grid: TileGrid, rows: int) -> list[list[Index]]:
+    """Tile indices grouped into bands of ``rows`` consecutive tile rows, raster order inside."""
+    bands: dict[int, list[Index]] = {}
+    for index in grid.raster():
+        bands.setdefault(index[0] // rows, []).append(index)
+    return [bands[b] for b in sorted(bands)]
+
+
+def _flush(out: np.ndarray, rows: np.ndarray, origin: int, done: int, stop: int) -> None:
+    """Write padded rows ``[done, stop)`` (held in ``rows`` from ``origin``) into ``out``."""
+    limit = out.shape[1]
+    stop = min(stop, limit)
+    if stop <= done:
+        return
+    rest = tuple(slice(0, s) for s in out.shape[2:])
+    out[(slice(None), slice(done, stop), *rest)] = rows[
+        (slice(None), slice(done - origin, stop - origin), *rest)
+    ]
 
 
 def run_none(image, tile_fn: TileFn, allocate: Allocate, tick: Tick) -> np.ndarray:
@@ -54,6 +79,16 @@ def run_simple(
     return out
 
 
+def _window(grid: TileGrid, index: Index, window: str) -> np.ndarray:
+    """Blend window of one tile; edges on the image border keep full weight."""
+    return blend_window(
+        grid.tile,
+        window,  # type: ignore[arg-type]
+        flat_before=[i == 0 for i in index],
+        flat_after=[i == n - 1 for i, n in zip(index, grid.counts)],
+    ).astype(np.float64)  # float32 x float32 products are exact in float64
+
+
 def run_weighted(
     image,
     tile_fn: TileFn,
@@ -63,31 +98,39 @@ def run_weighted(
     allocate: Allocate,
     tick: Tick,
 ) -> np.ndarray:
-    """Overlapping tiles blended with ``window``, normalised by the summed weights.
-
-    Tile edges that lie on the image border keep full weight (nothing else covers them).
-    """
-    numerator: np.ndarray | None = None
-    denominator = np.zeros(grid.padded_shape, dtype=np.float64)
-    for chunk in batched(grid.raster(), batch_size):
-        results = tile_fn(_read_batch(image, grid, chunk))
-        if numerator is None:
-            numerator = np.zeros((results.shape[1], *grid.padded_shape), dtype=np.float64)
-        for index, result in zip(chunk, results):
-            w = blend_window(
-                grid.tile,
-                window,  # type: ignore[arg-type]
-                flat_before=[i == 0 for i in index],
-                flat_after=[i == n - 1 for i, n in zip(index, grid.counts)],
-            ).astype(np.float64)  # float32 x float32 products are exact in float64
-            win = grid.window(index)
-            numerator[(slice(None), *win)] += w * result
-            denominator[win] += w
-        tick(len(chunk))
-    assert numerator is not None
-    crop = tuple(slice(0, s) for s in grid.shape)
-    out = allocate(numerator.shape[0])
-    out[...] = numerator[(slice(None), *crop)] / denominator[crop]
+    """Overlapping tiles blended with ``window``, normalised by the summed weights."""
+    per_row = grid.n_tiles // grid.counts[0]
+    rows = min(grid.counts[0], math.ceil(batch_size / per_row))
+    numerator: Band | None = None
+    denominator = Band(1, grid, rows, np.float64)
+    out = None
+    done = 0
+    for band in _row_bands(grid, rows):
+        denominator.advance(grid.start(band[0])[0])
+        if numerator is not None:
+            numerator.advance(denominator.origin)
+        for chunk in batched(band, batch_size):
+            results = tile_fn(_read_batch(image, grid, chunk))
+            if numerator is None:
+                numerator = Band(results.shape[1], grid, rows, np.float64)
+                numerator.origin = denominator.origin
+                out = allocate(results.shape[1])
+            for index, result in zip(chunk, results):
+                w = _window(grid, index, window)
+                numerator.data[numerator.local(grid.window(index))] += w * result
+                denominator.data[denominator.local(grid.window(index))] += w
+            tick(len(chunk))
+        last_row = band[-1][0]
+        # rows before the next tile row's start receive no more contributions
+        stop = (
+            grid.start((last_row + 1,) + band[-1][1:])[0]
+            if last_row + 1 < grid.counts[0]
+            else grid.padded_shape[0]
+        )
+        origin = denominator.origin
+        ratio = numerator.rows(stop) / denominator.rows(stop)
+        _flush(out, ratio, origin, done, stop)
+        done = stop
     return out
 
 
@@ -95,7 +138,7 @@ def run_sati(
     image,
     tile_fn: TileFn,
     grid: TileGrid,
-    schedule: list[list[Index]],
+    order: str,
     batch_size: int,
     allocate: Allocate,
     tick: Tick,
@@ -104,25 +147,49 @@ def run_sati(
 
     Every tile's leading overlap strips are replaced by what is already in the canvas (its
     predecessors' outputs) before ``fn`` sees it; the tile then writes its output from the middle
-    of each leading overlap to its end. ``schedule`` is a list of waves: raster order is one
-    tile per wave; tiles in one wave never overlap, so each wave runs in batches.
+    of each leading overlap to its end. Raster order runs one tile at a time; wavefront order
+    groups the tiles of a band of tile rows into waves (equal ``sum_k 2^(N-1-k) i_k``) that never
+    overlap and runs each wave in batches. Both give the same canvas.
     """
-    channels = image.shape[0]
-    canvas = np.zeros((channels, *grid.padded_shape), dtype=np.float32)
-    for wave in schedule:
-        for chunk in batched(wave, batch_size):
-            tiles = _read_batch(image, grid, chunk)
-            for tile, index in zip(tiles, chunk):
-                leading = grid.leading(index)
-                if any(leading):
-                    mask = strip_mask(grid.tile, grid.overlap, leading)
-                    np.copyto(tile, canvas[(slice(None), *grid.window(index))], where=mask)
-            results = tile_fn(tiles)
-            for index, result in zip(chunk, results):
-                write_region(
-                    canvas, result, grid.written(index), grid.start(index), grid.padded_shape
-                )
-            tick(len(chunk))
-    out = allocate(channels)
-    out[...] = canvas[(slice(None), *(slice(0, s) for s in grid.shape))]
+    out = allocate(image.shape[0])
+    rows = 1 if order == "raster" else min(batch_size, grid.counts[0])
+    canvas = Band(image.shape[0], grid, rows)
+    done = 0
+    for band in _row_bands(grid, rows):
+        canvas.advance(grid.start(band[0])[0])
+        if order == "raster":
+            schedule = [[index] for index in band]
+        else:
+            waves: dict[int, list[Index]] = {}
+            for index in band:
+                waves.setdefault(grid.wave_of(index), []).append(index)
+            schedule = [waves[t] for t in sorted(waves)]
+        for wave in schedule:
+            for chunk in batched(wave, batch_size):
+                tiles = _read_batch(image, grid, chunk)
+                for tile, index in zip(tiles, chunk):
+                    leading = grid.leading(index)
+                    if any(leading):
+                        mask = strip_mask(grid.tile, grid.overlap, leading)
+                        np.copyto(tile, canvas.data[canvas.local(grid.window(index))], where=mask)
+                results = tile_fn(tiles)
+                for index, result in zip(chunk, results):
+                    written = grid.written(index)
+                    local = canvas.local(written)[1:]
+                    write_region(
+                        canvas.data,
+                        result,
+                        local,
+                        (grid.start(index)[0] - canvas.origin, *grid.start(index)[1:]),
+                        canvas.data.shape[1:],
+                    )
+                tick(len(chunk))
+        last_row = band[-1][0]
+        # the next tile row writes from its leading seam on; everything before it is final
+        if last_row + 1 < grid.counts[0]:
+            stop = grid.start((last_row + 1,) + band[-1][1:])[0] + grid.cut[0]
+        else:
+            stop = grid.padded_shape[0]
+        _flush(out, canvas.rows(stop), canvas.origin, done, stop)
+        done = stop
     return out

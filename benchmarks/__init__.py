@@ -1,0 +1,1 @@
+"""satikit benchmarks (not part of the installed package)."""

@@ -1,0 +1,52 @@
+"""Helpers shared by the benchmark scripts: provenance and writing results (JSON + markdown)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+__all__ = ["git_commit", "machine", "write_results"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def git_commit() -> str:
+    """Short hash of HEAD (``+dirty`` when the work tree has changes), or ``unknown``."""
+    try:
+        root = Path(__file__).resolve().parent.parent
+        commit = subprocess.check_output(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True
+        ).strip()
+        dirty = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", "satikit"], cwd=root
+        ).returncode
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> str:
+    """One line: CPU / GPU, core count, torch version."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}, Python {sys.version.split()[0]}"
+    )
+
+
+def write_results(kind: str, payload: dict, markdown: str) -> tuple[Path, Path]:
+    """Write ``results/<kind>/<date>-<commit>.json`` and ``.md``; returns both paths."""
+    folder = RESULTS / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{_dt.date.today().isoformat()}-{payload['commit']}"
+    json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
+    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    md_path.write_text(markdown)
+    return json_path, md_path
