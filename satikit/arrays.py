@@ -1,0 +1,209 @@
+"""Lazy array views and on-disk arrays for out-of-core translation.
+
+The engine (:func:`satikit.stitching.stitch`) reads ``(C, *spatial)`` float tiles from anything
+sliceable and writes rows of its result into anything that supports slice assignment. Images on
+disk are ``(*spatial, C)`` or ``(*spatial)``, uint8/uint16/float. The views here bridge the two
+without loading the image: :class:`ChannelFirst` reorders axes and encodes values on read,
+:class:`ChannelLastSink` reorders axes and decodes values on write.
+
+:func:`open_array` opens TIFF (memory-mapped when the file is uncompressed and contiguous,
+through tifffile's zarr store when it is tiled or compressed), zarr and ``.npy`` inputs.
+:func:`output_array` creates TIFF (BigTIFF when needed), zarr or ``.npy`` outputs under a
+temporary name and renames them only once complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ChannelFirst", "ChannelLastSink", "open_array", "output_array"]
+
+Transform = Callable[[np.ndarray], np.ndarray]
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def _normalise_key(key: Any, ndim: int) -> tuple:
+    if key is Ellipsis:
+        return (slice(None),) * ndim
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1 :]
+    return key + (slice(None),) * (ndim - len(key))
+
+
+class ChannelFirst:
+    """Read-only ``(C, *spatial)`` view of a ``(*spatial, C)`` or ``(*spatial)`` array.
+
+    Args:
+        array: the stored array (numpy, memmap, zarr, ...).
+        channel_last: True if the last axis of ``array`` holds channels; False for grey images
+            (then ``C = 1``).
+        transform: applied to every block read (e.g. domain encoding); default: float32 cast.
+    """
+
+    def __init__(self, array: Any, *, channel_last: bool, transform: Transform | None = None):
+        self.array = array
+        self.channel_last = channel_last
+        self.transform = transform or (lambda block: np.asarray(block, dtype=np.float32))
+        shape = tuple(array.shape)
+        self.shape = (shape[-1], *shape[:-1]) if channel_last else (1, *shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float32)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        channel, *spatial = _normalise_key(key, self.ndim)
+        if self.channel_last:
+            block = np.asarray(self.array[(*spatial, channel)])
+            block = np.moveaxis(block, -1, 0) if block.ndim == len(spatial) + 1 else block
+        else:
+            block = np.asarray(self.array[tuple(spatial)])[None][channel]
+        return self.transform(block)
+
+
+class ChannelLastSink:
+    """Write-only ``(C, *spatial)`` view onto a ``(*spatial, C)`` (or ``(*spatial)``) array.
+
+    Args:
+        array: the destination array (numpy, memmap, zarr, ...).
+        channel_last: True if ``array`` has a trailing channel axis; False for grey output.
+        transform: applied to every block written (e.g. decoding to uint8).
+    """
+
+    def __init__(self, array: Any, *, channel_last: bool, transform: Transform | None = None):
+        self.array = array
+        self.channel_last = channel_last
+        self.transform = transform or (lambda block: block)
+        shape = tuple(array.shape)
+        self.shape = (shape[-1], *shape[:-1]) if channel_last else (1, *shape)
+        self.ndim = len(self.shape)
+
+    def __setitem__(self, key: Any, value: np.ndarray) -> None:
+        channel, *spatial = _normalise_key(key, self.ndim)
+        block = self.transform(np.asarray(value))
+        if self.channel_last:
+            self.array[(*spatial, channel)] = np.moveaxis(block, 0, -1)
+        else:
+            if block.shape[0] != 1:
+                raise ValueError(f"grey output takes 1 channel, got {block.shape[0]}")
+            self.array[tuple(spatial)] = block[0]
+
+
+def open_array(path: str | os.PathLike[str]) -> Any:
+    """Open an image for lazy reading: ``(*spatial[, C])`` array-like, nothing loaded yet.
+
+    Raises:
+        ValueError: missing, empty or unreadable file, or an unknown suffix.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or directory")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".zarr" or path.is_dir():
+            import zarr
+
+            return zarr.open_array(str(path), mode="r")
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path}: file is empty")
+        if suffix == ".npy":
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        if suffix in TIFF_SUFFIXES:
+            return _open_tiff(path)
+    except ValueError:
+        raise
+    except Exception as exc:  # corrupt files raise many different errors deep inside readers
+        raise ValueError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+    raise ValueError(f"{path}: unsupported image type {suffix!r}; use .tif/.tiff, .zarr or .npy")
+
+
+def _open_tiff(path: Path) -> Any:
+    import tifffile
+
+    try:
+        return tifffile.memmap(path, mode="r")
+    except ValueError:  # compressed or tiled: read through tifffile's zarr store
+        import zarr
+
+        return zarr.open_array(tifffile.imread(path, aszarr=True), mode="r")
+
+
+@contextmanager
+def output_array(
+    path: str | os.PathLike[str],
+    shape: Sequence[int],
+    dtype: Any,
+    *,
+    overwrite: bool = False,
+    chunks: Sequence[int] | None = None,
+) -> Iterator[Any]:
+    """Create an on-disk ``(*spatial[, C])`` array under a temporary name; rename when done.
+
+    The block yields the writable array. If it raises, the temporary file is removed and
+    ``path`` is untouched, so a finished output is never partial.
+
+    Args:
+        path: ``.tif``/``.tiff`` (uncompressed, BigTIFF above 2 GiB), ``.zarr`` or ``.npy``.
+        shape: ``(*spatial)`` or ``(*spatial, C)``.
+        dtype: numpy dtype of the stored values.
+        overwrite: replace an existing ``path``; otherwise an existing path is an error.
+        chunks: zarr chunk shape (default: 256 per spatial dim, all channels).
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        ValueError: unknown suffix.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+    suffix = path.suffix.lower()
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial{suffix}")
+    shape = tuple(int(s) for s in shape)
+    dtype = np.dtype(dtype)
+    try:
+        array = _create(tmp, suffix, shape, dtype, chunks)
+        yield array
+        if hasattr(array, "flush"):
+            array.flush()
+        del array
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def _create(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype, chunks) -> Any:
+    if suffix in TIFF_SUFFIXES:
+        import tifffile
+
+        rgb = len(shape) >= 3 and shape[-1] == 3 and dtype == np.uint8
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        return tifffile.memmap(
+            tmp,
+            shape=shape,
+            dtype=dtype,
+            photometric="rgb" if rgb else "minisblack",
+            bigtiff=nbytes > 2**31 - 2**25,
+        )
+    if suffix == ".zarr":
+        import zarr
+
+        if chunks is None:
+            chunks = tuple(min(256, s) for s in shape)
+        return zarr.open_array(str(tmp), mode="w", shape=shape, dtype=dtype, chunks=tuple(chunks))
+    if suffix == ".npy":
+        return np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+    raise ValueError(
+        f"{tmp.name}: unsupported output type {suffix!r}; use .tif/.tiff, .zarr or .npy"
+    )

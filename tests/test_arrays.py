@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from satikit.arrays import ChannelFirst, ChannelLastSink, open_array, output_array
+from satikit.encoding import decode, encode
+from satikit.stitching import stitch
+
+
+def _rgb(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("layout", ["plain", "tiled-compressed", "npy", "zarr"])
+def test_open_array_reads_lazily_every_layout(tmp_path, layout):
+    image = _rgb((70, 50))
+    if layout == "plain":
+        path = tmp_path / "a.tif"
+        tifffile.imwrite(path, image, photometric="rgb")
+    elif layout == "tiled-compressed":
+        path = tmp_path / "a.tiff"
+        tifffile.imwrite(path, image, photometric="rgb", tile=(32, 32), compression="zlib")
+    elif layout == "npy":
+        path = tmp_path / "a.npy"
+        np.save(path, image)
+    else:
+        import zarr
+
+        path = tmp_path / "a.zarr"
+        zarr.open_array(
+            str(path), mode="w", shape=image.shape, dtype=image.dtype, chunks=(32, 32, 3)
+        )[:] = image
+    array = open_array(path)
+    assert tuple(array.shape) == image.shape
+    np.testing.assert_array_equal(np.asarray(array[5:9, 7:20]), image[5:9, 7:20])
+
+
+@pytest.mark.parametrize("channel_last", [True, False])
+def test_channel_first_view_and_sink_round_trip(channel_last):
+    stored = _rgb((9, 11)) if channel_last else _rgb((9, 11))[..., 0]
+    view = ChannelFirst(stored, channel_last=channel_last, transform=lambda b: encode(b, "x"))
+    assert view.shape == ((3,) if channel_last else (1,)) + (9, 11)
+    np.testing.assert_array_equal(
+        view[:, 2:4, 3:7],
+        np.moveaxis(encode(stored, "x"), -1, 0)[:, 2:4, 3:7]
+        if channel_last
+        else encode(stored, "x")[None, 2:4, 3:7],
+    )
+    target = np.zeros_like(stored)
+    sink = ChannelLastSink(target, channel_last=channel_last, transform=lambda b: decode(b, "x"))
+    sink[...] = view[...]
+    np.testing.assert_array_equal(target, stored)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".zarr", ".npy"])
+def test_out_of_core_stitch_equals_in_memory(tmp_path, suffix):
+    image = _rgb((90, 77))
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, image, photometric="rgb")
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Tanh()).eval()
+    fn = lambda t: net(t) * 0.5 + 0.5  # noqa: E731  (tanh -> Y range [0, 1])
+    in_memory = decode(
+        stitch(np.moveaxis(encode(image, "x"), -1, 0), fn, tile=32, overlap=8, strategy="sati"), "y"
+    )
+    dst = tmp_path / f"out{suffix}"
+    with output_array(dst, image.shape, np.uint8) as stored:
+        view = ChannelFirst(open_array(src), channel_last=True, transform=lambda b: encode(b, "x"))
+        sink = ChannelLastSink(stored, channel_last=True, transform=lambda b: decode(b, "y"))
+        stitch(view, fn, tile=32, overlap=8, strategy="sati", out=sink)
+        assert not dst.exists()  # only renamed once complete
+    np.testing.assert_array_equal(np.asarray(open_array(dst)[...]), np.moveaxis(in_memory, 0, -1))
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_failed_output_leaves_nothing_behind(tmp_path):
+    dst = tmp_path / "out.tif"
+    with pytest.raises(RuntimeError), output_array(dst, (8, 8, 3), np.uint8):
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_not_overwritten(tmp_path):
+    dst = tmp_path / "out.npy"
+    np.save(dst, np.zeros(3))
+    with pytest.raises(FileExistsError, match="--force"), output_array(dst, (3,), np.uint8):
+        pass
+    with output_array(dst, (2, 2), np.uint8, overwrite=True) as a:
+        a[:] = 7
+    assert np.load(dst).sum() == 28
+
+
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("missing.tif", None, "no such file"),
+        ("empty.tif", b"", "empty"),
+        ("garbage.tif", b"II*\x00garbage" * 10, "cannot read"),
+        ("image.png", b"\x89PNG....", "unsupported"),
+    ],
+)
+def test_bad_files_give_clear_errors(tmp_path, name, content, match):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        open_array(path)
