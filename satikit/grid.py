@@ -44,11 +44,15 @@ class TileGrid:
         shape: spatial image shape ``S`` (N entries, N >= 1).
         tile: tile size ``T`` per dimension.
         overlap: overlap ``O`` per dimension, ``0 <= O < T``.
+        seam: where consecutive tiles meet inside their overlap: ``"middle"`` (paper III-E,
+            the default) or ``"start"`` (the later tile keeps the whole overlap; the "w/o
+            stitching strategy" ablation).
     """
 
     shape: tuple[int, ...]
     tile: tuple[int, ...]
     overlap: tuple[int, ...]
+    seam: str = "middle"
 
     @classmethod
     def create(
@@ -58,13 +62,16 @@ class TileGrid:
         overlap: int | Sequence[int],
         *,
         sati: bool = False,
+        seam: str = "middle",
     ) -> TileGrid:
         """Build and validate a grid; ``sati=True`` also requires ``O <= T / 2`` (DESIGN §4).
 
         Raises:
-            ValueError: empty image, tile < 1, overlap < 0, overlap >= tile, or (SATI)
-                overlap > tile / 2.
+            ValueError: empty image, tile < 1, overlap < 0, overlap >= tile, (SATI) overlap >
+                tile / 2, or an unknown ``seam``.
         """
+        if seam not in ("middle", "start"):
+            raise ValueError(f"seam must be 'middle' or 'start', got {seam!r}")
         shape = tuple(int(s) for s in shape)
         ndim = len(shape)
         if ndim < 1 or any(s < 1 for s in shape):
@@ -85,7 +92,7 @@ class TileGrid:
                     f"SATI needs overlap <= tile / 2 so a tile's leading strips come only from its "
                     f"direct predecessors; got tile={tile_t}, overlap={overlap_t}"
                 )
-        return cls(shape, tile_t, overlap_t)
+        return cls(shape, tile_t, overlap_t, seam)
 
     @property
     def ndim(self) -> int:
@@ -114,8 +121,9 @@ class TileGrid:
 
     @property
     def cut(self) -> tuple[int, ...]:
-        """Offset of the seam inside a leading overlap: the middle, ``O // 2`` (paper III-E)."""
-        return tuple(o // 2 for o in self.overlap)
+        """Offset of the seam inside a leading overlap: the middle, ``O // 2`` (paper III-E),
+        or 0 with ``seam="start"``."""
+        return tuple(o // 2 if self.seam == "middle" else 0 for o in self.overlap)
 
     def start(self, index: Index) -> tuple[int, ...]:
         """Start position (in padded coordinates) of tile ``index``."""

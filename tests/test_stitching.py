@@ -299,3 +299,32 @@ def test_memory_stays_bounded_by_a_band_of_tiles(tmp_path, strategy, order):
     np.testing.assert_array_equal(
         np.load(tmp_path / "out.npy"), image[(slice(None), slice(0, 4000), slice(0, 1000))]
     )
+
+
+@pytest.mark.parametrize("strategy", ["simple", "sati"])
+def test_seam_at_start_of_overlap_ablation(strategy):
+    from satikit.stitching import stitch_on_grid
+
+    image = np.random.default_rng(4).standard_normal((2, 45, 38)).astype(np.float32)
+    start = TileGrid.create((45, 38), 16, 6, sati=True, seam="start")
+    assert start.cut == (0, 0)
+    same = stitch_on_grid(image, identity, start, strategy=strategy)
+    np.testing.assert_array_equal(same, image)
+    net = small_net(2)
+    raster = stitch_on_grid(image, net, start, strategy=strategy, order="raster")
+    wave = stitch_on_grid(image, net, start, strategy=strategy, order="wavefront", batch_size=8)
+    np.testing.assert_allclose(wave, raster, atol=1e-5, rtol=0)
+    middle = stitch(image, net, tile=16, overlap=6, strategy=strategy)
+    assert np.abs(middle - raster).max() > 1e-3
+
+
+def test_stitch_on_grid_checks_the_grid():
+    from satikit.stitching import stitch_on_grid
+
+    image = np.zeros((1, 20, 20), np.float32)
+    with pytest.raises(ValueError, match="does not match"):
+        stitch_on_grid(image, identity, TileGrid.create((20, 21), 8, 2), strategy="simple")
+    with pytest.raises(ValueError, match="tile / 2"):
+        stitch_on_grid(image, identity, TileGrid.create((20, 20), 8, 6), strategy="sati")
+    with pytest.raises(ValueError, match="seam"):
+        TileGrid.create((20, 20), 8, 2, seam="edge")

@@ -16,7 +16,7 @@ from satikit.grid import TileGrid
 from satikit.stitching.runner import TileFn, resolve_device
 from satikit.stitching.strategies import run_none, run_sati, run_simple, run_weighted
 
-__all__ = ["ORDERS", "STRATEGIES", "stitch"]
+__all__ = ["ORDERS", "STRATEGIES", "stitch", "stitch_on_grid"]
 
 STRATEGIES = ("none", "simple", "weighted", "sati")
 ORDERS = ("raster", "wavefront")
@@ -81,6 +81,53 @@ def stitch(
             2 dims, invalid tile/overlap, ``fn`` changing the spatial size or the channel count
             (``sati``), non-finite output, ``out`` of the wrong shape.
     """
+    _check_image(image)
+    spatial = tuple(int(s) for s in image.shape[1:])
+    grid = (
+        TileGrid.create(spatial, tile, overlap, sati=strategy == "sati")
+        if strategy != "none"
+        else None
+    )
+    return stitch_on_grid(
+        image,
+        fn,
+        grid,
+        strategy=strategy,
+        batch_size=batch_size,
+        order=order,
+        window=window,
+        out=out,
+        device=device,
+        progress=progress,
+    )
+
+
+def _check_image(image) -> None:
+    ndim = getattr(image, "ndim", None)
+    if ndim is None or ndim < 2:
+        raise ValueError(
+            f"image must be (C, *spatial) with at least one spatial dim, got shape {getattr(image, 'shape', None)}"
+        )
+
+
+def stitch_on_grid(
+    image,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    grid: TileGrid | None,
+    *,
+    strategy: Strategy,
+    batch_size: int = 1,
+    order: Literal["raster", "wavefront"] = "wavefront",
+    window: Literal["pyramid", "gaussian"] = "gaussian",
+    out=None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """:func:`stitch` on a prepared :class:`TileGrid` (e.g. one with ``seam="start"``).
+
+    ``grid`` is ignored (may be None) for ``strategy="none"``; otherwise its shape must match
+    the image (and ``sati`` needs ``O <= T / 2``).
+    """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     if order not in ORDERS:
@@ -89,20 +136,20 @@ def stitch(
         raise ValueError(f"unknown window {window!r}; choose 'pyramid' or 'gaussian'")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ndim = getattr(image, "ndim", None)
-    if ndim is None or ndim < 2:
-        raise ValueError(
-            f"image must be (C, *spatial) with at least one spatial dim, got shape {getattr(image, 'shape', None)}"
-        )
+    _check_image(image)
     spatial = tuple(int(s) for s in image.shape[1:])
-    grid = (
-        TileGrid.create(spatial, tile, overlap, sati=strategy == "sati")
-        if strategy != "none"
-        else None
-    )
+    if strategy != "none":
+        if grid is None or grid.shape != spatial:
+            raise ValueError(
+                f"grid shape {None if grid is None else grid.shape} does not match the image {spatial}"
+            )
+        if strategy == "sati" and any(2 * o > t for o, t in zip(grid.overlap, grid.tile)):
+            raise ValueError(
+                f"SATI needs overlap <= tile / 2, got tile={grid.tile}, overlap={grid.overlap}"
+            )
     tile_fn = TileFn(fn, resolve_device(fn, device), image.shape[0] if strategy == "sati" else None)
     allocate = _allocator(out, spatial)
-    total = 1 if grid is None else grid.n_tiles
+    total = 1 if strategy == "none" or grid is None else grid.n_tiles
     with tqdm(total=total, disable=not progress, desc=f"stitch[{strategy}]", unit="tile") as bar:
         if strategy == "none":
             return run_none(image, tile_fn, allocate, bar.update)
