@@ -1,0 +1,484 @@
+"""Quality benchmark: tiling strategies x adapters on the circle dataset (paper IV-A, Table 1).
+
+For each adapter in a config, trains the standard host GAN and the SATI version (and the SATI
+ablations) with the same budget and seeds, then translates the held-out test images with every
+strategy and scores them with the paper's colour-consistency metric. Everything is cached under
+``benchmarks/cache/<config>-<hash>/`` (dataset, every trained run, every evaluation), so an
+interrupted run resumes where it stopped. Run it as ``satikit bench quality --config cpu-small``
+or ``python -m benchmarks.quality --config cpu-small``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import tomllib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+CONFIGS = ROOT / "configs"
+CACHE = ROOT / "cache"
+
+# Paper Table 1 (median / mean error in %, 10 runs) beside which we print ours.
+PAPER_MEDIAN = {
+    ("standard", "none"): 0.39,
+    ("standard", "simple"): 6.59,
+    ("standard", "weighted"): 3.53,
+    ("sati", "sati"): 0.52,
+    ("sati-wo-overlap-sampling", "sati-wo-overlap-sampling"): 1.32,
+    ("sati-wo-domain-encoding", "sati-wo-domain-encoding"): 0.83,
+    ("sati-wo-loss-ramping", "sati-wo-loss-ramping"): 0.54,
+    ("sati-wo-pixel-weighting", "sati-wo-pixel-weighting"): 0.70,
+    ("sati", "sati-wo-stitching-strategy"): 0.96,
+}
+
+# model variant -> SATISettings overrides
+ABLATION_SETTINGS = {
+    "overlap_sampling": {"overlap_sampling": False},
+    "domain_encoding": {"domain_encoding": False},
+    "loss_ramping": {"loss_ramping": False},
+    "pixel_weighting": {"pixel_weighting": False},
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained model of the benchmark."""
+
+    adapter: str
+    variant: str  # "standard", "sati" or "sati-wo-<adaptation>"
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.adapter}/{self.variant}/seed{self.seed}"
+
+
+def load_config(name_or_path: str) -> dict[str, Any]:
+    """Read ``benchmarks/configs/<name>.toml`` (or a path to a TOML file)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIGS / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.toml")))
+        raise ValueError(f"no benchmark config {name_or_path!r}; known: {known}")
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Short hash of the config: a changed config never reuses stale cached results."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def workdir(config: dict[str, Any], cache: Path = CACHE) -> Path:
+    return cache / f"{config['name']}-{config_hash(config)}"
+
+
+def plan_runs(config: dict[str, Any]) -> list[Run]:
+    """Standard and SATI runs for every seed, ablations for the ablation seeds."""
+    runs = []
+    for adapter in config["adapters"]:
+        for seed in config["seeds"]:
+            runs += [Run(adapter, "standard", seed), Run(adapter, "sati", seed)]
+        for seed in config.get("ablation_seeds", []):
+            runs += [
+                Run(adapter, f"sati-wo-{a.replace('_', '-')}", seed)
+                for a in config.get("ablations", [])
+            ]
+    return runs
+
+
+def methods_for(run: Run) -> list[str]:
+    """Inference methods evaluated on a run's model."""
+    if run.variant == "standard":
+        return ["none", "simple", "weighted", "weighted-gaussian"]
+    if run.variant == "sati":
+        return ["sati", "sati-wo-stitching-strategy", "none"]
+    return [run.variant]
+
+
+# -- data ----------------------------------------------------------------------------------
+def ensure_dataset(config: dict[str, Any], root: Path) -> Path:
+    """Generate the config's circle dataset once (cached)."""
+    from satikit.data import make_circle_dataset
+
+    data = dict(config["data"])
+    out = root / "data"
+    if (out / "manifest.json").is_file():
+        return out
+    preset, seed = data.pop("preset", "small"), int(data.pop("seed", 0))
+    make_circle_dataset(out, preset, seed=seed, force=True, progress=True, **data)
+    return out
+
+
+# -- training ------------------------------------------------------------------------------
+def _train_config(config: dict[str, Any], run: Run):
+    from satikit.training import SATISettings, TrainConfig
+
+    train = config["train"]
+    sati: dict[str, Any] = {"enabled": run.variant != "standard"}
+    for adaptation, overrides in ABLATION_SETTINGS.items():
+        if run.variant == f"sati-wo-{adaptation.replace('_', '-')}":
+            sati.update(overrides)
+    return TrainConfig(
+        adapter=run.adapter,
+        options=dict(train.get("options", {}).get(run.adapter, {})),
+        dims=int(config["data"].get("dims", 2)),
+        crop=int(train["crop"]),
+        batch_size=int(train["batch_size"]),
+        steps=int(train["steps"]),
+        seed=int(run.seed),
+        device=str(train.get("device", "auto")),
+        log_every=50,
+        checkpoint_every=max(1, int(train["steps"]) // 6),
+        sati=SATISettings(**sati),
+    )
+
+
+def run_dir(root: Path, run: Run) -> Path:
+    return root / "runs" / run.adapter / f"{run.variant}-seed{run.seed}"
+
+
+def is_trained(root: Path, run: Run, steps: int) -> bool:
+    path = run_dir(root, run) / "config.json"
+    if not path.is_file():
+        return False
+    return json.loads(path.read_text()).get("training", {}).get("step") == steps
+
+
+def train_one(config: dict[str, Any], run: Run, root: str, data_dir: str) -> str:
+    """Train (or resume) one run in this process; returns its run directory."""
+    import torch
+
+    from satikit.training import SATITrainer
+
+    torch.set_num_threads(int(config.get("threads_per_job", 1)))
+    target = run_dir(Path(root), run)
+    steps = int(config["train"]["steps"])
+    if is_trained(Path(root), run, steps):
+        return str(target)
+    if (target / "config.json").is_file():
+        trainer = SATITrainer.resume(target)
+    else:
+        data = Path(data_dir) / "train"
+        trainer = SATITrainer.from_dirs(
+            _train_config(config, run), [data / "x"], [data / "y"], target
+        )
+    trainer.fit(progress=False)
+    trainer.save()
+    return str(target)
+
+
+def train_all(
+    config: dict[str, Any],
+    root: Path,
+    data_dir: Path,
+    runs: Iterable[Run],
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Train the missing runs, ``jobs`` at a time in separate processes."""
+    steps = int(config["train"]["steps"])
+    todo = [r for r in runs if not is_trained(root, r, steps)]
+    if not todo:
+        return
+    echo(f"training {len(todo)} run(s), {config.get('jobs', 1)} at a time")
+    with ProcessPoolExecutor(
+        max_workers=int(config.get("jobs", 1)), mp_context=get_context("spawn")
+    ) as pool:
+        futures = {pool.submit(train_one, config, r, str(root), str(data_dir)): r for r in todo}
+        for future, run in futures.items():
+            future.result()
+            echo(f"  trained {run.name}")
+
+
+# -- evaluation ----------------------------------------------------------------------------
+def seam_objects(labels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+    """Bool per object id (index = id): does the object cross a tile seam of the SATI grid?
+
+    Seams lie in the middle of each overlap (paper III-E), at ``k * (T - O) + O // 2``.
+    """
+    from scipy import ndimage
+
+    step = tile - overlap
+    boxes = ndimage.find_objects(labels)
+    crossing = np.zeros(len(boxes) + 1, dtype=bool)
+    for index, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        for sl, size in zip(box, labels.shape):
+            seams = np.arange(step + overlap // 2, size, step)
+            if ((seams > sl.start) & (seams < sl.stop)).any():
+                crossing[index] = True
+                break
+    return crossing
+
+
+def translate_with(
+    adapter, run_config: dict[str, Any], image: np.ndarray, method: str, inference: dict[str, Any]
+) -> np.ndarray:
+    """Translate one ``(*spatial, C)`` uint8 X image with ``method``; returns uint8 RGB."""
+    from satikit.encoding import decode, encode
+    from satikit.grid import TileGrid
+    from satikit.stitching import stitch_on_grid
+
+    encoding = bool(run_config["encoding"]["domain_encoding"])
+    x = np.moveaxis(encode(image, "x", enabled=encoding), -1, 0)
+    tile, overlap = int(inference["tile"]), int(inference["overlap"])
+    spatial = x.shape[1:]
+    kwargs: dict[str, Any] = {"batch_size": int(inference.get("batch_size", 4))}
+    strategy = method
+    if method == "none":
+        grid = None
+    elif method == "simple":
+        grid = TileGrid.create(spatial, tile, overlap)
+    elif method == "weighted":  # the paper's baseline: pyramid window, shift T/4
+        grid = TileGrid.create(spatial, tile, tile - int(inference["weighted_shift"]))
+        kwargs["window"] = "pyramid"
+    elif method == "weighted-gaussian":
+        strategy = "weighted"
+        grid = TileGrid.create(spatial, tile, int(inference["gaussian_overlap"]))
+        kwargs["window"] = "gaussian"
+    elif method == "sati-wo-stitching-strategy":
+        strategy = "sati"
+        grid = TileGrid.create(spatial, tile, overlap, sati=True, seam="start")
+    elif method.startswith("sati"):
+        strategy = "sati"
+        grid = TileGrid.create(spatial, tile, overlap, sati=True)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    y = stitch_on_grid(x, lambda t: adapter.translate(t), grid, strategy=strategy, **kwargs)
+    return np.moveaxis(decode(y, "y", enabled=encoding), 0, -1)
+
+
+def evaluate_run(
+    config: dict[str, Any], root: Path, data_dir: Path, run: Run
+) -> list[dict[str, Any]]:
+    """Score every method of ``run`` on every test image (cached per run)."""
+    from satikit.checkpoint import load_adapter
+    from satikit.data.io import list_images, read_image
+    from satikit.metrics import colour_error
+
+    cache = run_dir(root, run) / "evaluation.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    adapter, run_config = load_adapter(run_dir(root, run))
+    inference = config["inference"]
+    images = list_images(data_dir / "test" / "x")
+    labels_dir = data_dir / "test" / "labels"
+    counts: dict[str, np.ndarray] = {m: np.zeros(6, dtype=np.int64) for m in methods_for(run)}
+    for path in images:
+        image, labels = read_image(path), read_image(labels_dir / path.name)
+        seam = seam_objects(labels, int(inference["tile"]), int(inference["overlap"]))
+        for method in methods_for(run):
+            result = colour_error(
+                translate_with(adapter, run_config, image, method, inference), labels
+            )
+            on_seam = seam[result.ids]
+            errors = result.errors
+            counts[method] += [
+                result.n_objects,
+                result.n_errors,
+                on_seam.sum(),
+                (errors & on_seam).sum(),
+                (~on_seam).sum(),
+                (errors & ~on_seam).sum(),
+            ]
+    rows = []
+    for method, (n, e, n_seam, e_seam, n_int, e_int) in counts.items():
+        rows.append(
+            {
+                "adapter": run.adapter,
+                "model": run.variant,
+                "method": method,
+                "seed": run.seed,
+                "error": e / max(n, 1),
+                "n_objects": int(n),
+                "n_errors": int(e),
+                "error_seam": e_seam / max(n_seam, 1),
+                "error_interior": e_int / max(n_int, 1),
+                "n_seam_objects": int(n_seam),
+            }
+        )
+    cache.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+# -- report --------------------------------------------------------------------------------
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median / mean / std / best over seeds per (adapter, model, method), like Table 1."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["adapter"], row["model"], row["method"]), []).append(row)
+    summary = []
+    for (adapter, model, method), items in groups.items():
+        errors = [100 * r["error"] for r in items]
+        summary.append(
+            {
+                "adapter": adapter,
+                "model": model,
+                "method": method,
+                "n_seeds": len(items),
+                "median": statistics.median(errors),
+                "mean": statistics.fmean(errors),
+                "std": statistics.pstdev(errors),
+                "best": min(errors),
+                "seam": statistics.median(100 * r["error_seam"] for r in items),
+                "interior": statistics.median(100 * r["error_interior"] for r in items),
+                "paper_median": PAPER_MEDIAN.get((model, method)),
+            }
+        )
+    return summary
+
+
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    lines = [
+        "| adapter | model | method | seeds | median % | mean % | std | best % | seam circles % | interior % | paper median % |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in summary:
+        paper = "" if s["paper_median"] is None else f"{s['paper_median']:.2f}"
+        lines.append(
+            f"| {s['adapter']} | {s['model']} | {s['method']} | {s['n_seeds']} | {s['median']:.2f} | {s['mean']:.2f} "
+            f"| {s['std']:.2f} | {s['best']:.2f} | {s['seam']:.2f} | {s['interior']:.2f} | {paper} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def box_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Error per (model, method) over seeds, log scale like the paper's Fig. 7."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        label = (
+            row["method"]
+            if row["model"] in ("standard", row["method"]) or row["model"].startswith("sati-wo")
+            else f"{row['model']}+{row['method']}"
+        )
+        if row["model"] == "standard":
+            label = f"standard + {row['method']}"
+        groups.setdefault(f"{row['adapter']}: {label}", []).append(max(100 * row["error"], 1e-2))
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(groups)), 4.5))
+    ax.boxplot(list(groups.values()), showfliers=True)
+    ax.set_xticks(range(1, len(groups) + 1), list(groups), rotation=35, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("error rate, % (log)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def montage(
+    config: dict[str, Any], root: Path, data_dir: Path, adapter_name: str, path: Path
+) -> None:
+    """The same crop across a tile corner for every strategy, side by side (nearest x4)."""
+    from PIL import Image, ImageDraw
+
+    from satikit.checkpoint import load_adapter
+    from satikit.data.io import list_images, read_image
+
+    inference = config["inference"]
+    tile, overlap = int(inference["tile"]), int(inference["overlap"])
+    corner = tile - overlap + overlap // 2  # first SATI/simple seam crossing
+    half = max(16, tile // 4)
+    image = read_image(list_images(data_dir / "test" / "x")[0])
+    crop = (slice(corner - half, corner + half), slice(corner - half, corner + half))
+    seed = config["seeds"][0]
+    panels = [("X input", image[crop])]
+    for variant, methods in (
+        ("standard", ["none", "simple", "weighted", "weighted-gaussian"]),
+        ("sati", ["sati"]),
+    ):
+        adapter, run_config = load_adapter(run_dir(root, Run(adapter_name, variant, seed)))
+        for method in methods:
+            label = f"{variant} + {method}" if variant == "standard" else "SATI"
+            panels.append(
+                (label, translate_with(adapter, run_config, image, method, inference)[crop])
+            )
+    scale, pad = 4, 18
+    size = 2 * half * scale
+    canvas = Image.new("RGB", (len(panels) * (size + 4), size + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (label, panel) in enumerate(panels):
+        tile_img = Image.fromarray(np.ascontiguousarray(panel)).resize((size, size), Image.NEAREST)
+        canvas.paste(tile_img, (i * (size + 4), pad))
+        draw.text((i * (size + 4) + 2, 2), label, fill="black")
+        # mark the seam lines of the SATI/simple grid (in the middle of the crop)
+        x0 = i * (size + 4) + half * scale
+        draw.line([(x0, pad), (x0, pad + size)], fill=(255, 255, 0), width=1)
+        draw.line(
+            [(i * (size + 4), pad + half * scale), (i * (size + 4) + size, pad + half * scale)],
+            fill=(255, 255, 0),
+            width=1,
+        )
+    canvas.save(path)
+
+
+def run_benchmark(
+    config_name: str,
+    *,
+    cache: Path = CACHE,
+    echo: Callable[[str], None] = print,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Dataset -> training -> evaluation -> report, resuming from the cache."""
+    import datetime as dt
+
+    from benchmarks.common import RESULTS, git_commit, machine
+
+    config = load_config(config_name)
+    root = workdir(config, cache)
+    root.mkdir(parents=True, exist_ok=True)
+    data_dir = ensure_dataset(config, root)
+    runs = plan_runs(config)
+    train_all(config, root, data_dir, runs, echo)
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        rows += evaluate_run(config, root, data_dir, run)
+        echo(f"  evaluated {run.name}")
+    summary = summarise(rows)
+    payload = {
+        "config": config["name"],
+        "config_hash": config_hash(config),
+        "settings": config,
+        "commit": git_commit(),
+        "machine": machine(),
+        "command": f"satikit bench quality --config {config_name}",
+        "rows": rows,
+        "summary": summary,
+    }
+    if write:
+        folder = RESULTS / config["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{dt.date.today().isoformat()}-{payload['commit']}"
+        (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
+        header = f'# Quality benchmark `{config["name"]}`\n\n`{payload["command"]}` on {payload["machine"]}, commit {payload["commit"]}\n\nErrors in % of circles (paper metric, section II); seeds {config["seeds"]}; "seam circles" cross a seam of the SATI/simple tile grid.\n\n'
+        (folder / f"{stem}.md").write_text(header + markdown_table(summary))
+        box_plot(rows, folder / f"{stem}-boxplot.png", f"{config['name']} ({payload['commit']})")
+        for adapter in config["adapters"]:
+            montage(config, root, data_dir, adapter, folder / f"{stem}-montage-{adapter}.png")
+        echo(f"wrote {folder / stem}.*")
+    echo(markdown_table(summary))
+    return payload
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="satikit quality benchmark")
+    parser.add_argument("--config", default="cpu-small")
+    args = parser.parse_args()
+    run_benchmark(args.config)
