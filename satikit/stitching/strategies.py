@@ -32,7 +32,14 @@ Tick = Callable[[int], object]
 
 
 def _read_batch(image, grid: TileGrid, indices: list[Index]) -> np.ndarray:
-    return np.stack([read_tile(image, grid.window(i), grid.shape) for i in indices])
+    batch = np.stack([read_tile(image, grid.window(i), grid.shape) for i in indices])
+    _check_finite(batch, f"the tile at {grid.start(indices[0])}")
+    return batch
+
+
+def _check_finite(block: np.ndarray, where: str) -> None:
+    if not np.isfinite(block).all():
+        raise ValueError(f"image contains non-finite values (NaN or inf) in {where}")
 
 
 def _row_bands(grid: TileGrid, rows: int) -> list[list[Index]]:
@@ -57,7 +64,9 @@ def _flush(out: np.ndarray, rows: np.ndarray, origin: int, done: int, stop: int)
 
 def run_none(image, tile_fn: TileFn, allocate: Allocate, tick: Tick) -> np.ndarray:
     """The whole image in one call (the "no tiling" reference)."""
-    result = tile_fn(np.asarray(image[...], dtype=np.float32)[None])[0]
+    whole = np.asarray(image[...], dtype=np.float32)
+    _check_finite(whole, "the image")
+    result = tile_fn(whole[None])[0]
     out = allocate(result.shape[0])
     out[...] = result
     tick(1)
