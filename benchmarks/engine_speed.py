@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> dict:
     times: dict[str, list[float]] = {name: [] for name in cases}
     times["forward only (simple's tiles)"] = []
     grid = TileGrid.create((args.size, args.size), args.tile, args.overlap)
-    tiles = [np.ascontiguousarray(read_tile(image, grid.window(i), grid.shape)) for i in grid.raster()]
+    tiles = [
+        np.ascontiguousarray(read_tile(image, grid.window(i), grid.shape)) for i in grid.raster()
+    ]
     for _ in range(args.repeats):
         start = time.perf_counter()
         with torch.inference_mode():
@@ -103,7 +105,10 @@ def main(argv: list[str] | None = None) -> dict:
         "",
         "| method | median s | time / none | time / forward over simple's tiles |",
         "|---|---:|---:|---:|",
-        *[f"| {r['method']} | {r['median_s']} | {r['ratio_to_none']} | {r['ratio_to_forward']} |" for r in rows],
+        *[
+            f"| {r['method']} | {r['median_s']} | {r['ratio_to_none']} | {r['ratio_to_forward']} |"
+            for r in rows
+        ],
         "",
     ]
     markdown = "\n".join(lines)

@@ -12,4 +12,6 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+from satikit.hookspecs import hookimpl  # noqa: E402  (plugins write @satikit.hookimpl)
+
+__all__ = ["__version__", "hookimpl"]

@@ -22,16 +22,31 @@ _COMMANDS: dict[str, str] = {
     "train": "satikit.commands.train:train",
     "translate": "satikit.commands.translate:translate",
     "demo": "satikit.commands.demo:demo",
+    "check-adapter": "satikit.commands.check_adapter:check_adapter",
+    "bench": "satikit.commands.bench:bench",
 }
 
 
 class _LazyGroup(click.Group):
     """A click group whose built-in subcommands are imported on first use."""
 
+    _plugin_commands_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        """Let plugins add commands (hook ``register_commands``), once, on first need."""
+        if not self._plugin_commands_loaded:
+            self._plugin_commands_loaded = True
+            from satikit.plugins import load_plugin_commands
+
+            load_plugin_commands(self)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
         return sorted(set(super().list_commands(ctx)) | set(_COMMANDS))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in _COMMANDS:
+            self._load_plugin_commands()
         command = super().get_command(ctx, name)
         if command is None and name in _COMMANDS:
             module_name, attr = _COMMANDS[name].split(":")

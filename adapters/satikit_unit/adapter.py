@@ -1,0 +1,271 @@
+"""The UNIT adapter (Liu et al. 2017): VAE-GANs coupled through a shared latent space.
+
+Per domain an encoder ``E`` (private layers, then high-level layers *shared* by both domains)
+and a generator / decoder ``G`` (shared first layers, then private ones); ``q(h | x) = N(E(x), I)``
+(the paper's unit-variance encoder). SATI wraps ``G_XY = decode_Y(encode_X(.))``
+(:class:`UNITTranslator`) and ``D_Y``; the host losses are the paper's: adversarial, KL,
+reconstruction, and cycle reconstruction with its KL term.
+
+Every generator's tanh output is mapped to its target domain with
+:func:`satikit.encoding.to_domain`, so reconstruction and cycle losses compare like with like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from satikit_cyclegan.adapter import linear_decay
+from satikit_cyclegan.networks import ResnetBlock, init_weights
+from torch import Tensor, nn
+
+from satikit.encoding import Domain, to_domain
+from satikit.protocols import Optimizers
+
+from .networks import Decoder, Encoder, MultiScaleDiscriminator, adversarial_loss
+
+__all__ = ["TwoDomainAdapter", "UNITAdapter", "UNITTranslator", "build_unit", "kl_loss"]
+
+
+def kl_loss(mu: Tensor) -> Tensor:
+    """KL(N(mu, I) || N(0, I)) per latent element, up to the factor 1/2: ``mean(mu^2)``."""
+    return mu.pow(2).mean()
+
+
+class UNITTranslator(nn.Module):
+    """One translation direction of UNIT: ``decode_T(shared_dec(shared_enc(encode_S(.))))``.
+
+    In training mode the latent is sampled (``mu + N(0, I)``, paper eq. 1), in evaluation mode
+    the mean is used. Input ``(B, C_s, *S)`` encoded source values; output ``(B, C_t, *S)`` in the
+    target domain's encoded range.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        shared_encoder: nn.Module,
+        shared_decoder: nn.Module,
+        decoder: Decoder,
+        domain: Domain,
+        *,
+        encoding: bool,
+    ) -> None:
+        super().__init__()
+        self.encoder, self.shared_encoder = encoder, shared_encoder
+        self.shared_decoder, self.decoder = shared_decoder, decoder
+        self.domain, self.encoding = domain, encoding
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Latent mean ``mu = E(x)``: ``(B, C_h, *S / 2**n_downsampling)``."""
+        return self.shared_encoder(self.encoder(x))
+
+    def decode(self, h: Tensor) -> Tensor:
+        """Latent -> image in the target domain's encoded range."""
+        return to_domain(self.decoder(self.shared_decoder(h)), self.domain, enabled=self.encoding)
+
+    def forward(self, x: Tensor) -> Tensor:
+        mu = self.encode(x)
+        if self.encoder.training:
+            mu = mu + torch.randn_like(mu)
+        return self.decode(mu)
+
+
+class TwoDomainAdapter(nn.Module):
+    """What UNIT and MUNIT share: LSGAN on multi-scale discriminators, Adam with weight decay
+    and linear decay, no host state beyond the weights.
+
+    Subclasses build their networks, expose ``generator_xy`` and ``discriminator_x`` /
+    ``discriminator_y``, and store the detached fake X of each generator step in ``_fake_x``.
+    """
+
+    name = ""
+
+    def __init__(
+        self,
+        *,
+        dims: int,
+        in_channels: int,
+        out_channels: int,
+        domain_encoding: bool,
+        options: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        if dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        self.dims = dims
+        self.options = dict(options)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.domain_encoding = domain_encoding
+        self.loss_terms: dict[str, Tensor] = {}
+        self._fake_x: Tensor | None = None
+
+    def _discriminators(self, channels: int) -> MultiScaleDiscriminator:
+        o = self.options
+        return MultiScaleDiscriminator(
+            self.dims, channels, ndf=o["ndf"], n_layers=o["d_layers"], n_scales=o["n_scales"]
+        )
+
+    def criterion(self, prediction: Tensor | Sequence[Tensor], target_is_real: bool) -> Tensor:
+        """LSGAN (paper default) or vanilla loss, summed over the discriminator's scales."""
+        return adversarial_loss(prediction, target_is_real, self.options["gan_loss"])
+
+    def discriminator_step(self, x: Tensor, y: Tensor, y_hat_x: Tensor) -> Tensor:
+        """``λ_gan`` x (real + fake) losses of ``D_Y`` and ``D_X`` on the step's fakes."""
+        if self._fake_x is None:
+            raise RuntimeError("discriminator_step must follow generator_step on the same batch")
+        lam = self.options["lambda_gan"]
+        d_y = lam * (
+            self.criterion(self.discriminator_y(y), True)
+            + self.criterion(self.discriminator_y(y_hat_x.detach()), False)
+        )
+        d_x = lam * (
+            self.criterion(self.discriminator_x(x), True)
+            + self.criterion(self.discriminator_x(self._fake_x), False)
+        )
+        self.loss_terms = {**self.loss_terms, "d_y": d_y.detach(), "d_x": d_x.detach()}
+        return d_y + d_x
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Every parameter outside the discriminators, each once."""
+        skip = {id(p) for p in self.discriminator_parameters()}
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """Parameters of ``D_X`` and ``D_Y``."""
+        return list(self.discriminator_x.parameters()) + list(self.discriminator_y.parameters())
+
+    def configure_optimizers(self, total_steps: int) -> Optimizers:
+        """Adam (papers: lr 1e-4, betas (0.5, 0.999), weight decay 1e-4), constant then linear
+        decay to 0 after ``lr_decay_start`` of the steps."""
+        o = self.options
+        kwargs = dict(lr=o["lr"], betas=(o["beta1"], o["beta2"]), weight_decay=o["weight_decay"])
+        opt_g = torch.optim.Adam(self.generator_parameters(), **kwargs)
+        opt_d = torch.optim.Adam(self.discriminator_parameters(), **kwargs)
+        factor = linear_decay(total_steps, o["lr_decay_start"])
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
+        return Optimizers(opt_g, opt_d, schedulers)
+
+    def training_state(self) -> dict[str, Tensor]:
+        """Nothing beyond the weights (no image pool)."""
+        return {}
+
+    def load_training_state(self, state: Mapping[str, Tensor]) -> None:
+        """Nothing to restore (see :meth:`training_state`)."""
+
+
+class UNITAdapter(TwoDomainAdapter):
+    """UNIT wrapped for SATI; see :class:`satikit.protocols.Adapter`.
+
+    Modules (state-dict prefixes): ``encoder_x``, ``encoder_y``, ``shared_encoder``,
+    ``shared_decoder``, ``decoder_x``, ``decoder_y``, ``discriminator_x``, ``discriminator_y``.
+    ``generator_xy`` / ``generator_yx`` are :class:`UNITTranslator` views over them (not extra
+    state-dict entries).
+
+    Args:
+        dims: spatial dimensions (1, 2 or 3).
+        in_channels / out_channels: channels of X / Y images.
+        domain_encoding: generators map to encoded domain ranges (SATI III-C).
+        **options: the hyperparameters declared in :mod:`satikit_unit.plugin`.
+    """
+
+    name = "unit"
+
+    def __init__(
+        self,
+        *,
+        dims: int,
+        in_channels: int,
+        out_channels: int,
+        domain_encoding: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            dims=dims,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            domain_encoding=domain_encoding,
+            options=options,
+        )
+        o = self.options
+        down, res = o["n_downsampling"], o["n_res"]
+        self.encoder_x = Encoder(dims, in_channels, o["dim"], down, res)
+        self.encoder_y = Encoder(dims, out_channels, o["dim"], down, res)
+        latent = self.encoder_x.out_channels
+        # spatial sizes must divide this (the translate step pads whole images to it)
+        self.size_multiple = self.encoder_x.multiple
+        self.shared_encoder = nn.Sequential(
+            *[ResnetBlock(dims, latent) for _ in range(o["n_shared"])]
+        )
+        self.shared_decoder = nn.Sequential(
+            *[ResnetBlock(dims, latent) for _ in range(o["n_shared"])]
+        )
+        self.decoder_x = Decoder(dims, latent, in_channels, down, res)
+        self.decoder_y = Decoder(dims, latent, out_channels, down, res)
+        self.discriminator_x = self._discriminators(in_channels)
+        self.discriminator_y = self._discriminators(out_channels)
+        init_weights(self, o["init_gain"])
+        shared = (self.shared_encoder, self.shared_decoder)
+        # Views over the modules above; kept out of _modules so the state dict has no duplicates.
+        self._views = (
+            UNITTranslator(self.encoder_x, *shared, self.decoder_y, "y", encoding=domain_encoding),
+            UNITTranslator(self.encoder_y, *shared, self.decoder_x, "x", encoding=domain_encoding),
+        )
+
+    @property
+    def generator_xy(self) -> UNITTranslator:
+        """``G_XY``: encoded X (or merged Z) -> encoded Y; samples the latent in training mode."""
+        return self._views[0]
+
+    @property
+    def generator_yx(self) -> UNITTranslator:
+        """``G_YX``: encoded Y -> encoded X."""
+        return self._views[1]
+
+    def generator_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """UNIT generator loss (paper eq. 2-5 with unit-variance encoders) and ``ŷ_x``.
+
+        ``ŷ_x = G_Y(z_x)`` with ``z_x = E_X(x) + N(0, I)``, the same sample the X reconstruction
+        uses (paper: one ``z_1 ~ q_1(z_1 | x_1)`` for both streams).
+        """
+        o = self.options
+        xy, yx = self._views
+        mu_x, mu_y = xy.encode(x), yx.encode(y)
+        z_x, z_y = mu_x + torch.randn_like(mu_x), mu_y + torch.randn_like(mu_y)
+        fake_y, fake_x = xy.decode(z_x), yx.decode(z_y)
+        terms = {
+            "adv_xy": o["lambda_gan"] * self.criterion(self.discriminator_y(fake_y), True),
+            "adv_yx": o["lambda_gan"] * self.criterion(self.discriminator_x(fake_x), True),
+            "rec_x": o["lambda_rec"] * F.l1_loss(yx.decode(z_x), x),
+            "rec_y": o["lambda_rec"] * F.l1_loss(xy.decode(z_y), y),
+            "kl_x": o["lambda_kl"] * kl_loss(mu_x),
+            "kl_y": o["lambda_kl"] * kl_loss(mu_y),
+        }
+        if o["lambda_cycle"] > 0 or o["lambda_kl_cycle"] > 0:
+            mu_x_cyc, mu_y_cyc = yx.encode(fake_y), xy.encode(fake_x)
+            cyc_x = yx.decode(mu_x_cyc + torch.randn_like(mu_x_cyc))
+            cyc_y = xy.decode(mu_y_cyc + torch.randn_like(mu_y_cyc))
+            terms.update(
+                {
+                    "cycle_x": o["lambda_cycle"] * F.l1_loss(cyc_x, x),
+                    "cycle_y": o["lambda_cycle"] * F.l1_loss(cyc_y, y),
+                    "kl_cycle_x": o["lambda_kl_cycle"] * kl_loss(mu_x_cyc),
+                    "kl_cycle_y": o["lambda_kl_cycle"] * kl_loss(mu_y_cyc),
+                }
+            )
+        self._fake_x = fake_x.detach()
+        self.loss_terms = {key: value.detach() for key, value in terms.items()}
+        return sum(terms.values()), fake_y  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def translate(self, x: Tensor, *, seed: int | None = None) -> Tensor:
+        """Encoded X (or Z) tiles ``(B, C_x, *tile)`` -> encoded Y, from the latent mean (no
+        sampling, so tiles agree); ``seed`` is ignored."""
+        xy = self.generator_xy
+        return xy.decode(xy.encode(x))
+
+
+def build_unit(**kwargs: Any) -> UNITAdapter:
+    """Factory registered as ``unit`` (see :class:`satikit.protocols.AdapterFactory`)."""
+    return UNITAdapter(**kwargs)

@@ -1,0 +1,599 @@
+"""The SATI trainer: any adapter's own training step plus the SATI hooks (paper Alg. 1).
+
+Per step, on a batch of random crops ``x`` (domain X) and ``y`` (domain Y):
+
+1. ``loss_host, ŷ_x = adapter.generator_step(x, y)`` (the host's losses; ``ŷ_x`` reused);
+2. ``z, M, W = merge(x, ŷ_x.detach(), overlap)`` (target treated as a constant);
+3. ``ŷ_z = G_XY(z)``;
+4. ``loss_G = loss_host + L_adv^ZY + λ_stitch(t) · L_stitch`` (paper eq. 3), one generator
+   optimizer step;
+5. ``loss_D = host discriminator loss + crit(D_Y(ŷ_z.detach()), fake)``, one discriminator
+   optimizer step; then the host's schedulers step.
+
+With ``SATISettings(enabled=False)`` only the host steps run, so baselines share this code.
+Every adaptation of the paper is a switch: overlap sampling (III-B), domain encoding (III-C),
+loss ramping (III-D), pixel overlap weighting (III-F); the stitching strategy (III-E) is an
+inference switch (:mod:`satikit.translate`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from satikit import __version__
+from satikit.checkpoint import (
+    FORMAT,
+    WEIGHTS_NAME,
+    load_config,
+    load_train_state,
+    load_weights,
+    save_checkpoint,
+)
+from satikit.crops import CropSampler
+from satikit.data.io import atomic_path, list_images
+from satikit.encoding import decode
+from satikit.losses import (
+    Schedule,
+    constant,
+    linear_ramp,
+    sati_discriminator_adv,
+    sati_generator_adv,
+    stitch_loss,
+)
+from satikit.merger import merge
+from satikit.plugins import get_adapter_info
+from satikit.protocols import Adapter
+
+__all__ = [
+    "LOG_NAME",
+    "SATISettings",
+    "SATITrainer",
+    "TrainConfig",
+    "default_crop",
+    "inference_defaults",
+    "resolve_device",
+]
+
+LOG_NAME = "log.jsonl"
+SAMPLES_DIR = "samples"
+
+
+@dataclass(frozen=True)
+class SATISettings:
+    """SATI switches (each one is an ablation of paper IV-B1).
+
+    Attributes:
+        enabled: add the SATI terms (False: plain host GAN, the "standard" baseline).
+        overlap: width of the merged strips in training crops, px; None: 25 % of the crop
+            (paper IV: 64 px for 256 px crops, 16 px for 64^3 crops).
+        overlap_sampling: all ``2^N - 1`` border cases, uniformly (III-B); off: always all
+            leading borders.
+        domain_encoding: X in [-1, 0], Y in [0, 1] (III-C); off: both in [-1, 1].
+        loss_ramping: λ_stitch grows linearly from 0 (III-D); off: constant.
+        pixel_weighting: weight the stitch loss by the pixel overlap map (III-F); off: W = M.
+        lambda_stitch: final λ_stitch; None: 10 in 2D, 20 in 3D (paper IV-A, IV-C).
+        ramp_end: fraction of the training steps at which the ramp reaches λ_stitch (paper
+            III-D ramps "throughout the training": 1.0).
+    """
+
+    enabled: bool = True
+    overlap: int | None = None
+    overlap_sampling: bool = True
+    domain_encoding: bool = True
+    loss_ramping: bool = True
+    pixel_weighting: bool = True
+    lambda_stitch: float | None = None
+    ramp_end: float = 1.0
+
+    def resolve(self, crop: Sequence[int]) -> SATISettings:
+        """Fill the ``None`` defaults for a crop size."""
+        overlap = self.overlap if self.overlap is not None else max(1, min(crop) // 4)
+        lam = self.lambda_stitch
+        if lam is None:
+            lam = 10.0 if len(crop) == 2 else 20.0  # paper IV-A (2D) / IV-C (3D)
+        if not 0 < overlap <= min(crop) // 2:
+            raise ValueError(
+                f"SATI overlap must be in 1..{min(crop) // 2} for crop {tuple(crop)}, got {overlap}"
+            )
+        return replace(self, overlap=int(overlap), lambda_stitch=float(lam))
+
+
+def default_crop(dims: int) -> int:
+    """Training crop size: 256 px in 2D (paper IV-A), 64 px in 3D (paper IV-C)."""
+    return 256 if dims == 2 else 64
+
+
+def inference_defaults(crop: Sequence[int], sati: bool) -> dict[str, Any]:
+    """Inference settings stored with a run.
+
+    2D: tile = 2 x crop, overlap = 25 % of the tile (paper IV-A: 512 / 128 for 256 crops);
+    3D: tile = crop, overlap 25 % (paper IV-C: 64 / 16). Runs without SATI default to the
+    weighted strategy, SATI runs to ``sati``.
+    """
+    tile = [2 * c for c in crop] if len(crop) == 2 else list(crop)
+    return {
+        "strategy": "sati" if sati else "weighted",
+        "tile": tile,
+        "overlap": [t // 4 for t in tile],
+    }
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None: CUDA if available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (everything but the adapter's own options' values).
+
+    Attributes:
+        adapter: registry name.
+        options: adapter hyperparameters (validated by the adapter's declared options).
+        dims: spatial dims of the images.
+        crop: training crop size (int or per dim); None: :func:`default_crop`.
+        batch_size: crops per domain and step.
+        steps: total optimizer steps (the learning-rate schedule spans them).
+        seed: seeds weights, crops, the merger and the host's randomness.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        amp: mixed precision (float16 autocast + grad scaling); only on CUDA.
+        compile: ``torch.compile`` the adapter's modules.
+        log_every: JSONL log interval in steps.
+        sample_every: write a sample PNG every N steps (0: never).
+        checkpoint_every: write a checkpoint every N steps (0: only at the end).
+        sati: the SATI switches.
+    """
+
+    adapter: str = "cyclegan"
+    options: dict[str, Any] = field(default_factory=dict)
+    dims: int = 2
+    crop: int | tuple[int, ...] | None = None
+    batch_size: int = 1
+    steps: int = 1000
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    compile: bool = False
+    log_every: int = 1
+    sample_every: int = 0
+    checkpoint_every: int = 0
+    sati: SATISettings = field(default_factory=SATISettings)
+
+    def crop_size(self) -> tuple[int, ...]:
+        """The crop as one size per spatial dim."""
+        crop = self.crop if self.crop is not None else default_crop(self.dims)
+        sizes = (crop,) * self.dims if isinstance(crop, int) else tuple(crop)
+        if len(sizes) != self.dims or any(int(s) < 4 for s in sizes):
+            raise ValueError(f"crop must be >= 4 px in each of {self.dims} dims, got {crop!r}")
+        return tuple(int(s) for s in sizes)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python and torch (all devices); numpy randomness uses explicit generators."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _set_requires_grad(optimizer: torch.optim.Optimizer, flag: bool) -> None:
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            param.requires_grad_(flag)
+
+
+class SATITrainer:
+    """Trains an adapter with (or without) SATI; see the module docstring.
+
+    Args:
+        adapter: the wrapped GAN, already on ``config.device``'s device.
+        config: run settings; ``config.sati`` is resolved for the crop size.
+        x_sampler / y_sampler: crop samplers of both domains (None: call :meth:`train_step`
+            with your own batches).
+        run_dir: where logs, samples and checkpoints go (None: nowhere).
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        config: TrainConfig,
+        *,
+        x_sampler: CropSampler | None = None,
+        y_sampler: CropSampler | None = None,
+        run_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.config = config
+        self.crop = config.crop_size()
+        self.sati = config.sati.resolve(self.crop)
+        self.device = resolve_device(config.device)
+        self.x_sampler, self.y_sampler = x_sampler, y_sampler
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.data_dirs: tuple[list[str], list[str]] = ([], [])  # set by from_dirs, for resume
+        self.step = 0
+        self.rng = np.random.default_rng(config.seed)
+        self.merge_generator = torch.Generator().manual_seed(config.seed)
+        self.optimizers = adapter.configure_optimizers(config.steps)
+        self.amp = bool(config.amp and self.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.lambda_stitch = self._schedule()
+        self.last: dict[str, torch.Tensor] = {}
+        self._started = time.perf_counter()
+        if config.compile:
+            for module in getattr(adapter, "children", lambda: [])():
+                module.compile()
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_dirs(
+        cls,
+        config: TrainConfig,
+        x_dirs: Sequence[str | os.PathLike[str]],
+        y_dirs: Sequence[str | os.PathLike[str]],
+        run_dir: str | os.PathLike[str] | None = None,
+    ) -> SATITrainer:
+        """Build samplers over the TIFFs in ``x_dirs`` / ``y_dirs``, then the adapter.
+
+        Raises:
+            ValueError: no images, mismatched channels with SATI on, bad options.
+        """
+        crop = config.crop_size()
+        encoding = config.sati.domain_encoding
+        x_sampler = CropSampler(_images(x_dirs, "x"), crop, "x", encoding=encoding)
+        y_sampler = CropSampler(_images(y_dirs, "y"), crop, "y", encoding=encoding)
+        if config.sati.enabled and x_sampler.channels != y_sampler.channels:
+            raise ValueError(
+                f"SATI merges Y pixels into X tiles, so both need the same channels; X has "
+                f"{x_sampler.channels}, Y has {y_sampler.channels} (convert X, e.g. grey -> RGB)"
+            )
+        seed_everything(config.seed)
+        adapter = _create(config, x_sampler.channels, y_sampler.channels)
+        adapter.to(resolve_device(config.device))
+        trainer = cls(adapter, config, x_sampler=x_sampler, y_sampler=y_sampler, run_dir=run_dir)
+        trainer.data_dirs = (
+            [str(Path(d).resolve()) for d in x_dirs],
+            [str(Path(d).resolve()) for d in y_dirs],
+        )
+        return trainer
+
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | os.PathLike[str],
+        *,
+        steps: int | None = None,
+        device: str | None = None,
+    ) -> SATITrainer:
+        """Continue a run exactly where its last checkpoint left it (weights, optimizers,
+        schedulers, RNG states, host state, step). ``steps`` may extend the run."""
+        saved = load_config(run_dir)
+        config = _config_from_dict(saved)
+        if steps is not None:
+            config.steps = int(steps)
+        if device is not None:
+            config.device = device
+        trainer = cls.from_dirs(config, saved["data"]["x"], saved["data"]["y"], run_dir)
+        trainer.adapter.load_state_dict(load_weights(Path(run_dir) / WEIGHTS_NAME))
+        trainer.load_state(load_train_state(run_dir, step=saved["training"]["step"]))
+        return trainer
+
+    def _schedule(self) -> Schedule:
+        final = float(self.sati.lambda_stitch or 0.0)
+        if not self.sati.loss_ramping:
+            return constant(final)
+        return linear_ramp(final, 0, max(1, round(self.sati.ramp_end * self.config.steps)))
+
+    # -- one step (paper Alg. 1) ----------------------------------------------------------
+    def _autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One generator and one discriminator update on a batch.
+
+        Args:
+            x: ``(B, C, *crop)`` encoded X on the trainer's device.
+            y: ``(B, C_y, *crop)`` encoded Y.
+
+        Returns:
+            detached loss terms: the host's (``adapter.loss_terms``), ``g_host``, ``d_host``,
+            ``g_total``, ``d_total`` and with SATI ``adv_zy``, ``stitch``, ``d_sati``,
+            ``lambda_stitch``.
+        """
+        a, opt = self.adapter, self.optimizers
+        terms: dict[str, torch.Tensor] = {}
+        _set_requires_grad(opt.discriminator, False)
+        with self._autocast():
+            loss_g, y_hat_x = a.generator_step(x, y)
+            terms["g_host"] = loss_g.detach()
+            y_hat_z = None
+            if self.sati.enabled:
+                z, mask, weight = merge(
+                    x,
+                    y_hat_x.detach(),
+                    self.sati.overlap,
+                    generator=self.merge_generator,
+                    cases="all" if self.sati.overlap_sampling else "leading",
+                    weighting=self.sati.pixel_weighting,
+                )
+                y_hat_z = a.generator_xy(z)
+                adv = sati_generator_adv(a.criterion, a.discriminator_y, y_hat_z)
+                stitch = stitch_loss(y_hat_z.float(), z.float(), mask, weight.float())
+                lam = self.lambda_stitch(self.step)
+                loss_g = loss_g + adv + lam * stitch
+                terms.update(
+                    adv_zy=adv.detach(), stitch=stitch.detach(), lambda_stitch=torch.tensor(lam)
+                )
+                self._sample = (x, y_hat_x.detach(), z, mask, y_hat_z.detach())
+            else:
+                self._sample = (x, y_hat_x.detach(), None, None, None)
+        opt.generator.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(opt.generator)
+        _set_requires_grad(opt.discriminator, True)
+        with self._autocast():
+            loss_d = a.discriminator_step(x, y, y_hat_x.detach())
+            terms["d_host"] = loss_d.detach()
+            if y_hat_z is not None:
+                d_sati = sati_discriminator_adv(a.criterion, a.discriminator_y, y_hat_z)
+                loss_d = loss_d + d_sati
+                terms["d_sati"] = d_sati.detach()
+        opt.discriminator.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(opt.discriminator)
+        self.scaler.update()
+        for scheduler in opt.schedulers:
+            scheduler.step()
+        self.step += 1
+        terms.update(g_total=loss_g.detach(), d_total=loss_d.detach())
+        self.last = {**{k: v for k, v in a.loss_terms.items()}, **terms}
+        return self.last
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random crops of both domains, on the trainer's device."""
+        if self.x_sampler is None or self.y_sampler is None:
+            raise RuntimeError("this trainer has no crop samplers; pass batches to train_step")
+        x = self.x_sampler.sample(self.config.batch_size, self.rng)
+        y = self.y_sampler.sample(self.config.batch_size, self.rng)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, *, progress: bool = True) -> dict[str, float]:
+        """Train until ``config.steps``; log, sample and checkpoint on the way.
+
+        Returns:
+            the last step's loss terms as floats.
+        """
+        self.adapter.train(True)
+        losses: dict[str, float] = {}
+        with tqdm(
+            total=self.config.steps,
+            initial=self.step,
+            disable=not progress,
+            desc="train[sati]" if self.sati.enabled else "train[standard]",
+            unit="step",
+            dynamic_ncols=True,
+        ) as bar:
+            while self.step < self.config.steps:
+                terms = self.train_step(*self.next_batch())
+                if self.step % self.config.log_every == 0 or self.step == self.config.steps:
+                    losses = {key: float(value) for key, value in terms.items()}
+                    self._log(losses)
+                    bar.set_postfix(
+                        {
+                            k: f"{losses[k]:.3g}"
+                            for k in ("g_total", "d_total", "stitch")
+                            if k in losses
+                        }
+                    )
+                if self.config.sample_every and self.step % self.config.sample_every == 0:
+                    self.write_sample()
+                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                    self.save()
+                bar.update(1)
+        self.save()
+        return losses
+
+    def _log(self, losses: Mapping[str, float]) -> None:
+        if self.run_dir is None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lr = self.optimizers.generator.param_groups[0]["lr"]
+        record = {
+            "step": self.step,
+            "elapsed_s": round(time.perf_counter() - self._started, 3),
+            "lr": lr,
+            **losses,
+        }
+        with open(self.run_dir / LOG_NAME, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def write_sample(self) -> Path | None:
+        """Write ``samples/step_NNNNNNN.png``: x | ŷ_x | z | ŷ_z of the first crop of the
+        latest batch (3D: the middle slice)."""
+        if self.run_dir is None or not getattr(self, "_sample", None):
+            return None
+        from PIL import Image
+
+        enc = self.sati.domain_encoding
+        x, y_hat_x, z, mask, y_hat_z = (
+            None if t is None else t[0].detach().float().cpu() for t in self._sample
+        )
+        panels = [decode(x.numpy(), "x", enabled=enc), decode(y_hat_x.numpy(), "y", enabled=enc)]
+        if z is not None:
+            merged = np.where(
+                mask.numpy(),
+                decode(z.numpy(), "y", enabled=enc),
+                decode(z.numpy(), "x", enabled=enc),
+            )
+            panels += [merged, decode(y_hat_z.numpy(), "y", enabled=enc)]
+        images = [_displayable(p) for p in panels]
+        path = self.run_dir / SAMPLES_DIR / f"step_{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            Image.fromarray(np.concatenate(images, axis=1)).save(tmp, format="PNG")
+        return path
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def run_config(self) -> dict[str, Any]:
+        """The JSON config stored with every checkpoint (see :mod:`satikit.checkpoint`)."""
+        c = self.config
+        info = get_adapter_info(c.adapter)
+        x_dirs, y_dirs = self.data_dirs
+        in_channels = self.x_sampler.channels if self.x_sampler else None
+        out_channels = self.y_sampler.channels if self.y_sampler else None
+        return {
+            "format": FORMAT,
+            "satikit_version": __version__,
+            "adapter": {
+                "name": c.adapter,
+                "plugin": info.plugin,
+                "plugin_version": info.version,
+                "options": dict(self.adapter.options),
+            },
+            "data": {
+                "dims": c.dims,
+                "in_channels": in_channels,
+                "out_channels": out_channels,
+                "x": x_dirs,
+                "y": y_dirs,
+                "output_dtype": str(self.y_sampler.dtype) if self.y_sampler else "uint8",
+            },
+            "encoding": {"domain_encoding": self.sati.domain_encoding},
+            "sati": asdict(self.sati),
+            "training": {
+                "step": self.step,
+                "steps": c.steps,
+                "crop": list(self.crop),
+                "batch_size": c.batch_size,
+                "seed": c.seed,
+                "amp": c.amp,
+                "compile": c.compile,
+                "log_every": c.log_every,
+                "sample_every": c.sample_every,
+                "checkpoint_every": c.checkpoint_every,
+            },
+            "inference": inference_defaults(self.crop, self.sati.enabled),
+        }
+
+    def state(self) -> dict[str, Any]:
+        """Everything an exact resume needs besides the weights."""
+        opt = self.optimizers
+        rng = {
+            "torch": torch.get_rng_state(),
+            "numpy": self.rng.bit_generator.state,
+            "merge": self.merge_generator.get_state(),
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "step": self.step,
+            "optimizers": {
+                "generator": opt.generator.state_dict(),
+                "discriminator": opt.discriminator.state_dict(),
+            },
+            "schedulers": [s.state_dict() for s in opt.schedulers],
+            "scaler": self.scaler.state_dict() if self.amp else {},
+            "rng": rng,
+            "host": self.adapter.training_state(),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state` (after the weights are loaded)."""
+        opt = self.optimizers
+        opt.generator.load_state_dict(state["optimizers"]["generator"])
+        opt.discriminator.load_state_dict(state["optimizers"]["discriminator"])
+        for scheduler, saved in zip(opt.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+        if self.amp and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.rng.bit_generator.state = rng["numpy"]
+        self.merge_generator.set_state(rng["merge"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(rng["cuda"]))
+        self.adapter.load_training_state(state["host"])
+        self.step = int(state["step"])
+        if self.run_dir is not None:
+            _truncate_log(self.run_dir / LOG_NAME, self.step)
+
+    def save(self) -> Path | None:
+        """Write weights, resume state and config to ``run_dir`` (atomically, file by file)."""
+        if self.run_dir is None:
+            return None
+        return save_checkpoint(self.run_dir, self.adapter, self.run_config(), self.state())
+
+
+def _images(dirs: Sequence[str | os.PathLike[str]], domain: str) -> list[Path]:
+    paths: list[Path] = []
+    for directory in dirs:
+        path = Path(directory)
+        paths += [path] if path.is_file() else list_images(path)
+    if not paths:
+        raise ValueError(f"no TIFF images for domain {domain} in {[str(d) for d in dirs]}")
+    return paths
+
+
+def _create(config: TrainConfig, in_channels: int, out_channels: int) -> Adapter:
+    from satikit.plugins import create_adapter
+
+    return create_adapter(
+        config.adapter,
+        dims=config.dims,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        domain_encoding=config.sati.domain_encoding,
+        **config.options,
+    )
+
+
+def _config_from_dict(saved: Mapping[str, Any]) -> TrainConfig:
+    t = saved["training"]
+    return TrainConfig(
+        adapter=saved["adapter"]["name"],
+        options=dict(saved["adapter"]["options"]),
+        dims=int(saved["data"]["dims"]),
+        crop=tuple(t["crop"]),
+        batch_size=int(t["batch_size"]),
+        steps=int(t["steps"]),
+        seed=int(t["seed"]),
+        amp=bool(t["amp"]),
+        compile=bool(t["compile"]),
+        log_every=int(t["log_every"]),
+        sample_every=int(t["sample_every"]),
+        checkpoint_every=int(t["checkpoint_every"]),
+        sati=SATISettings(**saved["sati"]),
+    )
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines written after ``step`` by an interrupted run (so a resumed log is exact)."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(kept), encoding="utf-8")
+
+
+def _displayable(image: np.ndarray) -> np.ndarray:
+    """``(C, *spatial)`` uint8 -> ``(H, W[, 3])`` for a PNG (3D: the middle slice)."""
+    while image.ndim > 3:
+        image = image[:, image.shape[1] // 2]
+    if image.shape[0] == 3:
+        return np.moveaxis(image, 0, -1)
+    return np.repeat(image[:1], 3, axis=0).transpose(1, 2, 0)

@@ -1,0 +1,263 @@
+"""File-level translation: a trained run + an image (or a folder of them) in, translations out.
+
+Builds on :func:`satikit.stitching.stitch` and the out-of-core views of :mod:`satikit.arrays`:
+the input is opened lazily (TIFF memmap / zarr / ``.npy``) and encoded tile by tile; the output
+is decoded to the run's output dtype row band by row band straight into an on-disk array that
+is renamed into place only when complete. Defaults (strategy, tile, overlap, encoding) come
+from the run's ``config.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from satikit.arrays import ChannelFirst, ChannelLastSink, open_array, output_array
+from satikit.checkpoint import load_adapter
+from satikit.crops import spatial_channels
+from satikit.data.io import list_images
+from satikit.encoding import decode, encode
+from satikit.grid import TileGrid
+from satikit.protocols import Adapter
+from satikit.stitching import stitch_on_grid
+from satikit.training import resolve_device
+
+__all__ = ["translate_array", "translate_file", "translate_path"]
+
+
+def _input_view(raw: Any, config: Mapping[str, Any], name: str) -> ChannelFirst:
+    """``(C, *spatial)`` encoded float32 view of an on-disk ``(*spatial[, C])`` X image."""
+    data = config["data"]
+    dims, encoding = int(data["dims"]), bool(config["encoding"]["domain_encoding"])
+    _, channels = spatial_channels(raw.shape, dims, name=name)
+    if channels != int(data["in_channels"]):
+        raise ValueError(
+            f"{name} has {channels} channels; the run was trained on {data['in_channels']}"
+        )
+    return ChannelFirst(
+        raw,
+        channel_last=len(raw.shape) == dims + 1,
+        transform=lambda block: encode(block, "x", enabled=encoding),
+    )
+
+
+def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Reflect-pad ``(C, *spatial)`` at the far end so every spatial size divides ``multiple``."""
+    pads = [(0, 0)] + [(0, -n % multiple) for n in image.shape[1:]]
+    if all(after == 0 for _, after in pads):
+        return image
+    reflect = all(after < n for (_, after), n in zip(pads[1:], image.shape[1:]))
+    return np.pad(image, pads, mode="reflect" if reflect else "edge")
+
+
+def _stitch(
+    adapter: Adapter,
+    config: Mapping[str, Any],
+    view: ChannelFirst,
+    *,
+    strategy: str | None,
+    tile: int | Sequence[int] | None,
+    overlap: int | Sequence[int] | None,
+    seam: str,
+    out: Any,
+    batch_size: int,
+    order: str,
+    window: str,
+    device: str | torch.device | None,
+    style_seed: int | None,
+    progress: bool,
+) -> np.ndarray:
+    """Run the engine; returns encoded ``(C_out, *spatial)`` (also written to ``out``)."""
+    inference = config["inference"]
+    strategy = strategy or inference["strategy"]
+
+    def fn(tiles: torch.Tensor) -> torch.Tensor:
+        return adapter.translate(tiles, seed=style_seed)
+
+    common = dict(
+        batch_size=batch_size, order=order, window=window, device=device, progress=progress
+    )
+    if strategy == "none":  # one pass over the whole image: pad it to a size the net accepts
+        image = _pad_to_multiple(view[...], getattr(adapter, "size_multiple", 1))
+        result = stitch_on_grid(image, fn, None, strategy="none", **common)  # type: ignore[arg-type]
+        result = result[(slice(None), *(slice(0, n) for n in view.shape[1:]))]
+        if out is not None:
+            out[...] = result
+        return result
+    grid = TileGrid.create(
+        view.shape[1:],
+        inference["tile"] if tile is None else tile,
+        inference["overlap"] if overlap is None else overlap,
+        sati=strategy == "sati",
+        seam=seam,
+    )
+    return stitch_on_grid(view, fn, grid, strategy=strategy, out=out, **common)  # type: ignore[arg-type]
+
+
+def _output_layout(config: Mapping[str, Any], spatial: Sequence[int]) -> tuple[tuple, np.dtype]:
+    channels = int(config["data"]["out_channels"])
+    shape = (*spatial, channels) if channels > 1 else tuple(spatial)
+    return tuple(int(s) for s in shape), np.dtype(config["data"].get("output_dtype", "uint8"))
+
+
+def translate_array(
+    adapter: Adapter,
+    config: Mapping[str, Any],
+    raw: Any,
+    *,
+    strategy: str | None = None,
+    tile: int | Sequence[int] | None = None,
+    overlap: int | Sequence[int] | None = None,
+    seam: str = "middle",
+    batch_size: int = 1,
+    order: str = "wavefront",
+    window: str = "gaussian",
+    device: str | torch.device | None = None,
+    style_seed: int | None = None,
+    progress: bool = False,
+    name: str = "input",
+) -> np.ndarray:
+    """Translate one on-disk-layout image in memory with a trained adapter.
+
+    Args:
+        adapter: trained adapter (eval mode) on ``device``.
+        config: the run's config (:func:`satikit.checkpoint.load_config`).
+        raw: ``(*spatial)`` or ``(*spatial, C)`` image of domain X (numpy, memmap, zarr).
+        strategy: ``none``, ``simple``, ``weighted`` or ``sati``; default from the config.
+        tile / overlap: tile size and overlap, int or per dim; defaults from the config.
+        seam: ``"middle"``: cut tiles in the middle of the overlap (paper III-E); ``"start"``:
+            at its start (the "w/o stitching strategy" ablation).
+        batch_size: tiles per generator call.
+        order: ``sati``: ``raster`` or ``wavefront`` (same output).
+        window: ``weighted``: ``gaussian`` or ``pyramid``.
+        device: where tiles run (default: the adapter's device).
+        style_seed: image-level seed for adapters with random styles (all tiles agree).
+        progress: tqdm bar over tiles.
+        name: how error messages call the input.
+
+    Returns:
+        translated image ``(*spatial[, C_out])`` in the run's output dtype (no channel axis
+        when ``C_out == 1``).
+
+    Raises:
+        ValueError: the input's channels or dims do not match the run.
+    """
+    view = _input_view(raw, config, name)
+    result = _stitch(
+        adapter,
+        config,
+        view,
+        strategy=strategy,
+        tile=tile,
+        overlap=overlap,
+        seam=seam,
+        out=None,
+        batch_size=batch_size,
+        order=order,
+        window=window,
+        device=device,
+        style_seed=style_seed,
+        progress=progress,
+    )
+    _, dtype = _output_layout(config, view.shape[1:])
+    encoding = bool(config["encoding"]["domain_encoding"])
+    image = decode(result, "y", enabled=encoding, dtype=dtype)
+    return image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
+
+
+def translate_file(
+    adapter: Adapter,
+    config: Mapping[str, Any],
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> Path:
+    """Translate ``source`` into ``target`` out of core (TIFF, ``.zarr`` or ``.npy``).
+
+    The output is written band by band into a temporary on-disk array and renamed when
+    complete. ``kwargs`` are those of :func:`translate_array`.
+
+    Raises:
+        FileExistsError: ``target`` exists and ``overwrite`` is False.
+    """
+    view = _input_view(open_array(source), config, str(source))
+    shape, dtype = _output_layout(config, view.shape[1:])
+    encoding = bool(config["encoding"]["domain_encoding"])
+    with output_array(target, shape, dtype, overwrite=overwrite) as array:
+        sink = ChannelLastSink(
+            array,
+            channel_last=len(shape) == len(view.shape),
+            transform=lambda block: decode(block, "y", enabled=encoding, dtype=dtype),
+        )
+        _stitch(adapter, config, view, out=sink, **{**_DEFAULTS, **kwargs})
+    return Path(target)
+
+
+_DEFAULTS: dict[str, Any] = dict(
+    strategy=None,
+    tile=None,
+    overlap=None,
+    seam="middle",
+    batch_size=1,
+    order="wavefront",
+    window="gaussian",
+    device=None,
+    style_seed=None,
+    progress=False,
+)
+
+
+def _is_array_path(path: Path) -> bool:
+    return path.is_file() or path.suffix.lower() == ".zarr"
+
+
+def translate_path(
+    run_dir: str | os.PathLike[str],
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> list[Path]:
+    """Translate an image, or every TIFF of a folder, with the run in ``run_dir``.
+
+    A folder ``source`` maps to a folder ``target`` (created) with the same file names; a file
+    ``source`` with an existing folder ``target`` is written into it under its own name.
+
+    Returns:
+        the written files.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist or ``run_dir`` holds no run.
+        FileExistsError: an output exists and ``overwrite`` is False.
+        ValueError: a folder holds no TIFF, or an input does not fit the run.
+    """
+    source, target = Path(source), Path(target)
+    torch_device = resolve_device(device)
+    adapter, config = load_adapter(run_dir, device=torch_device)
+    if _is_array_path(source):
+        if target.is_dir() and target.suffix.lower() != ".zarr":
+            target = target / source.name
+        pairs = [(source, target)]
+    elif source.is_dir():
+        files = list_images(source)
+        if not files:
+            raise ValueError(f"no TIFF images in {str(source)!r}")
+        target.mkdir(parents=True, exist_ok=True)
+        pairs = [(path, target / path.name) for path in files]
+    else:
+        raise FileNotFoundError(f"no such file or folder: {str(source)!r}")
+    return [
+        translate_file(
+            adapter, config, src, dst, device=torch_device, overwrite=overwrite, **kwargs
+        )
+        for src, dst in pairs
+    ]

@@ -1,0 +1,169 @@
+"""The UNIT, MUNIT and timm-backbone adapters: registration, options, architecture details."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from satikit.cli import cli
+from satikit.plugins import PluginWarning, create_adapter, get_adapter_info
+
+NEW = ("unit", "munit", "timm")
+
+
+def _tiny(name: str, **overrides):
+    torch.manual_seed(0)
+    return create_adapter(name, **{**get_adapter_info(name).test_options, **overrides})
+
+
+def test_plugin_modules_import_neither_torch_nor_timm() -> None:
+    code = (
+        "import sys, satikit_unit.plugin, satikit_munit.plugin, satikit_timm.plugin; "
+        "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_registered_with_their_dims_and_listed() -> None:
+    assert get_adapter_info("unit").dims == (2, 3)
+    assert get_adapter_info("munit").dims == (2, 3)
+    assert get_adapter_info("timm").dims == (2,)
+    result = CliRunner().invoke(cli, ["adapters", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = {entry["name"]: entry["dims"] for entry in json.loads(result.output)}
+    assert listed["unit"] == [2, 3] and listed["munit"] == [2, 3] and listed["timm"] == [2]
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_every_option_has_help_and_test_options_are_declared(name: str) -> None:
+    info = get_adapter_info(name)
+    assert all(option.help for option in info.options.values())
+    assert set(info.test_options) <= set(info.options)
+    result = CliRunner().invoke(cli, ["adapters", "--options", name])
+    assert result.exit_code == 0 and "lr" in result.output
+
+
+def test_timm_backbone_is_a_cli_option_string() -> None:
+    # satikit train ... -o backbone resnet18 passes strings; they are parsed like any option
+    adapter = create_adapter(
+        "timm", backbone="resnet18", depth="3", decoder_channels="4", ndf="4", n_layers="2"
+    )
+    assert adapter.options["backbone"] == "resnet18" and adapter.options["depth"] == 3
+    assert type(adapter.generator_xy.net.encoder).__name__ == "FeatureListNet"
+    out = adapter.translate(torch.rand(1, 3, 40, 56) - 1)  # any size: features are resized
+    assert out.shape == (1, 3, 40, 56)
+
+
+def test_timm_rejects_unknown_backbones_3d_and_explains() -> None:
+    with pytest.raises(ValueError, match="unknown timm backbone 'resnet_nope'"):
+        create_adapter("timm", backbone="resnet_nope")
+    with pytest.raises(ValueError, match="supports dims \\[2\\]"):
+        create_adapter("timm", dims=3)
+
+
+def test_missing_timm_disables_only_that_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from satikit_timm import plugin
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "timm" else real(name, *a)
+    )
+    registered = []
+    with pytest.warns(PluginWarning, match="pip install 'satikit\\[timm\\]'"):
+        plugin.register_adapters(lambda name, *a, **k: registered.append(name))
+    assert registered == []
+    # and if timm breaks at build time, the error says how to fix it
+    monkeypatch.setitem(sys.modules, "timm", None)
+    with pytest.raises(ImportError, match="needs the timm package"):
+        _tiny("timm")
+
+
+def test_timm_local_checkpoint_initialises_the_encoder(tmp_path: Path) -> None:
+    import timm
+
+    torch.manual_seed(1)
+    full = timm.create_model("test_resnet", pretrained=False)
+    torch.save({"state_dict": full.state_dict()}, tmp_path / "backbone.pth")
+    adapter = _tiny("timm", checkpoint=str(tmp_path / "backbone.pth"))
+    encoder = adapter.generator_xy.net.encoder.state_dict()
+    assert torch.equal(encoder["conv1.0.weight"], full.state_dict()["conv1.0.weight"])
+    # the file only initialises: a run rebuilt from its saved options does not need it
+    assert adapter.options["checkpoint"] == "" and adapter.backbone_checkpoint.endswith(".pth")
+    torch.save(full, tmp_path / "pickled.pth")  # a whole pickled model: refused
+    with pytest.raises(ValueError, match="never unpickles"):
+        _tiny("timm", checkpoint=str(tmp_path / "pickled.pth"))
+
+
+def test_timm_stem_adapts_to_other_channel_counts(tmp_path: Path) -> None:
+    import timm
+    from satikit_timm.networks import TimmUNet
+
+    full = timm.create_model("test_resnet", pretrained=False)
+    torch.save(full.state_dict(), tmp_path / "rgb.pth")
+    net = TimmUNet(
+        "test_resnet", 1, 1, decoder_channels=4, depth=3, checkpoint=str(tmp_path / "rgb.pth")
+    )
+    stem = net.encoder.state_dict()["conv1.0.weight"]
+    torch.testing.assert_close(stem, full.state_dict()["conv1.0.weight"].sum(1, keepdim=True))
+
+
+def test_timm_checkpoint_keys_of_flattened_feature_wrappers(tmp_path: Path) -> None:
+    import timm
+    from satikit_timm.networks import create_backbone, load_backbone_checkpoint
+
+    full = timm.create_model("test_convnext", pretrained=False)  # "stem.0" -> wrapper "stem_0"
+    torch.save(full.state_dict(), tmp_path / "convnext.pth")
+    encoder = create_backbone("test_convnext", 3)
+    assert load_backbone_checkpoint(encoder, tmp_path / "convnext.pth") > 0
+    torch.testing.assert_close(
+        encoder.state_dict()["stem_0.weight"], full.state_dict()["stem.0.weight"]
+    )
+    torch.save({"stem.0.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="shape|lacks"):
+        load_backbone_checkpoint(encoder, tmp_path / "other.pth")
+
+
+def test_unit_shares_high_level_layers_without_duplicate_weights() -> None:
+    unit = _tiny("unit")
+    xy, yx = unit.generator_xy, unit.generator_yx
+    assert xy.shared_encoder is yx.shared_encoder and xy.shared_decoder is yx.shared_decoder
+    keys = list(unit.state_dict())
+    assert len(keys) == len(set(keys))
+    assert any(key.startswith("shared_encoder.") for key in keys)
+    assert not any(key.startswith("generator_") for key in keys)  # views are not state
+
+
+def test_unit_samples_the_latent_in_training_only() -> None:
+    unit = _tiny("unit")
+    x = torch.rand(1, 3, 32, 32) - 1
+    with torch.no_grad():
+        assert not torch.equal(unit.generator_xy(x), unit.generator_xy(x))  # z = mu + N(0, I)
+        assert torch.equal(unit.translate(x), unit.translate(x))  # inference: the mean
+        unit.train(False)
+        assert torch.equal(unit.generator_xy(x), unit.translate(x))
+
+
+@pytest.mark.parametrize("name", ["unit", "munit"])
+def test_sizes_must_divide_the_downsampling(name: str) -> None:
+    adapter = _tiny(name)
+    assert adapter.size_multiple == 4
+    with pytest.raises(ValueError, match="divisible by 4"):
+        adapter.translate(torch.rand(1, 3, 30, 32) - 1)
+
+
+@pytest.mark.parametrize("name", ["unit", "munit"])
+def test_3d_variants_build_and_step(name: str) -> None:
+    adapter = create_adapter(name, dims=3, **get_adapter_info(name).test_options)
+    x, y = torch.rand(1, 3, 16, 16, 16) - 1, torch.rand(1, 3, 16, 16, 16)
+    loss, y_hat = adapter.generator_step(x, y)
+    assert torch.isfinite(loss) and y_hat.shape == x.shape
+    assert isinstance(adapter.discriminator_y(y), list)  # one score map per scale

@@ -1,0 +1,346 @@
+"""``satikit train`` -> ``satikit translate`` -> colour error, on tiny circle data, 2D and 3D."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from satikit.cli import cli
+from satikit.data.circles import make_circle_image
+from satikit.data.io import read_image, write_image
+from satikit.metrics import colour_error
+
+TINY = [
+    "-o",
+    "ngf",
+    "4",
+    "-o",
+    "n_blocks",
+    "1",
+    "-o",
+    "ndf",
+    "4",
+    "-o",
+    "n_layers",
+    "1",
+    "-o",
+    "pool_size",
+    "2",
+]
+
+
+def circles(tmp_path, dims: int, size: int) -> None:
+    """Tiny benchmark-like data: train/x, train/y and one test image with labels."""
+    rng = np.random.default_rng(0)
+    shape, count = (size,) * dims, 12 if dims == 2 else 6
+    for domain in "xy":
+        (tmp_path / domain).mkdir()
+        image, _ = make_circle_image(
+            domain, shape=shape, count=count, diameter=8, noise_sigma=20, rng=rng
+        )
+        write_image(tmp_path / domain / "0.tif", image)
+    image, labels = make_circle_image(
+        "x", shape=shape, count=count, diameter=8, noise_sigma=20, rng=rng
+    )
+    write_image(tmp_path / "test_x.tif", image)
+    np.save(tmp_path / "labels.npy", labels)
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize("dims, size, crop", [(2, 64, 16), (3, 24, 8)])
+def test_train_translate_evaluate(tmp_path, dims, size, crop):
+    circles(tmp_path, dims, size)
+    run = tmp_path / "run"
+    invoke(
+        "train",
+        "--x",
+        tmp_path / "x",
+        "--y",
+        tmp_path / "y",
+        "--out",
+        run,
+        "--steps",
+        2,
+        "--crop",
+        crop,
+        "--device",
+        "cpu",
+        "--quiet",
+        *TINY,
+    )
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["dims"] == dims and config["training"]["step"] == 2
+    labels = np.load(tmp_path / "labels.npy")
+    for strategy in ("none", "simple", "weighted", "sati"):
+        out = tmp_path / f"{strategy}.tif"
+        invoke("translate", run, tmp_path / "test_x.tif", out, "--strategy", strategy, "--quiet")
+        image = read_image(out)
+        assert image.shape == (*(size,) * dims, 3) and image.dtype == np.uint8
+        assert 0.0 <= colour_error(image, labels).error_rate <= 1.0
+
+
+def test_translate_defaults_raster_order_and_folders(tmp_path):
+    circles(tmp_path, 2, 64)
+    run = tmp_path / "run"
+    invoke(
+        "train",
+        "--x",
+        tmp_path / "x",
+        "--y",
+        tmp_path / "y",
+        "--out",
+        run,
+        "--steps",
+        1,
+        "--crop",
+        16,
+        "--device",
+        "cpu",
+        "--quiet",
+        *TINY,
+    )
+    invoke("translate", run, tmp_path / "test_x.tif", tmp_path / "wave.tif", "--quiet")
+    invoke(
+        "translate",
+        run,
+        tmp_path / "test_x.tif",
+        tmp_path / "raster.tif",
+        "--order",
+        "raster",
+        "--tile",
+        "32",
+        "--overlap",
+        "8,8",
+        "--quiet",
+    )
+    wave, raster = read_image(tmp_path / "wave.tif"), read_image(tmp_path / "raster.tif")
+    assert np.abs(wave.astype(int) - raster.astype(int)).max() <= 1  # same up to rounding
+    invoke("translate", run, tmp_path / "x", tmp_path / "out_dir", "--quiet")
+    assert (tmp_path / "out_dir" / "0.tif").is_file()
+    result = CliRunner().invoke(
+        cli, ["translate", str(run), str(tmp_path / "test_x.tif"), str(tmp_path / "wave.tif")]
+    )
+    assert result.exit_code == 2 and "exists" in result.output
+    invoke(
+        "translate",
+        run,
+        tmp_path / "test_x.tif",
+        tmp_path / "wave.tif",
+        "--force",
+        "--seam",
+        "start",
+        "--quiet",
+    )
+
+
+@pytest.mark.parametrize("strategy", ["none", "weighted", "sati"])
+def test_out_of_core_file_output_equals_in_memory(tmp_path, strategy):
+    from satikit.checkpoint import load_adapter
+    from satikit.translate import translate_array, translate_file
+
+    circles(tmp_path, 2, 64)
+    run = tmp_path / "run"
+    invoke(
+        "train",
+        "--x",
+        tmp_path / "x",
+        "--y",
+        tmp_path / "y",
+        "--out",
+        run,
+        "--steps",
+        1,
+        "--crop",
+        16,
+        "--device",
+        "cpu",
+        "--quiet",
+        *TINY,
+    )
+    adapter, config = load_adapter(run)
+    expected = translate_array(
+        adapter, config, read_image(tmp_path / "test_x.tif"), strategy=strategy
+    )
+    out = translate_file(
+        adapter, config, tmp_path / "test_x.tif", tmp_path / "o.npy", strategy=strategy
+    )
+    assert np.array_equal(np.load(out), expected)
+
+
+def test_no_sati_resume_and_ablation_flags(tmp_path):
+    circles(tmp_path, 2, 64)
+    run = tmp_path / "run"
+    invoke(
+        "train",
+        "--x",
+        tmp_path / "x",
+        "--y",
+        tmp_path / "y",
+        "--out",
+        run,
+        "--steps",
+        1,
+        "--crop",
+        16,
+        "--device",
+        "cpu",
+        "--quiet",
+        "--no-sati",
+        *TINY,
+    )
+    config = json.loads((run / "config.json").read_text())
+    assert not config["sati"]["enabled"] and config["inference"]["strategy"] == "weighted"
+    invoke("train", "--out", run, "--resume", "--steps", 3, "--quiet", "--threads", 1)
+    assert json.loads((run / "config.json").read_text())["training"]["step"] == 3
+    ablation = tmp_path / "ablation"
+    invoke(
+        "train",
+        "--x",
+        tmp_path / "x",
+        "--y",
+        tmp_path / "y",
+        "--out",
+        ablation,
+        "--steps",
+        1,
+        "--crop",
+        16,
+        "--device",
+        "cpu",
+        "--quiet",
+        "--no-overlap-sampling",
+        "--no-domain-encoding",
+        "--no-loss-ramping",
+        "--no-pixel-weighting",
+        "--lambda-stitch",
+        "5",
+        "--overlap",
+        "6",
+        *TINY,
+    )
+    epochs = tmp_path / "epochs"
+    invoke(
+        "train",
+        "--x",
+        tmp_path / "x",
+        "--y",
+        tmp_path / "y",
+        "--out",
+        epochs,
+        "--epochs",
+        2,
+        "--crop",
+        16,
+        "--device",
+        "cpu",
+        "--quiet",
+        *TINY,
+    )
+    assert json.loads((epochs / "config.json").read_text())["training"]["steps"] == 2
+    sati = json.loads((ablation / "config.json").read_text())["sati"]
+    assert sati == {
+        "enabled": True,
+        "overlap": 6,
+        "overlap_sampling": False,
+        "domain_encoding": False,
+        "loss_ramping": False,
+        "pixel_weighting": False,
+        "lambda_stitch": 5.0,
+        "ramp_end": 1.0,
+    }
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--adapter", "nope"], "unknown adapter 'nope'"),
+        (["-o", "depth", "3"], "no option 'depth'"),
+        (["-o", "ngf", "many"], "invalid value 'many' for option 'ngf'"),
+        (["--crop", "128"], "smaller than the crop"),
+    ],
+)
+def test_train_errors_name_the_bad_input(tmp_path, extra, message):
+    circles(tmp_path, 2, 64)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--x",
+            str(tmp_path / "x"),
+            "--y",
+            str(tmp_path / "y"),
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "1",
+            "--crop",
+            "16",
+            "--device",
+            "cpu",
+            *extra,
+        ],
+    )
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_translate_refuses_wrong_channels_and_existing_runs(tmp_path):
+    circles(tmp_path, 2, 64)
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--x",
+        tmp_path / "x",
+        "--y",
+        tmp_path / "y",
+        "--out",
+        run,
+        "--steps",
+        1,
+        "--crop",
+        16,
+        "--device",
+        "cpu",
+        "--quiet",
+        *TINY,
+    ]
+    invoke(*args)
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 2 and "already holds a run" in result.output
+    write_image(tmp_path / "grey.tif", np.zeros((32, 32), np.uint8))
+    result = CliRunner().invoke(
+        cli, ["translate", str(run), str(tmp_path / "grey.tif"), str(tmp_path / "o.tif")]
+    )
+    assert result.exit_code == 2 and "1 channels; the run was trained on 3" in result.output
+
+
+def test_demo_quick(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--quick", "--steps", 3, "--out", out)
+    assert "under a minute" in result.output.splitlines()[0]
+    for label in (
+        "Standard + no tiling",
+        "Standard + simple tiling",
+        "Standard + weighted tiling",
+        "SATI ",
+    ):
+        assert label in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert [r["strategy"] for r in results["rows"]] == [
+        "none",
+        "simple",
+        "weighted",
+        "sati",
+        "none",
+    ]
+    assert all(0 <= r["error_percent"] <= 100 for r in results["rows"])
+    assert (out / "seams.png").is_file() and (out / "runs" / "sati" / "config.json").is_file()
+    again = invoke("demo", "--quick", "--steps", 3, "--out", out)  # reuses data and models
+    assert "reusing the trained sati model" in again.output

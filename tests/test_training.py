@@ -1,0 +1,178 @@
+"""The SATI trainer: Alg. 1 step, switches, schedules, crops, samples and logs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from satikit_cyclegan.plugin import TEST_OPTIONS
+
+import satikit.training as training
+from satikit.crops import CropSampler, EncodedView, infer_dims
+from satikit.data.io import write_image
+from satikit.plugins import create_adapter
+from satikit.training import SATISettings, SATITrainer, TrainConfig, inference_defaults
+
+SATI_TERMS = {"adv_zy", "stitch", "d_sati", "lambda_stitch"}
+HOST_TERMS = {"adv_xy", "adv_yx", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_x", "d_y"}
+
+
+def make_trainer(dims: int = 2, crop: int = 32, steps: int = 10, **sati) -> SATITrainer:
+    adapter = create_adapter("cyclegan", dims=dims, **{**TEST_OPTIONS, "n_layers": 1})
+    config = TrainConfig(dims=dims, crop=crop, steps=steps, device="cpu", sati=SATISettings(**sati))
+    return SATITrainer(adapter, config)
+
+
+def batch(dims: int = 2, size: int = 32, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    shape = (2, 3, *(size,) * dims)
+    return torch.rand(shape, generator=g) - 1, torch.rand(shape, generator=g)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_sati_steps_change_all_networks_and_give_finite_terms(dims):
+    trainer = make_trainer(dims=dims, crop=16 if dims == 3 else 32)
+    before = snapshot(trainer.adapter)
+    x, y = batch(dims, 16 if dims == 3 else 32)
+    for _ in range(3):
+        terms = trainer.train_step(x, y)
+    assert HOST_TERMS | SATI_TERMS | {"g_host", "d_host", "g_total", "d_total"} <= set(terms)
+    assert all(torch.isfinite(v) for v in terms.values())
+    after = trainer.adapter.state_dict()
+    for prefix in ("generator_xy", "generator_yx", "discriminator_y", "discriminator_x"):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
+    assert trainer.step == 3
+    assert all(p.requires_grad for p in trainer.adapter.discriminator_y.parameters())
+
+
+def test_no_sati_runs_only_the_host(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("merge must not run without SATI")
+
+    monkeypatch.setattr(training, "merge", fail)
+    terms = make_trainer(enabled=False).train_step(*batch())
+    assert not SATI_TERMS & set(terms) and terms["g_total"] == terms["g_host"]
+
+
+def test_stitch_loss_drops_when_it_dominates():
+    """With a large λ_stitch on a fixed batch the stitch loss really gets trained down."""
+    adapter = create_adapter("cyclegan", **{**TEST_OPTIONS, "ngf": 8, "lr": 1e-3})
+    config = TrainConfig(
+        crop=32, steps=30, device="cpu", sati=SATISettings(lambda_stitch=1000.0, loss_ramping=False)
+    )
+    trainer = SATITrainer(adapter, config)
+    x, y = batch()
+    losses = [trainer.train_step(x, y)["stitch"].item() for _ in range(30)]
+    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
+
+
+@pytest.mark.parametrize(
+    "switches, expected",
+    [
+        ({}, {"cases": "all", "weighting": True}),
+        ({"overlap_sampling": False}, {"cases": "leading", "weighting": True}),
+        ({"pixel_weighting": False}, {"cases": "all", "weighting": False}),
+    ],
+)
+def test_ablation_switches_reach_the_merger(monkeypatch, switches, expected):
+    calls = []
+    real_merge = training.merge
+
+    def spy(x, y_hat, overlap, **kwargs):
+        calls.append((overlap, kwargs, y_hat.requires_grad))
+        return real_merge(x, y_hat, overlap, **kwargs)
+
+    monkeypatch.setattr(training, "merge", spy)
+    make_trainer(**switches).train_step(*batch())
+    overlap, kwargs, target_has_graph = calls[0]
+    assert overlap == 8  # 25 % of the 32 px crop (paper IV: 64 of 256)
+    assert {k: kwargs[k] for k in expected} == expected
+    assert not target_has_graph  # the stitch target is a constant
+
+
+def test_loss_ramping_schedule():
+    ramped = make_trainer(steps=10)
+    assert ramped.lambda_stitch(0) == 0 and ramped.lambda_stitch(5) == 5.0
+    assert ramped.lambda_stitch(10) == 10.0  # paper IV-A: 10 in 2D
+    flat = make_trainer(loss_ramping=False)
+    assert flat.lambda_stitch(0) == 10.0
+    assert make_trainer(dims=3, crop=16).sati.lambda_stitch == 20.0  # paper IV-C
+    assert make_trainer(lambda_stitch=3.0, loss_ramping=False).lambda_stitch(0) == 3.0
+
+
+def test_settings_validation_and_inference_defaults():
+    with pytest.raises(ValueError, match="overlap"):
+        SATISettings(overlap=20).resolve((32, 32))
+    with pytest.raises(ValueError, match="crop"):
+        TrainConfig(dims=2, crop=(32, 32, 32)).crop_size()
+    assert inference_defaults((256, 256), True) == {
+        "strategy": "sati",
+        "tile": [512, 512],
+        "overlap": [128, 128],
+    }  # paper IV-A
+    assert inference_defaults((64, 64, 64), False) == {
+        "strategy": "weighted",
+        "tile": [64, 64, 64],
+        "overlap": [16, 16, 16],
+    }  # paper IV-C
+
+
+def test_domain_encoding_switch_changes_crop_ranges(tmp_path):
+    image = np.full((40, 40, 3), 255, np.uint8)
+    write_image(tmp_path / "a.tif", image)
+    rng = np.random.default_rng(0)
+    on = CropSampler([tmp_path / "a.tif"], (16, 16), "x").sample(1, rng)
+    off = CropSampler([tmp_path / "a.tif"], (16, 16), "x", encoding=False).sample(1, rng)
+    assert on.max() == 0 and off.max() == 1  # X white -> 0 encoded, 1 plain
+
+
+def test_crop_sampler_reads_lazily_and_checks_files(tmp_path):
+    volume = np.arange(20 * 24 * 28, dtype=np.uint16).reshape(20, 24, 28)
+    write_image(tmp_path / "v.tif", volume)
+    sampler = CropSampler([tmp_path / "v.tif"], (8, 8, 8), "y")
+    assert isinstance(sampler._open(tmp_path / "v.tif"), np.memmap)
+    crops = sampler.sample(3, np.random.default_rng(0))
+    assert crops.shape == (3, 1, 8, 8, 8) and crops.dtype == torch.float32
+    assert 0 <= crops.min() and crops.max() <= 1
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        CropSampler([tmp_path / "v.tif"], (32, 32, 32), "y")
+    view = EncodedView(volume, "x", 3)
+    assert view.shape == (1, 20, 24, 28) and view[:, 2:4].shape == (1, 2, 24, 28)
+    assert infer_dims((20, 24, 28)) == 3 and infer_dims((20, 24, 3)) == 2
+
+
+def test_fit_logs_every_term_and_writes_samples(tmp_path):
+    rng = np.random.default_rng(0)
+    for domain in "xy":
+        (tmp_path / domain).mkdir()
+        write_image(tmp_path / domain / "a.tif", rng.integers(0, 256, (48, 48, 3), np.uint8))
+    config = TrainConfig(
+        options={**TEST_OPTIONS, "n_layers": 1}, crop=16, steps=4, device="cpu", sample_every=2
+    )
+    trainer = SATITrainer.from_dirs(config, [tmp_path / "x"], [tmp_path / "y"], tmp_path / "run")
+    trainer.fit(progress=False)
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert HOST_TERMS | SATI_TERMS | {"lr", "g_total", "d_total"} <= set(records[-1])
+    samples = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    assert samples == ["step_0000002.png", "step_0000004.png"]
+    from PIL import Image
+
+    assert Image.open(tmp_path / "run" / "samples" / samples[0]).size == (4 * 16, 16)
+
+
+def test_sati_needs_equal_channels(tmp_path):
+    for domain, channels in (("x", 1), ("y", 3)):
+        (tmp_path / domain).mkdir()
+        write_image(tmp_path / domain / "a.tif", np.zeros((32, 32, channels), np.uint8))
+    config = TrainConfig(options=dict(TEST_OPTIONS), crop=16, steps=1, device="cpu")
+    with pytest.raises(ValueError, match="same channels"):
+        SATITrainer.from_dirs(config, [tmp_path / "x"], [tmp_path / "y"])
