@@ -216,3 +216,34 @@ def load_train_state(run_dir: str | os.PathLike[str], step: int | None = None) -
             f"{run_dir}: resume state is at step {state.get('step')}, config at step {step}"
         )
     return state
+
+
+def load_init(adapter: Adapter, path: str | os.PathLike[str]) -> list[str]:
+    """Initialise ``adapter`` from existing weights (``satikit train --init PATH``).
+
+    ``path`` is a satikit run folder or ``.safetensors`` file, or a checkpoint in the adapter
+    family's own reference format, read by the adapter package's ``importer.load_init`` (the
+    package named ``satikit_<adapter name>``, e.g. pytorch-CycleGAN-and-pix2pix files for
+    ``cyclegan``, reference ``gen_*.pt`` for ``unit`` / ``munit``).
+
+    Returns:
+        what was loaded, for a log line.
+
+    Raises:
+        ValueError: the path is neither, or the adapter has no importer for foreign files.
+    """
+    import importlib
+
+    source = Path(path)
+    weights = source / WEIGHTS_NAME if source.is_dir() else source
+    if weights.suffix == ".safetensors" and weights.is_file():
+        adapter.load_state_dict(load_weights(weights))
+        return ["all weights"]
+    try:
+        importer = importlib.import_module(f"satikit_{adapter.name}.importer")
+    except ModuleNotFoundError:
+        raise ValueError(
+            f"--init {source}: adapter {adapter.name!r} reads only satikit weights "
+            "(a run folder or .safetensors file)"
+        ) from None
+    return list(importer.load_init(adapter, source))

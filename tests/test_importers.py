@@ -468,3 +468,64 @@ def test_reference_files_need_both_domains(tmp_path: Path) -> None:
     torch.save({"a": TheirVAEGen(3).state_dict()}, tmp_path / "gen_00000001.pt")
     with pytest.raises(ValueError, match="'a': state_dict, 'b'"):
         import_unit(tmp_path / "gen_00000001.pt")
+
+
+def test_train_cli_init_from_reference_checkpoint_and_from_a_run(
+    cyclegan_dir, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from satikit.checkpoint import load_weights
+    from satikit.cli import cli
+    from satikit.data.io import write_image
+
+    directory, nets = cyclegan_dir
+    for domain, low in (("x", 0), ("y", 128)):
+        (tmp_path / domain).mkdir()
+        image = np.random.default_rng(low).integers(low, low + 128, (40, 40, 3)).astype(np.uint8)
+        write_image(tmp_path / domain / "0.tif", image)
+    base = [
+        "train",
+        "--x",
+        str(tmp_path / "x"),
+        "--y",
+        str(tmp_path / "y"),
+        "--steps",
+        "1",
+        "--crop",
+        "32",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--threads",
+        "1",
+        "--no-domain-encoding",
+        "-o",
+        "ngf",
+        "4",
+        "-o",
+        "n_blocks",
+        "2",
+        "-o",
+        "ndf",
+        "4",
+        "-o",
+        "n_layers",
+        "2",
+    ]
+    runner = CliRunner()
+    first = runner.invoke(cli, [*base, "--out", str(tmp_path / "a"), "--init", str(directory)])
+    assert first.exit_code == 0, first.output
+    assert "initialised from" in first.output and "G_A" in first.output
+    trained = load_weights(tmp_path / "a" / "model.safetensors")
+    assert len(trained) > len(nets["G_A"].state_dict())  # all four networks were saved
+    second = runner.invoke(
+        cli, [*base, "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a")]
+    )
+    assert second.exit_code == 0, second.output
+    assert "all weights" in second.output
+    bad = runner.invoke(
+        cli, [*base, "--out", str(tmp_path / "c"), "--init", str(tmp_path / "x" / "0.tif")]
+    )
+    assert bad.exit_code != 0 and "Traceback" not in bad.output, bad.output
+    assert "0.tif" in bad.output

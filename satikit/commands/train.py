@@ -104,6 +104,19 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
     show_default=True,
     help="Checkpoint every N steps (0: at the end only).",
 )
+@click.option(
+    "--init",
+    "init_path",
+    type=click.Path(exists=True),
+    help="Start from existing weights: a satikit run folder or .safetensors file, or the "
+    "adapter's reference checkpoint (cyclegan: pytorch-CycleGAN-and-pix2pix folder or "
+    "*_net_G_A.pth; unit/munit: reference gen_*.pt), e.g. to fine-tune with SATI.",
+)
+@click.option(
+    "--backbone",
+    help="Shorthand for -o backbone NAME (adapters with a 'backbone' option, e.g. "
+    "--adapter timm --backbone resnet18).",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option(
@@ -137,6 +150,8 @@ def train(
     log_every: int,
     sample_every: int,
     checkpoint_every: int,
+    init_path: str | None,
+    backbone: str | None,
     resume: bool,
     quiet: bool,
     threads: int | None,
@@ -148,6 +163,7 @@ def train(
       satikit train --adapter cyclegan --x data/train/x --y data/train/y \\
           --out runs/sati --steps 2000 --crop 128 -o ngf 32 -o n_blocks 6
     """
+    from satikit.checkpoint import load_init
     from satikit.training import SATISettings, SATITrainer, TrainConfig
 
     if threads is not None:
@@ -170,6 +186,8 @@ def train(
                 raise click.UsageError(
                     f"{run_dir!r} already holds a run; pass --resume or choose another --out"
                 )
+            if backbone:
+                options = (*options, ("backbone", backbone))
             n_dims = int(dims) if dims else _dims_of(x_dirs)
             config = TrainConfig(
                 adapter=adapter,
@@ -201,6 +219,9 @@ def train(
                 per_epoch = -(-len(_images(x_dirs, "x")) // batch_size)
                 config.steps = epochs * per_epoch
             trainer = SATITrainer.from_dirs(config, x_dirs, y_dirs, run_dir)
+            if init_path:
+                loaded = load_init(trainer.adapter, init_path)
+                click.echo(f"initialised from {init_path}: {', '.join(loaded)}", err=True)
     except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
         raise click.UsageError(str(exc)) from None
     mode = "SATI" if trainer.sati.enabled else "standard"
