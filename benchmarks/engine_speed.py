@@ -1,11 +1,17 @@
-"""Engine timing: each strategy's time relative to one untiled forward pass (``none``).
+"""Engine speed: every strategy timed on the same model and image, reported as ratios.
 
-A small conv net on a ``3 x 2048 x 2048`` image, tile 512, overlap 64 (25 % of the tile is the
-paper's default for SATI; 64 here as issue 3 asks), weighted tiling at 50 % overlap with the
-gaussian window. All strategies are timed in one run, interleaved over ``--repeats`` rounds, and
-reported as ratios of medians so the machine's speed cancels out.
+For each image (2D ``--sizes``, 3D ``--volumes``), a small conv net, tile ``T`` and overlap
+``O`` (weighted: 50 %), interleaved over ``--repeats`` rounds, medians:
 
-    python -m benchmarks.engine_speed [--size 2048] [--tile 512] [--overlap 64] [--repeats 3]
+- each strategy's time / ``none`` and / the pure forward pass over the same (simple) tiles,
+  i.e. the engine's overhead;
+- ``sati`` / ``simple`` against the theoretical ``(T / (T - O))^N`` ... (see README);
+- ``weighted`` (gaussian, 50 %) against MONAI's ``sliding_window_inference`` (gaussian, same
+  overlap and batch), when MONAI is installed (``pip install -e .[bench]``);
+- ``sati`` wavefront vs raster;
+- host memory the engine allocates (numpy, traced with tracemalloc) per strategy.
+
+    python -m benchmarks.engine_speed [--sizes 2048 8192] [--volumes 256] [--tile 512 --overlap 64]
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import argparse
 import statistics
 import sys
 import time
+import tracemalloc
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,98 +32,170 @@ from satikit.grid import TileGrid, read_tile
 from satikit.stitching import stitch
 
 
-def small_net(channels: int = 3, width: int = 16) -> nn.Module:
+def small_net(ndim: int, channels: int = 3, width: int = 16) -> nn.Module:
+    """Three 3x3 convolutions: enough compute that the engine's share is measurable."""
     torch.manual_seed(0)
+    conv = nn.Conv2d if ndim == 2 else nn.Conv3d
     return nn.Sequential(
-        nn.Conv2d(channels, width, 3, padding=1),
+        conv(channels, width, 3, padding=1),
         nn.ReLU(),
-        nn.Conv2d(width, width, 3, padding=1),
+        conv(width, width, 3, padding=1),
         nn.ReLU(),
-        nn.Conv2d(width, channels, 3, padding=1),
+        conv(width, channels, 3, padding=1),
         nn.Tanh(),
     ).eval()
 
 
+def _timed(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _peak_bytes(call: Callable[[], object]) -> int:
+    """Peak host memory traced during ``call`` (a separate, untimed run: tracing is slow)."""
+    tracemalloc.start()
+    call()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def cases(
+    image: np.ndarray, net: nn.Module, tile: int, overlap: int, batch: int
+) -> dict[str, Callable[[], object]]:
+    """Name -> zero-argument call, all on the same image and net."""
+    spatial = image.shape[1:]
+    grid = TileGrid.create(spatial, tile, overlap)
+    common = dict(tile=tile, batch_size=batch)
+
+    def forward_only() -> None:
+        tiles = [read_tile(image, grid.window(i), grid.shape) for i in grid.raster()]
+        with torch.inference_mode():
+            for b in range(0, len(tiles), batch):
+                net(torch.from_numpy(np.stack(tiles[b : b + batch])))
+
+    calls: dict[str, Callable[[], object]] = {
+        "none": lambda: stitch(image, net, overlap=0, strategy="none", **common),
+        "forward only": forward_only,
+        "simple": lambda: stitch(image, net, overlap=overlap, strategy="simple", **common),
+        "weighted": lambda: stitch(
+            image, net, overlap=tile // 2, strategy="weighted", window="gaussian", **common
+        ),
+        "sati raster": lambda: stitch(
+            image, net, overlap=overlap, strategy="sati", order="raster", **common
+        ),
+        "sati wavefront": lambda: stitch(
+            image, net, overlap=overlap, strategy="sati", order="wavefront", **common
+        ),
+    }
+    try:
+        from monai.inferers import sliding_window_inference
+
+        def monai() -> None:
+            with torch.inference_mode():
+                sliding_window_inference(
+                    torch.from_numpy(image)[None],
+                    (tile,) * len(spatial),
+                    batch,
+                    net,
+                    overlap=0.5,
+                    mode="gaussian",
+                )
+
+        calls["monai weighted"] = monai
+    except ImportError:  # benchmark-only dependency
+        pass
+    return calls
+
+
+def measure(shape: tuple[int, ...], tile: int, overlap: int, batch: int, repeats: int) -> dict:
+    """Time every case on one image shape; returns rows and the ratios the issue asks for."""
+    net = small_net(len(shape))
+    image = np.random.default_rng(0).uniform(-1, 0, (3, *shape)).astype(np.float32)
+    calls = cases(image, net, tile, overlap, batch)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            times[name].append(_timed(call))
+    peaks = {name: _peak_bytes(call) for name, call in calls.items()}
+    med = {name: statistics.median(t) for name, t in times.items()}
+    rows = [
+        {
+            "shape": list(shape),
+            "method": name,
+            "median_s": round(med[name], 3),
+            "ratio_to_none": round(med[name] / med["none"], 3),
+            "ratio_to_forward": round(med[name] / med["forward only"], 3),
+            "host_mib": round(peaks[name] / 2**20, 1),
+        }
+        for name in calls
+    ]
+    ratios = {
+        "sati_over_simple": round(med["sati wavefront"] / med["simple"], 3),
+        "sati_over_simple_theory": round((tile / (tile - overlap)) ** len(shape), 3),
+        "wavefront_over_raster": round(med["sati wavefront"] / med["sati raster"], 3),
+        "simple_engine_overhead": round(med["simple"] / med["forward only"] - 1, 3),
+    }
+    if "monai weighted" in med:
+        ratios["weighted_over_monai"] = round(med["weighted"] / med["monai weighted"], 3)
+    return {"shape": list(shape), "rows": rows, "ratios": ratios}
+
+
+def markdown(payload: dict) -> str:
+    lines = [
+        f"# Engine speed (tile {payload['config']['tile']}, overlap {payload['config']['overlap']}, "
+        f"weighted 50 %, batch {payload['config']['batch_size']})",
+        "",
+        f"`{payload['command']}` on {payload['machine']}, commit {payload['commit']}",
+        "",
+        "| image | method | median s | / none | / forward over simple's tiles | host MiB (numpy) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for result in payload["results"]:
+        name = "x".join(map(str, result["shape"]))
+        lines += [
+            f"| {name} | {r['method']} | {r['median_s']} | {r['ratio_to_none']} | {r['ratio_to_forward']} | {r['host_mib']} |"
+            for r in result["rows"]
+        ]
+    lines += ["", "| image | ratio | value |", "|---|---|---:|"]
+    for result in payload["results"]:
+        name = "x".join(map(str, result["shape"]))
+        lines += [f"| {name} | {k} | {v} |" for k, v in result["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[2048], help="2D image sizes")
+    parser.add_argument("--volumes", type=int, nargs="*", default=[], help="3D volume sizes")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--tile-3d", type=int, default=64)
+    parser.add_argument("--overlap-3d", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-
-    net = small_net()
-    image = np.random.default_rng(0).uniform(-1, 0, (3, args.size, args.size)).astype(np.float32)
-    common = dict(tile=args.tile, batch_size=args.batch_size)
-    cases = {
-        "none": dict(strategy="none", overlap=0),
-        "simple": dict(strategy="simple", overlap=args.overlap),
-        "weighted (50 % overlap)": dict(
-            strategy="weighted", overlap=args.tile // 2, window="gaussian"
-        ),
-        "sati raster": dict(strategy="sati", overlap=args.overlap, order="raster"),
-        "sati wavefront": dict(strategy="sati", overlap=args.overlap, order="wavefront"),
-    }
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    times["forward only (simple's tiles)"] = []
-    grid = TileGrid.create((args.size, args.size), args.tile, args.overlap)
-    tiles = [
-        np.ascontiguousarray(read_tile(image, grid.window(i), grid.shape)) for i in grid.raster()
+    results = [
+        measure((s, s), args.tile, args.overlap, args.batch_size, args.repeats) for s in args.sizes
     ]
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        with torch.inference_mode():
-            for b in range(0, len(tiles), args.batch_size):
-                net(torch.from_numpy(np.stack(tiles[b : b + args.batch_size])))
-        times["forward only (simple's tiles)"].append(time.perf_counter() - start)
-        for name, kwargs in cases.items():
-            start = time.perf_counter()
-            stitch(image, net, **common, **kwargs)  # type: ignore[arg-type]
-            times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["none"])
-    forward = statistics.median(times["forward only (simple's tiles)"])
-    rows = [
-        {
-            "method": name,
-            "median_s": round(statistics.median(t), 3),
-            "ratio_to_none": round(statistics.median(t) / base, 3),
-            "ratio_to_forward": round(statistics.median(t) / forward, 3),
-        }
-        for name, t in times.items()
+    results += [
+        measure((s, s, s), args.tile_3d, args.overlap_3d, args.batch_size, args.repeats)
+        for s in args.volumes
     ]
-    command = "python -m benchmarks.engine_speed " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    argv_used = argv if argv is not None else sys.argv[1:]
     payload = {
         "config": vars(args),
         "commit": git_commit(),
         "machine": machine(),
-        "command": command.strip(),
-        "theory": {
-            "sati_over_simple_per_dim": "T/(T-O) = %.3f" % (args.tile / (args.tile - args.overlap))
-        },
-        "rows": rows,
+        "command": ("python -m benchmarks.engine_speed " + " ".join(argv_used)).strip(),
+        "results": results,
     }
-    lines = [
-        f"# Engine speed, {args.size}^2 x 3, tile {args.tile}, overlap {args.overlap} (weighted: {args.tile // 2})",
-        "",
-        f"`{payload['command']}` on {payload['machine']}, commit {payload['commit']}",
-        "",
-        "| method | median s | time / none | time / forward over simple's tiles |",
-        "|---|---:|---:|---:|",
-        *[
-            f"| {r['method']} | {r['median_s']} | {r['ratio_to_none']} | {r['ratio_to_forward']} |"
-            for r in rows
-        ],
-        "",
-    ]
-    markdown = "\n".join(lines)
-    print(markdown)
+    text = markdown(payload)
+    print(text)
     if not args.no_write:
-        paths = write_results("speed", payload, markdown)
-        print("wrote", *paths)
+        print("wrote", *write_results("speed", payload, text))
     return payload
 
 

@@ -18,17 +18,31 @@ import tifffile
 import torch
 
 from satikit.data.io import read_image
-from satikit.encoding import Domain, encode
+from satikit.encoding import Domain, check_finite, encode
 
 __all__ = ["CropSampler", "EncodedView", "infer_dims", "open_image", "spatial_channels"]
 
 
 def open_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Open a TIFF read-only: a memmap when possible, else the array read into memory."""
+    """Open a TIFF read-only: a memmap when possible, else the array read into memory.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an empty, truncated or otherwise unreadable file (the message names it).
+    """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"{path}: file is empty")
     try:
         return tifffile.memmap(path, mode="r")
     except (ValueError, OSError, IndexError):
+        pass
+    try:
         return read_image(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # readers raise many kinds of errors on corrupt files
+        raise ValueError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
 
 
 def infer_dims(shape: Sequence[int]) -> int:
@@ -64,6 +78,17 @@ def spatial_channels(
     )
 
 
+def _dims_hint(shape: Sequence[int], dims: int) -> str:
+    """A hint for images whose shape suggests other spatial dims than ``dims``."""
+    try:
+        guess = infer_dims(shape)
+    except ValueError:
+        return ""
+    if guess == dims:
+        return ""
+    return f" (its shape {tuple(shape)} looks like a {guess}D image; check --dims)"
+
+
 class EncodedView:
     """A ``(C, *spatial)`` float32 view of an on-disk ``(*spatial[, C])`` image, encoded on read.
 
@@ -75,12 +100,19 @@ class EncodedView:
         domain: ``"x"`` or ``"y"``; see :func:`satikit.encoding.encode`.
         dims: number of spatial dims.
         encoding: domain encoding on or off.
+        name: how error messages call the image.
+
+    Raises:
+        ValueError: (on read) the region holds NaN or inf.
     """
 
-    def __init__(self, raw: Any, domain: Domain, dims: int, *, encoding: bool = True) -> None:
+    def __init__(
+        self, raw: Any, domain: Domain, dims: int, *, encoding: bool = True, name: str = "image"
+    ) -> None:
         self.raw = raw
         self.domain = domain
         self.encoding = encoding
+        self.name = name
         spatial, self.channels = spatial_channels(raw.shape, dims)
         self.has_channels = raw.ndim == dims + 1
         self.shape = (self.channels, *spatial)
@@ -97,6 +129,8 @@ class EncodedView:
         if any(not isinstance(k, slice) for k in key):
             raise TypeError("EncodedView supports slices only")
         block = np.asarray(self.raw[spatial])
+        corner = tuple(k.indices(n)[0] for k, n in zip(spatial, self.shape[1:]))
+        check_finite(block, f"{self.name} (the region from {corner})")
         block = np.moveaxis(block, -1, 0) if self.has_channels else block[None]
         return encode(block[channel], self.domain, enabled=self.encoding)
 
@@ -151,7 +185,10 @@ class CropSampler:
     def _check(self, path: Path) -> tuple[tuple[int, ...], int]:
         spatial, channels = spatial_channels(self._open(path).shape, self.dims, name=str(path))
         if any(s < c for s, c in zip(spatial, self.crop)):
-            raise ValueError(f"{path}: spatial size {spatial} is smaller than the crop {self.crop}")
+            raise ValueError(
+                f"{path}: spatial size {spatial} is smaller than the crop {self.crop}"
+                + _dims_hint(self._open(path).shape, self.dims)
+            )
         return spatial, channels
 
     def _open(self, path: Path) -> Any:
@@ -164,19 +201,38 @@ class CropSampler:
             self._cache.popitem(last=False)
         return array
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> torch.Tensor:
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, *, keep: slice | None = None
+    ) -> torch.Tensor:
         """Draw ``batch_size`` crops: image uniformly, then position uniformly.
 
+        Args:
+            batch_size: crops drawn from ``rng``.
+            rng: the crop positions' generator.
+            keep: read only these of the drawn crops (a rank's share of a global batch in
+                distributed training: every rank draws the same positions, each reads its
+                own); default: all.
+
         Returns:
-            ``(B, C, *crop)`` float32 tensor in the domain's encoded range.
+            ``(len(kept), C, *crop)`` float32 tensor in the domain's encoded range.
+
+        Raises:
+            ValueError: a crop holds NaN or inf (the message names the file and position).
         """
-        crops = []
-        for _ in range(batch_size):
-            index = int(rng.integers(len(self.paths)))
-            starts = [int(rng.integers(s - c + 1)) for s, c in zip(self.shapes[index], self.crop)]
-            view = EncodedView(
-                self._open(self.paths[index]), self.domain, self.dims, encoding=self.encoding
-            )
-            window = tuple(slice(s, s + c) for s, c in zip(starts, self.crop))
-            crops.append(view[(slice(None), *window)])
+        draws = [self._draw(rng) for _ in range(batch_size)]
+        crops = [self._read(index, starts) for index, starts in draws[keep or slice(None)]]
         return torch.from_numpy(np.stack(crops))
+
+    def _draw(self, rng: np.random.Generator) -> tuple[int, list[int]]:
+        index = int(rng.integers(len(self.paths)))
+        starts = [int(rng.integers(s - c + 1)) for s, c in zip(self.shapes[index], self.crop)]
+        return index, starts
+
+    def _read(self, index: int, starts: Sequence[int]) -> np.ndarray:
+        """``(C, *crop)`` encoded crop of image ``index`` at ``starts``."""
+        path = self.paths[index]
+        view = EncodedView(
+            self._open(path), self.domain, self.dims, encoding=self.encoding, name=str(path)
+        )
+        window = tuple(slice(s, s + c) for s, c in zip(starts, self.crop))
+        return view[(slice(None), *window)]

@@ -14,7 +14,16 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-__all__ = ["Domain", "decode", "domain_range", "encode", "to_domain", "to_unit", "from_unit"]
+__all__ = [
+    "Domain",
+    "check_finite",
+    "decode",
+    "domain_range",
+    "encode",
+    "from_unit",
+    "to_domain",
+    "to_unit",
+]
 
 Domain = Literal["x", "y"]
 T = TypeVar("T")
@@ -51,6 +60,17 @@ def _input_range(array: np.ndarray, in_range: tuple[float, float] | None) -> tup
         f"cannot infer the value range of dtype {array.dtype}; pass in_range=(low, high) "
         "(uint8, uint16 and float in [0, 1] are inferred)"
     )
+
+
+def check_finite(block: np.ndarray, where: str) -> np.ndarray:
+    """Return ``block`` unchanged; refuse NaN / inf before :func:`encode` would clip them.
+
+    Raises:
+        ValueError: ``"{where} contains non-finite values (NaN or inf)"`` (float data only).
+    """
+    if block.dtype.kind in "fc" and not np.isfinite(block).all():
+        raise ValueError(f"{where} contains non-finite values (NaN or inf)")
+    return block
 
 
 def to_unit(array: np.ndarray, in_range: tuple[float, float] | None = None) -> np.ndarray:

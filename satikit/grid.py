@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["TileGrid", "as_tuple", "read_tile", "reflect_indices"]
+__all__ = ["TileGrid", "as_tuple", "read_tile", "reflect_indices", "sati_overlap_message"]
 
 Index = tuple[int, ...]
 
@@ -34,6 +34,14 @@ def as_tuple(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...
             f"{name} has {len(values)} entries {values} but the image has {ndim} spatial dims"
         )
     return values
+
+
+def sati_overlap_message(tile: Sequence[int], overlap: Sequence[int]) -> str:
+    """The error for a SATI grid whose tile is not larger than twice its overlap."""
+    return (
+        f"SATI needs tile > 2 x overlap (each tile keeps pixels of its own beyond the strips "
+        f"it takes from its predecessors); got tile={tuple(tile)}, overlap={tuple(overlap)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,11 @@ class TileGrid:
         sati: bool = False,
         seam: str = "middle",
     ) -> TileGrid:
-        """Build and validate a grid; ``sati=True`` also requires ``O <= T / 2`` (DESIGN §4).
+        """Build and validate a grid; ``sati=True`` also requires ``T > 2 O`` (DESIGN §4).
 
         Raises:
-            ValueError: empty image, tile < 1, overlap < 0, overlap >= tile, (SATI) overlap >
-                tile / 2, or an unknown ``seam``.
+            ValueError: empty image, tile < 1, overlap < 0, overlap >= tile, (SATI) tile <=
+                2 x overlap, or an unknown ``seam``.
         """
         if seam not in ("middle", "start"):
             raise ValueError(f"seam must be 'middle' or 'start', got {seam!r}")
@@ -87,11 +95,8 @@ class TileGrid:
                 raise ValueError(
                     f"overlap must be smaller than the tile, got tile={tile_t}, overlap={overlap_t}"
                 )
-            if sati and 2 * o > t:
-                raise ValueError(
-                    f"SATI needs overlap <= tile / 2 so a tile's leading strips come only from its "
-                    f"direct predecessors; got tile={tile_t}, overlap={overlap_t}"
-                )
+            if sati and 2 * o >= t:
+                raise ValueError(sati_overlap_message(tile_t, overlap_t))
         return cls(shape, tile_t, overlap_t, seam)
 
     @property

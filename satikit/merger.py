@@ -18,7 +18,7 @@ import torch
 from satikit.grid import as_tuple
 from satikit.weights import overlap_weight, strip_mask
 
-__all__ = ["border_cases", "merge"]
+__all__ = ["border_cases", "draw_cases", "merge"]
 
 Cases = Literal["all", "leading"]
 
@@ -27,6 +27,15 @@ Cases = Literal["all", "leading"]
 def border_cases(ndim: int) -> tuple[tuple[bool, ...], ...]:
     """All ``2^N - 1`` non-empty subsets of leading borders, as per-dimension flags."""
     return tuple(c for c in itertools.product((False, True), repeat=ndim) if any(c))
+
+
+def draw_cases(count: int, ndim: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``count`` uniform draws of a border case (overlap sampling, paper III-B).
+
+    Returns:
+        ``(count,)`` long indices into :func:`border_cases` ``(ndim)``.
+    """
+    return torch.randint(len(border_cases(ndim)), (count,), generator=generator)
 
 
 def _case_maps(
@@ -49,6 +58,7 @@ def merge(
     generator: torch.Generator | None = None,
     cases: Cases = "all",
     weighting: bool = True,
+    case_index: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Merge ``y_hat`` into the leading border strips of ``x``.
 
@@ -62,6 +72,9 @@ def merge(
             uniformly (overlap sampling, paper III-B); ``"leading"``: always all leading strips
             (the "w/o overlap sampling" ablation).
         weighting: ``W`` is the pixel-overlap weight map (paper III-F) if True, else ``M``.
+        case_index: ``(B,)`` cases drawn beforehand with :func:`draw_cases` (e.g. a rank's
+            share of a global batch's draw); with ``cases="all"`` it replaces the draw from
+            ``generator``.
 
     Returns:
         ``z`` (same shape and dtype as ``x``: ``y_hat`` inside ``M``, ``x`` outside),
@@ -88,10 +101,12 @@ def merge(
     masks, weights = _case_maps(tile, overlap_t, weighting)
     batch = x.shape[0]
     if cases == "all":
-        chosen = torch.randint(len(masks), (batch,), generator=generator)
+        chosen = draw_cases(batch, len(tile), generator) if case_index is None else case_index
+        if chosen.shape != (batch,):
+            raise ValueError(f"case_index must have shape ({batch},), got {tuple(chosen.shape)}")
     else:  # the last case flags every dimension
         chosen = torch.full((batch,), len(masks) - 1, dtype=torch.long)
-    index = chosen.numpy()
+    index = chosen.cpu().numpy()
     mask = torch.from_numpy(masks[index]).unsqueeze(1).to(x.device)
     weight = torch.from_numpy(weights[index]).unsqueeze(1).to(device=x.device, dtype=x.dtype)
     z = torch.where(mask, y_hat.to(x.dtype), x)

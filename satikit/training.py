@@ -31,13 +31,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from satikit import __version__
+from satikit import __version__, distributed
 from satikit.checkpoint import (
     FORMAT,
-    WEIGHTS_NAME,
     load_config,
     load_train_state,
-    load_weights,
+    restore_weights,
     save_checkpoint,
 )
 from satikit.crops import CropSampler
@@ -51,7 +50,7 @@ from satikit.losses import (
     sati_generator_adv,
     stitch_loss,
 )
-from satikit.merger import merge
+from satikit.merger import draw_cases, merge
 from satikit.plugins import get_adapter_info
 from satikit.protocols import Adapter
 
@@ -75,8 +74,8 @@ class SATISettings:
 
     Attributes:
         enabled: add the SATI terms (False: plain host GAN, the "standard" baseline).
-        overlap: width of the merged strips in training crops, px; None: 25 % of the crop
-            (paper IV: 64 px for 256 px crops, 16 px for 64^3 crops).
+        overlap: width of the merged strips in training crops, px, below half the crop;
+            None: 25 % of the crop (paper IV: 64 px for 256 px crops, 16 px for 64^3 crops).
         overlap_sampling: all ``2^N - 1`` border cases, uniformly (III-B); off: always all
             leading borders.
         domain_encoding: X in [-1, 0], Y in [0, 1] (III-C); off: both in [-1, 1].
@@ -102,9 +101,10 @@ class SATISettings:
         lam = self.lambda_stitch
         if lam is None:
             lam = 10.0 if len(crop) == 2 else 20.0  # paper IV-A (2D) / IV-C (3D)
-        if not 0 < overlap <= min(crop) // 2:
+        if not 0 < 2 * overlap < min(crop):
             raise ValueError(
-                f"SATI overlap must be in 1..{min(crop) // 2} for crop {tuple(crop)}, got {overlap}"
+                f"SATI overlap must be in 1..{(min(crop) - 1) // 2} (below half the crop) for "
+                f"crop {tuple(crop)}, got {overlap}"
             )
         return replace(self, overlap=int(overlap), lambda_stitch=float(lam))
 
@@ -145,7 +145,7 @@ class TrainConfig:
         options: adapter hyperparameters (validated by the adapter's declared options).
         dims: spatial dims of the images.
         crop: training crop size (int or per dim); None: :func:`default_crop`.
-        batch_size: crops per domain and step.
+        batch_size: crops per domain and step (per process in distributed training).
         steps: total optimizer steps (the learning-rate schedule spans them).
         seed: seeds weights, crops, the merger and the host's randomness.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
@@ -196,6 +196,12 @@ def _set_requires_grad(optimizer: torch.optim.Optimizer, flag: bool) -> None:
 class SATITrainer:
     """Trains an adapter with (or without) SATI; see the module docstring.
 
+    In a process group (``torchrun``, :mod:`satikit.distributed`) every rank starts from rank
+    0's weights, draws the same global batch of ``batch_size * world_size`` crop positions and
+    merger cases and keeps its own share, and averages gradients before each optimizer step;
+    only rank 0 writes logs, samples and checkpoints. The host GAN's own randomness (noise,
+    styles) is seeded per rank from ``(seed, rank, step)``.
+
     Args:
         adapter: the wrapped GAN, already on ``config.device``'s device.
         config: run settings; ``config.sati`` is resolved for the crop size.
@@ -222,6 +228,7 @@ class SATITrainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.data_dirs: tuple[list[str], list[str]] = ([], [])  # set by from_dirs, for resume
         self.step = 0
+        self.dist = distributed.context()
         self.rng = np.random.default_rng(config.seed)
         self.merge_generator = torch.Generator().manual_seed(config.seed)
         self.optimizers = adapter.configure_optimizers(config.steps)
@@ -230,6 +237,9 @@ class SATITrainer:
         self.lambda_stitch = self._schedule()
         self.last: dict[str, torch.Tensor] = {}
         self._started = time.perf_counter()
+        if self.dist.distributed:
+            adapter.load_state_dict(distributed.broadcast_state(adapter.state_dict()))
+            self._seed_host()
         if config.compile:
             for module in getattr(adapter, "children", lambda: [])():
                 module.compile()
@@ -284,9 +294,13 @@ class SATITrainer:
         if device is not None:
             config.device = device
         trainer = cls.from_dirs(config, saved["data"]["x"], saved["data"]["y"], run_dir)
-        trainer.adapter.load_state_dict(load_weights(Path(run_dir) / WEIGHTS_NAME))
+        restore_weights(trainer.adapter, run_dir, saved)
         trainer.load_state(load_train_state(run_dir, step=saved["training"]["step"]))
         return trainer
+
+    def _seed_host(self) -> None:
+        """Distributed: seed the global RNGs (the host's noise, styles) per rank and step."""
+        seed_everything(distributed.rank_seed(self.config.seed, self.dist.rank, self.step))
 
     def _schedule(self) -> Schedule:
         final = float(self.sati.lambda_stitch or 0.0)
@@ -325,6 +339,7 @@ class SATITrainer:
                     generator=self.merge_generator,
                     cases="all" if self.sati.overlap_sampling else "leading",
                     weighting=self.sati.pixel_weighting,
+                    case_index=self._merge_cases(x.shape[0]),
                 )
                 y_hat_z = a.generator_xy(z)
                 adv = sati_generator_adv(a.criterion, a.discriminator_y, y_hat_z)
@@ -339,6 +354,7 @@ class SATITrainer:
                 self._sample = (x, y_hat_x.detach(), None, None, None)
         opt.generator.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
+        self._average_gradients(opt.generator)
         self.scaler.step(opt.generator)
         _set_requires_grad(opt.discriminator, True)
         with self._autocast():
@@ -350,6 +366,7 @@ class SATITrainer:
                 terms["d_sati"] = d_sati.detach()
         opt.discriminator.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
+        self._average_gradients(opt.discriminator)
         self.scaler.step(opt.discriminator)
         self.scaler.update()
         for scheduler in opt.schedulers:
@@ -359,27 +376,48 @@ class SATITrainer:
         self.last = {**{k: v for k, v in a.loss_terms.items()}, **terms}
         return self.last
 
+    def _merge_cases(self, batch_size: int) -> torch.Tensor | None:
+        """This rank's share of the global batch's merger cases (None: no overlap sampling)."""
+        if not self.sati.overlap_sampling:
+            return None
+        drawn = draw_cases(batch_size * self.dist.world_size, len(self.crop), self.merge_generator)
+        return drawn[self.dist.shard(batch_size)]
+
+    def _average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.dist.distributed:
+            distributed.average_gradients(p for g in optimizer.param_groups for p in g["params"])
+
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Random crops of both domains, on the trainer's device."""
+        """Random crops of both domains, on the trainer's device.
+
+        Distributed: the positions of the global batch are drawn on every rank, each reads its
+        own ``batch_size`` crops (so N ranks see what one process with an N-fold batch sees).
+        """
         if self.x_sampler is None or self.y_sampler is None:
             raise RuntimeError("this trainer has no crop samplers; pass batches to train_step")
-        x = self.x_sampler.sample(self.config.batch_size, self.rng)
-        y = self.y_sampler.sample(self.config.batch_size, self.rng)
+        size, keep = self.config.batch_size, self.dist.shard(self.config.batch_size)
+        x = self.x_sampler.sample(size * self.dist.world_size, self.rng, keep=keep)
+        y = self.y_sampler.sample(size * self.dist.world_size, self.rng, keep=keep)
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self, *, progress: bool = True) -> dict[str, float]:
         """Train until ``config.steps``; log, sample and checkpoint on the way.
 
+        Distributed: logged losses are the means over all ranks; only rank 0 writes files and
+        shows the progress bar.
+
         Returns:
             the last step's loss terms as floats.
         """
         self.adapter.train(True)
         losses: dict[str, float] = {}
+        if self.step == 0 and self.run_dir is not None and self.dist.is_main:
+            _truncate_log(self.run_dir / LOG_NAME, 0)  # lines of a run killed before its checkpoint
         with tqdm(
             total=self.config.steps,
             initial=self.step,
-            disable=not progress,
+            disable=not (progress and self.dist.is_main),
             desc="train[sati]" if self.sati.enabled else "train[standard]",
             unit="step",
             dynamic_ncols=True,
@@ -387,6 +425,8 @@ class SATITrainer:
             while self.step < self.config.steps:
                 terms = self.train_step(*self.next_batch())
                 if self.step % self.config.log_every == 0 or self.step == self.config.steps:
+                    if self.dist.distributed:
+                        terms = distributed.mean_terms(terms, self.device)
                     losses = {key: float(value) for key, value in terms.items()}
                     self._log(losses)
                     bar.set_postfix(
@@ -405,7 +445,7 @@ class SATITrainer:
         return losses
 
     def _log(self, losses: Mapping[str, float]) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or not self.dist.is_main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lr = self.optimizers.generator.param_groups[0]["lr"]
@@ -421,7 +461,7 @@ class SATITrainer:
     def write_sample(self) -> Path | None:
         """Write ``samples/step_NNNNNNN.png``: x | ŷ_x | z | ŷ_z of the first crop of the
         latest batch (3D: the middle slice)."""
-        if self.run_dir is None or not getattr(self, "_sample", None):
+        if self.run_dir is None or not self.dist.is_main or not getattr(self, "_sample", None):
             return None
         from PIL import Image
 
@@ -477,6 +517,7 @@ class SATITrainer:
                 "crop": list(self.crop),
                 "batch_size": c.batch_size,
                 "seed": c.seed,
+                "world_size": self.dist.world_size,
                 "amp": c.amp,
                 "compile": c.compile,
                 "log_every": c.log_every,
@@ -527,12 +568,15 @@ class SATITrainer:
             torch.cuda.set_rng_state_all(list(rng["cuda"]))
         self.adapter.load_training_state(state["host"])
         self.step = int(state["step"])
-        if self.run_dir is not None:
+        if self.dist.distributed:
+            self._seed_host()
+        if self.run_dir is not None and self.dist.is_main:
             _truncate_log(self.run_dir / LOG_NAME, self.step)
 
     def save(self) -> Path | None:
-        """Write weights, resume state and config to ``run_dir`` (atomically, file by file)."""
-        if self.run_dir is None:
+        """Write weights, resume state and config to ``run_dir`` as one atomic checkpoint
+        (:func:`satikit.checkpoint.save_checkpoint`); distributed: rank 0 only."""
+        if self.run_dir is None or not self.dist.is_main:
             return None
         return save_checkpoint(self.run_dir, self.adapter, self.run_config(), self.state())
 
@@ -580,14 +624,23 @@ def _config_from_dict(saved: Mapping[str, Any]) -> TrainConfig:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after ``step`` by an interrupted run (so a resumed log is exact)."""
+    """Drop log lines written after ``step`` by an interrupted run (so a resumed log is exact),
+    and a last line cut short by a kill."""
     if not path.is_file():
         return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
-    if len(kept) != len(lines):
+    text = path.read_text(encoding="utf-8")
+    kept = "".join(line + "\n" for line in text.splitlines() if _log_step(line) <= step)
+    if kept != text:
         with atomic_path(path) as tmp:
-            tmp.write_text("".join(kept), encoding="utf-8")
+            tmp.write_text(kept, encoding="utf-8")
+
+
+def _log_step(line: str) -> float:
+    """The step of a log line; infinity for a blank or broken one (so it is dropped)."""
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return float("inf")
 
 
 def _displayable(image: np.ndarray) -> np.ndarray:

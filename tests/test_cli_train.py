@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -344,3 +345,36 @@ def test_demo_quick(tmp_path):
     assert (out / "seams.png").is_file() and (out / "runs" / "sati" / "config.json").is_file()
     again = invoke("demo", "--quick", "--steps", 3, "--out", out)  # reuses data and models
     assert "reusing the trained sati model" in again.output
+
+
+def test_demo_uses_shipped_models_by_default(tmp_path, monkeypatch):
+    from satikit.commands import demo as demo_module
+
+    # stand-ins for the shipped pair: the two tiny models a quick demo trains
+    invoke("demo", "--quick", "--steps", 2, "--out", tmp_path / "train")
+    shipped = tmp_path / "shipped"
+    for name in ("standard", "sati"):
+        target = shipped / f"demo-{name}"
+        target.mkdir(parents=True)
+        for item in ("config.json", "model.safetensors"):
+            (target / item).write_bytes((tmp_path / "train" / "runs" / name / item).read_bytes())
+    monkeypatch.setattr(demo_module, "PRETRAINED", shipped)
+    monkeypatch.setattr(demo_module, "FULL", demo_module.QUICK)  # keep the data tiny
+    out = tmp_path / "demo"
+    result = invoke("demo", "--out", out)
+    assert "shipped" in result.output.splitlines()[0]
+    assert "training the" not in result.output
+    assert (out / "pretrained" / "sati" / "model.safetensors").is_file() and not (
+        out / "runs"
+    ).exists()
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["strategy"] for r in rows] == ["none", "simple", "weighted", "sati", "none"]
+
+
+def test_demo_without_shipped_models_trains(tmp_path, monkeypatch):
+    from satikit.commands import demo as demo_module
+
+    monkeypatch.setattr(demo_module, "PRETRAINED", tmp_path / "nothing")
+    monkeypatch.setattr(demo_module, "FULL", dataclasses.replace(demo_module.QUICK, steps=2))
+    result = invoke("demo", "--out", tmp_path / "demo")
+    assert "training the sati CycleGAN" in result.output

@@ -47,7 +47,8 @@ def test_wave_counts_follow_formula():
 
 
 def test_waves_never_group_overlapping_tiles_and_keep_raster_precedence():
-    grid = TileGrid.create((70, 53, 41), (16, 12, 10), (8, 6, 5), sati=True)
+    # the largest overlaps SATI allows (T > 2 O)
+    grid = TileGrid.create((70, 53, 41), (16, 12, 10), (7, 5, 4), sati=True)
     position = {i: t for t, wave in enumerate(grid.waves()) for i in wave}
     assert sorted(position) == sorted(grid.raster())
     for a in position:
@@ -64,7 +65,9 @@ def test_waves_never_group_overlapping_tiles_and_keep_raster_precedence():
         (dict(shape=(10, 10), tile=0, overlap=0), ">= 1"),
         (dict(shape=(10, 10), tile=(8, 8, 8), overlap=2), "3 entries"),
         (dict(shape=(10, 0), tile=8, overlap=2), "positive"),
-        (dict(shape=(10, 10), tile=8, overlap=5, sati=True), "tile / 2"),
+        (dict(shape=(10, 10), tile=8, overlap=5, sati=True), r"tile > 2 x overlap"),
+        (dict(shape=(10, 10), tile=8, overlap=4, sati=True), r"tile=\(8, 8\), overlap=\(4, 4\)"),
+        (dict(shape=(10, 10), tile=(9, 8), overlap=(4, 4), sati=True), "tile > 2 x overlap"),
     ],
 )
 def test_invalid_grids_raise(kwargs, match):

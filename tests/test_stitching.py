@@ -50,7 +50,7 @@ def test_identity_fn_reproduces_input_exactly(ndim, strategy, order, batch_size,
     max_size = {1: 90, 2: 40, 3: 18}[ndim]
     shape = tuple(data.draw(st.integers(1, max_size)) for _ in range(ndim))
     tile = tuple(data.draw(st.integers(2, 16)) for _ in range(ndim))
-    limit = [t // 2 if strategy == "sati" else t - 1 for t in tile]
+    limit = [(t - 1) // 2 if strategy == "sati" else t - 1 for t in tile]  # SATI: T > 2 O
     overlap = tuple(data.draw(st.integers(0, lim)) for lim in limit)
     image = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
     result = stitch(
@@ -235,7 +235,8 @@ def test_module_device_and_progress_bar(capsys):
         (dict(strategy="sati", order="zigzag"), identity, "unknown order"),
         (dict(strategy="weighted", window="hann"), identity, "unknown window"),
         (dict(strategy="simple", batch_size=0), identity, "batch_size"),
-        (dict(strategy="sati", overlap=5), identity, "tile / 2"),
+        (dict(strategy="sati", overlap=5), identity, "tile > 2 x overlap"),
+        (dict(strategy="sati", overlap=4), identity, "tile > 2 x overlap"),
         (dict(strategy="simple", overlap=8), identity, "smaller than the tile"),
         (dict(strategy="sati"), lambda t: t[:, :1], "channels"),
         (dict(strategy="simple"), lambda t: t[..., 1:], "spatial size"),
@@ -324,7 +325,9 @@ def test_stitch_on_grid_checks_the_grid():
     image = np.zeros((1, 20, 20), np.float32)
     with pytest.raises(ValueError, match="does not match"):
         stitch_on_grid(image, identity, TileGrid.create((20, 21), 8, 2), strategy="simple")
-    with pytest.raises(ValueError, match="tile / 2"):
+    with pytest.raises(ValueError, match="tile > 2 x overlap"):
         stitch_on_grid(image, identity, TileGrid.create((20, 20), 8, 6), strategy="sati")
+    with pytest.raises(ValueError, match="tile > 2 x overlap"):
+        stitch_on_grid(image, identity, TileGrid.create((20, 20), 8, 4), strategy="sati")
     with pytest.raises(ValueError, match="seam"):
         TileGrid.create((20, 20), 8, 2, seam="edge")

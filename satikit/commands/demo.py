@@ -1,12 +1,16 @@
-"""``satikit demo``: the whole method on a laptop CPU in about ten minutes.
+"""``satikit demo``: the whole method on a laptop CPU in a few minutes.
 
-Makes the small circle benchmark, trains a small CycleGAN with SATI and the same CycleGAN
-without it (standard), translates one large held-out image with every strategy, prints the
-colour-error table (paper II) and writes a side-by-side PNG around a tile corner.
+Makes the small circle benchmark, takes a small CycleGAN trained with SATI and the same CycleGAN
+trained without it (standard) -- by default the pretrained pair shipped in
+``satikit/pretrained/`` (trained by ``satikit bench quality --config cpu-small``), with
+``--train`` trained here from scratch -- translates one large held-out image with every
+strategy, prints the colour-error table (paper II) and writes a side-by-side PNG around a tile
+corner.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +19,10 @@ from typing import Any
 import click
 import numpy as np
 
-__all__ = ["DemoPlan", "demo"]
+__all__ = ["PRETRAINED", "DemoPlan", "demo"]
+
+#: Shipped demo models: ``<name>/config.json`` + ``<name>/model.safetensors`` per model.
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,21 @@ def _train(
     return run, time.perf_counter() - started
 
 
+def _use_pretrained(root: Path) -> bool:
+    """Copy the shipped standard and SATI models into ``root/pretrained``; False if none ship."""
+    names = {"standard": "demo-standard", "sati": "demo-sati"}
+    if not all((PRETRAINED / n / "model.safetensors").is_file() for n in names.values()):
+        return False
+    for name, shipped in names.items():
+        target = root / "pretrained" / name
+        target.mkdir(parents=True, exist_ok=True)
+        for item in ("config.json", "model.safetensors"):
+            shutil.copyfile(PRETRAINED / shipped / item, target / item)
+    return True
+
+
 def _translate_all(
-    root: Path, test: Path, device: str, diameter: float
+    root: Path, runs: Path, test: Path, device: str, diameter: float
 ) -> tuple[list[dict[str, Any]], dict]:
     from satikit.checkpoint import load_adapter
     from satikit.crops import open_image
@@ -118,9 +138,7 @@ def _translate_all(
     source = list_images(test / "x")[0]
     labels = read_image(test / "labels" / source.name)
     raw = open_image(source)
-    models = {
-        name: load_adapter(root / "runs" / name, device=device) for name in ("standard", "sati")
-    }
+    models = {name: load_adapter(runs / name, device=device) for name in ("standard", "sati")}
     rows, images = [], {"X input": np.asarray(raw)}
     for label, run, strategy in ROWS:
         adapter, config = models[run]
@@ -205,6 +223,12 @@ def _seam_png(path: Path, images: dict[str, np.ndarray], config: dict[str, Any])
     type=click.IntRange(min=1),
     help=f"Training steps per model [default: {FULL.steps}; --quick {QUICK.steps}].",
 )
+@click.option(
+    "--train",
+    "train_models",
+    is_flag=True,
+    help="Train both models here (about 10 minutes) instead of using the shipped ones.",
+)
 @click.option("--quick", is_flag=True, help="About one minute, tiny model (numbers meaningless).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, auto, ...")
@@ -216,7 +240,13 @@ def _seam_png(path: Path, images: dict[str, np.ndarray], config: dict[str, Any])
     help="CPU threads for torch (1 is fastest for small models on a busy machine).",
 )
 def demo(
-    out_dir: str, steps: int | None, quick: bool, seed: int, device: str, threads: int
+    out_dir: str,
+    steps: int | None,
+    train_models: bool,
+    quick: bool,
+    seed: int,
+    device: str,
+    threads: int,
 ) -> None:
     """Train CycleGAN with and without SATI on circles and compare tiling strategies.
 
@@ -229,24 +259,35 @@ def demo(
     plan = QUICK if quick else FULL
     if steps is not None:
         plan = DemoPlan(**{**plan.__dict__, "steps": steps})
-    click.echo(
-        f"satikit demo: this takes {'under a minute' if quick else 'about 10 minutes'} on 2 CPU cores "
-        f"({plan.steps} steps per model, 2 models, crop {plan.crop}, ngf {plan.ngf}); "
-        f"writing to {out_dir}"
-    )
-    torch.set_num_threads(threads)
     root = Path(out_dir)
+    pretrained = not (quick or train_models or steps is not None) and _use_pretrained(root)
+    if pretrained:
+        click.echo(
+            "satikit demo: about 2 minutes on 2 CPU cores, with the CycleGAN pair shipped in "
+            f"{PRETRAINED} (satikit demo --train trains them here); writing to {out_dir}"
+        )
+    else:
+        click.echo(
+            f"satikit demo: this takes {'under a minute' if quick else 'about 10 minutes'} on 2 CPU "
+            f"cores ({plan.steps} steps per model, 2 models, crop {plan.crop}, ngf {plan.ngf}); "
+            f"writing to {out_dir}"
+        )
+    torch.set_num_threads(threads)
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     click.echo("[1/4] making the small circle dataset (paper II, scaled by 1/4)")
     train, test = _make_data(root, plan, seed)
     times = {}
     for index, (name, sati) in enumerate((("sati", True), ("standard", False)), start=2):
+        if pretrained:
+            click.echo(f"[{index}/4] using the shipped {name} CycleGAN")
+            continue
         click.echo(f"[{index}/4] training the {name} CycleGAN")
         _, times[name] = _train(root, name, train, plan, sati, seed, device)
     click.echo("[4/4] translating one held-out image with every strategy")
     (root / "translated").mkdir(exist_ok=True)
-    rows, extra = _translate_all(root, test, device, diameter=10)
+    runs = root / ("pretrained" if pretrained else "runs")
+    rows, extra = _translate_all(root, runs, test, device, diameter=10)
     png = _seam_png(root / "seams.png", extra["images"], extra["config"])
     ratio = times["sati"] / times["standard"] if times.get("standard") else None
     results = {

@@ -8,8 +8,13 @@ from pathlib import Path
 import click
 
 from satikit.checkpoint import CONFIG_NAME
+from satikit.commands.errors import user_errors
 
 __all__ = ["train"]
+
+
+def _silent(*args: object, **kwargs: object) -> None:
+    """``click.echo`` on ranks other than 0."""
 
 
 def _dims_of(x_dirs: tuple[str, ...]) -> int:
@@ -163,6 +168,7 @@ def train(
       satikit train --adapter cyclegan --x data/train/x --y data/train/y \\
           --out runs/sati --steps 2000 --crop 128 -o ngf 32 -o n_blocks 6
     """
+    from satikit import distributed
     from satikit.checkpoint import load_init
     from satikit.training import SATISettings, SATITrainer, TrainConfig
 
@@ -172,7 +178,9 @@ def train(
         torch.set_num_threads(threads)
 
     started = time.perf_counter()
-    try:
+    note = f"the last complete checkpoint in {run_dir} is kept; --resume continues from it"
+    with user_errors(note), distributed.session(device) as (ctx, device):
+        say = click.echo if ctx.is_main else _silent
         if resume:
             trainer = SATITrainer.resume(
                 run_dir, steps=steps, device=None if device == "auto" else device
@@ -221,20 +229,21 @@ def train(
             trainer = SATITrainer.from_dirs(config, x_dirs, y_dirs, run_dir)
             if init_path:
                 loaded = load_init(trainer.adapter, init_path)
-                click.echo(f"initialised from {init_path}: {', '.join(loaded)}", err=True)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
-        raise click.UsageError(str(exc)) from None
-    mode = "SATI" if trainer.sati.enabled else "standard"
-    click.echo(
-        f"training {trainer.config.adapter} ({mode}) on {trainer.device} for "
-        f"{trainer.config.steps - trainer.step} steps, crop {list(trainer.crop)}",
-        err=True,
-    )
-    losses = trainer.fit(progress=not quiet)
+                say(f"initialised from {init_path}: {', '.join(loaded)}", err=True)
+        mode = "SATI" if trainer.sati.enabled else "standard"
+        where = (
+            f"{trainer.device} x {ctx.world_size} processes" if ctx.distributed else trainer.device
+        )
+        say(
+            f"training {trainer.config.adapter} ({mode}) on {where} for "
+            f"{trainer.config.steps - trainer.step} steps, crop {list(trainer.crop)}",
+            err=True,
+        )
+        losses = trainer.fit(progress=not quiet)
     summary = ", ".join(
         f"{k} {v:.4g}" for k, v in losses.items() if k in ("g_total", "d_total", "stitch")
     )
-    click.echo(
+    say(
         f"done: step {trainer.step} in {time.perf_counter() - started:.1f} s ({summary}); "
         f"run saved in {run_dir}"
     )

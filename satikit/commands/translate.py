@@ -6,6 +6,8 @@ import time
 
 import click
 
+from satikit.commands.errors import user_errors
+
 __all__ = ["translate"]
 
 
@@ -100,7 +102,7 @@ def translate(
         torch.set_num_threads(threads)
 
     started = time.perf_counter()
-    try:
+    with user_errors(f"no partial output was left at {target}"):
         written = translate_path(
             run_dir,
             source,
@@ -117,8 +119,6 @@ def translate(
             overwrite=force,
             progress=not quiet,
         )
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
-        raise click.UsageError(str(exc)) from None
     click.echo(
         f"translated {len(written)} image(s) in {time.perf_counter() - started:.1f} s -> {target}"
     )

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from satikit.grid import TileGrid
+from satikit.grid import TileGrid, sati_overlap_message
 from satikit.stitching.runner import TileFn, resolve_device
 from satikit.stitching.strategies import run_none, run_sati, run_simple, run_weighted
 
@@ -58,7 +58,7 @@ def stitch(
             N = ``image.ndim - 1`` >= 1 spatial dims. Tiles are read one batch at a time.
         fn: torch callable ``(B, C, *tile) -> (B, C_out, *tile)``; run under ``inference_mode``.
         tile: tile size ``T``, int or one per spatial dim (ignored by ``none``).
-        overlap: overlap ``O`` per dim, ``0 <= O < T``; ``sati`` needs ``O <= T / 2``. Paper
+        overlap: overlap ``O`` per dim, ``0 <= O < T``; ``sati`` needs ``T > 2 O``. Paper
             default: 25 % of the tile (IV-A: 128 px for 512 px tiles).
         strategy: ``"none"`` (whole image in one call), ``"simple"`` (independent tiles cut at the
             middle of the overlap), ``"weighted"`` (tiles blended with ``window``, normalised by
@@ -126,7 +126,7 @@ def stitch_on_grid(
     """:func:`stitch` on a prepared :class:`TileGrid` (e.g. one with ``seam="start"``).
 
     ``grid`` is ignored (may be None) for ``strategy="none"``; otherwise its shape must match
-    the image (and ``sati`` needs ``O <= T / 2``).
+    the image (and ``sati`` needs ``T > 2 O``).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -143,10 +143,8 @@ def stitch_on_grid(
             raise ValueError(
                 f"grid shape {None if grid is None else grid.shape} does not match the image {spatial}"
             )
-        if strategy == "sati" and any(2 * o > t for o, t in zip(grid.overlap, grid.tile)):
-            raise ValueError(
-                f"SATI needs overlap <= tile / 2, got tile={grid.tile}, overlap={grid.overlap}"
-            )
+        if strategy == "sati" and any(2 * o >= t for o, t in zip(grid.overlap, grid.tile)):
+            raise ValueError(sati_overlap_message(grid.tile, grid.overlap))
     tile_fn = TileFn(fn, resolve_device(fn, device), image.shape[0] if strategy == "sati" else None)
     allocate = _allocator(out, spatial)
     total = 1 if strategy == "none" or grid is None else grid.n_tiles

@@ -1,0 +1,147 @@
+"""Training survives SIGKILL at any moment: the last complete checkpoint loads, --resume ends
+where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from satikit.checkpoint import PENDING_NAME, load_adapter, load_config, load_train_state
+from satikit.cli import cli
+from satikit.data.io import write_image
+
+STEPS = 6
+TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()
+
+# `satikit train` with one function of satikit.checkpoint wrapped: "kill" SIGKILLs the process
+# on the AT-th call (a kill at an exact point of a checkpoint write), "sleep" slows every call
+# (so a kill from outside lands inside it).
+DRIVER = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    import satikit.checkpoint as checkpoint
+    from satikit.cli import cli
+
+    name, action, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    real, calls = getattr(checkpoint, name), [0]
+
+    def wrapped(*args, **kwargs):
+        calls[0] += 1
+        if action == "kill" and calls[0] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if action == "sleep":
+            time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    setattr(checkpoint, name, wrapped)
+    cli(sys.argv[4:], prog_name="satikit")
+    """
+)
+
+
+def train_args(data, run) -> list[str]:
+    return [
+        "train", "--x", str(data / "x"), "--y", str(data / "y"), "--out", str(run),
+        "--steps", str(STEPS), "--crop", "16", "--device", "cpu", "--quiet", "--threads", "1",
+        "--checkpoint-every", "1", *TINY,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crash")
+    rng = np.random.default_rng(0)
+    for domain in "xy":
+        (root / domain).mkdir()
+        write_image(root / domain / "a.tif", rng.integers(0, 256, (40, 40, 3), np.uint8))
+    result = CliRunner().invoke(cli, train_args(root, root / "reference"))
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def start(data, run, name: str, action: str, at: int = 0) -> subprocess.Popen:
+    (data / "driver.py").write_text(DRIVER)
+    command = [sys.executable, str(data / "driver.py"), name, action, str(at)]
+    return subprocess.Popen(command + train_args(data, run), stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None:
+    """SIGKILL ``process`` as soon as ``ready()`` holds (polling every 5 ms)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, f"finished before the kill: {process.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, "the moment to kill never came"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+
+
+def committed_step(run) -> int:
+    try:
+        return json.loads((run / "config.json").read_text())["training"]["step"]
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+SCENARIOS = {
+    # 2nd checkpoint: its weights staged, its resume state not yet -> step 1 survives
+    "while staging": ("save_weights", "kill", 4, 1),
+    # 2nd checkpoint complete in the staging folder, the commit rename not done -> step 1
+    "before the commit": ("_commit", "kill", 2, 1),
+    # 2nd checkpoint committed, new weights moved in, config.json still the old one -> step 2
+    "between weights and config": ("_move_into_place", "kill", 6, 2),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_kill_at_a_point_of_the_checkpoint_write(data, tmp_path, scenario):
+    name, action, at, expected = SCENARIOS[scenario]
+    run = tmp_path / "run"
+    process = start(data, run, name, action, at)
+    process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL, process.stderr.read()[-2000:]
+    if scenario == "while staging":  # a half-written checkpoint that the next save removes
+        assert list(run.glob(".checkpoint-*.tmp"))
+    if scenario == "between weights and config":  # the dangerous mix is on disk ...
+        assert (run / PENDING_NAME).is_dir() and committed_step(run) == 1
+    assert load_config(run)["training"]["step"] == expected  # ... and readers finish it
+    check_loadable_and_resume(data, run)
+
+
+@pytest.mark.parametrize("moment", ["after a checkpoint", "during a commit"])
+def test_kill_from_outside(data, tmp_path, moment):
+    run = tmp_path / "run"
+    if moment == "after a checkpoint":
+        process = start(data, run, "_commit", "sleep")
+        kill_when(process, lambda: committed_step(run) >= 2)
+    else:
+        process = start(data, run, "_move_into_place", "sleep")
+        kill_when(process, lambda: (run / PENDING_NAME).is_dir())
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    check_loadable_and_resume(data, run)
+
+
+def check_loadable_and_resume(data, run) -> None:
+    config = load_config(run)
+    step = config["training"]["step"]
+    assert 1 <= step < STEPS
+    load_adapter(run)  # weights match the config (checksums, shapes)
+    assert load_train_state(run, step=step)["step"] == step
+    result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert load_config(run)["training"]["step"] == STEPS
+    logged = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, STEPS + 1))
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # no leftovers
+    final, reference = (load_file(r / "model.safetensors") for r in (run, data / "reference"))
+    assert all(torch.equal(final[k], reference[k]) for k in reference)  # as if never killed
