@@ -14,6 +14,7 @@ temporary name and renames them only once complete.
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import uuid
@@ -24,10 +25,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ChannelFirst", "ChannelLastSink", "open_array", "output_array"]
+__all__ = ["ChannelFirst", "ChannelLastSink", "open_array", "output_array", "release_pages"]
 
 Transform = Callable[[np.ndarray], np.ndarray]
 TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def release_pages(array: Any) -> None:
+    """Drop a memory-mapped array's pages from this process's resident set.
+
+    Pages of a file mapping that were read or written stay in the process's RSS until unmapped,
+    so walking a memory-mapped image tile by tile would grow RSS to the image size. The data
+    stays in the file and the kernel's page cache (shared file mappings lose nothing); a later
+    access maps it back. No-op for arrays that are not memory-mapped.
+    """
+    mapping = getattr(array, "_mmap", None)
+    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _normalise_key(key: Any, ndim: int) -> tuple:
@@ -67,7 +81,9 @@ class ChannelFirst:
             block = np.moveaxis(block, -1, 0) if block.ndim == len(spatial) + 1 else block
         else:
             block = np.asarray(self.array[tuple(spatial)])[None][channel]
-        return self.transform(block)
+        result = np.array(self.transform(block), copy=True)  # own the data before releasing
+        release_pages(self.array)
+        return result
 
 
 class ChannelLastSink:
@@ -96,6 +112,7 @@ class ChannelLastSink:
             if block.shape[0] != 1:
                 raise ValueError(f"grey output takes 1 channel, got {block.shape[0]}")
             self.array[tuple(spatial)] = block[0]
+        release_pages(self.array)
 
 
 def open_array(path: str | os.PathLike[str]) -> Any:

@@ -107,3 +107,32 @@ def test_bad_files_give_clear_errors(tmp_path, name, content, match):
         path.write_bytes(content)
     with pytest.raises(ValueError, match=match):
         open_array(path)
+
+
+def _mapped_kib(path) -> int:
+    """Resident KiB of this process's mappings of ``path`` (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:
+            inside = len(fields) >= 6 and fields[-1] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+def test_walking_memory_mapped_files_keeps_their_pages_out_of_rss(tmp_path):
+    shape = (2048, 1024, 3)  # 6 MiB in and out
+    src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
+    tifffile.imwrite(
+        src, np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), photometric="rgb"
+    )
+    stored = open_array(src)
+    assert isinstance(stored, np.memmap)
+    with output_array(dst, shape, np.uint8) as out:
+        view = ChannelFirst(stored, channel_last=True, transform=lambda b: encode(b, "x"))
+        sink = ChannelLastSink(out, channel_last=True, transform=lambda b: decode(b, "x"))
+        stitch(view, lambda t: t, tile=128, overlap=32, strategy="sati", out=sink)
+        partial = next(tmp_path.glob("*partial*"))
+        assert _mapped_kib(src) < 1024 and _mapped_kib(partial) < 1024  # < 1 MiB of 6 MiB each
+    np.testing.assert_array_equal(np.asarray(open_array(dst)[...]), np.asarray(stored[...]))
