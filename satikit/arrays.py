@@ -7,7 +7,8 @@ without loading the image: :class:`ChannelFirst` reorders axes and encodes value
 :class:`ChannelLastSink` reorders axes and decodes values on write.
 
 :func:`open_array` opens TIFF (memory-mapped when the file is uncompressed and contiguous,
-through tifffile's zarr store when it is tiled or compressed), zarr and ``.npy`` inputs.
+through tifffile's zarr store when it is tiled or compressed), zarr and ``.npy`` inputs;
+:class:`NamedReads` names the file in errors that only a read finds (a damaged chunk).
 :func:`output_array` creates TIFF (BigTIFF when needed), zarr or ``.npy`` outputs under a
 temporary name and renames them only once complete.
 """
@@ -25,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ChannelFirst", "ChannelLastSink", "open_array", "output_array", "release_pages"]
+__all__ = [
+    "ChannelFirst",
+    "ChannelLastSink",
+    "NamedReads",
+    "open_array",
+    "output_array",
+    "release_pages",
+]
 
 Transform = Callable[[np.ndarray], np.ndarray]
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -119,28 +127,30 @@ def open_array(path: str | os.PathLike[str]) -> Any:
     """Open an image for lazy reading: ``(*spatial[, C])`` array-like, nothing loaded yet.
 
     Raises:
-        ValueError: missing, empty or unreadable file, or an unknown suffix.
+        ValueError: missing, empty, truncated or unreadable file, or an unknown suffix (the
+            message names the file).
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such file or directory")
     suffix = path.suffix.lower()
+    is_zarr = suffix == ".zarr" or path.is_dir()
+    if not is_zarr and path.stat().st_size == 0:
+        raise ValueError(f"{path}: file is empty")
+    if not is_zarr and suffix != ".npy" and suffix not in TIFF_SUFFIXES:
+        raise ValueError(
+            f"{path}: unsupported image type {suffix!r}; use .tif/.tiff, .zarr or .npy"
+        )
     try:
-        if suffix == ".zarr" or path.is_dir():
+        if is_zarr:
             import zarr
 
             return zarr.open_array(str(path), mode="r")
-        if path.stat().st_size == 0:
-            raise ValueError(f"{path}: file is empty")
         if suffix == ".npy":
             return np.load(path, mmap_mode="r", allow_pickle=False)
-        if suffix in TIFF_SUFFIXES:
-            return _open_tiff(path)
-    except ValueError:
-        raise
+        return _open_tiff(path)
     except Exception as exc:  # corrupt files raise many different errors deep inside readers
         raise ValueError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
-    raise ValueError(f"{path}: unsupported image type {suffix!r}; use .tif/.tiff, .zarr or .npy")
 
 
 def _open_tiff(path: Path) -> Any:
@@ -148,10 +158,45 @@ def _open_tiff(path: Path) -> Any:
 
     try:
         return tifffile.memmap(path, mode="r")
-    except ValueError:  # compressed or tiled: read through tifffile's zarr store
+    except ValueError:  # compressed, tiled or truncated: read through tifffile's zarr store
         import zarr
 
+        _check_complete(path)
         return zarr.open_array(tifffile.imread(path, aszarr=True), mode="r")
+
+
+def _check_complete(path: Path) -> None:
+    """Refuse a TIFF whose image data run past its end (a truncated copy) when it is opened,
+    not when a read first reaches the missing part."""
+    import tifffile
+
+    size = path.stat().st_size
+    with tifffile.TiffFile(path) as tif:
+        for page in tif.series[0].pages:
+            end = max((o + n for o, n in zip(page.dataoffsets, page.databytecounts)), default=0)
+            if end > size:
+                raise ValueError(f"truncated: its image data end at byte {end} of {size}")
+
+
+class NamedReads:
+    """A lazily read image whose read errors (a damaged chunk, found only when a read reaches
+    it) become one ``ValueError`` naming the file.
+
+    Args:
+        array: the opened array, e.g. from :func:`open_array`.
+        name: how the messages call it (usually the path).
+    """
+
+    def __init__(self, array: Any, name: str) -> None:
+        self.array, self.name = array, name
+        self.shape, self.dtype = tuple(array.shape), array.dtype
+        self._mmap = getattr(array, "_mmap", None)  # so release_pages sees through the wrapper
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except Exception as exc:  # readers raise many kinds of errors on damaged files
+            raise ValueError(f"{self.name}: cannot read image ({exc})") from None
 
 
 @contextmanager

@@ -1,8 +1,8 @@
-"""Lazy channel-first views of large images and the random crop sampler used for training.
+"""The random crop sampler used for training, and the shape helpers of on-disk images.
 
-Images on disk are ``(*spatial, C)`` or ``(*spatial)`` (DESIGN §3). They are opened with
-``tifffile.memmap`` where the file allows it (uncompressed, contiguous), so a crop reads only
-its own pixels; other files are read whole and kept in a small cache.
+Images on disk are ``(*spatial, C)`` or ``(*spatial)`` (DESIGN §3). They are opened lazily with
+:func:`satikit.arrays.open_array` (a memmap where the file allows it, else tifffile's zarr
+store), so a crop reads only its own pixels; open images are kept in a small cache.
 """
 
 from __future__ import annotations
@@ -14,35 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 import torch
 
-from satikit.data.io import read_image
+from satikit.arrays import ChannelFirst, NamedReads, open_array
 from satikit.encoding import Domain, check_finite, encode
 
-__all__ = ["CropSampler", "EncodedView", "infer_dims", "open_image", "spatial_channels"]
-
-
-def open_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Open a TIFF read-only: a memmap when possible, else the array read into memory.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: an empty, truncated or otherwise unreadable file (the message names it).
-    """
-    path = Path(path)
-    if path.is_file() and path.stat().st_size == 0:
-        raise ValueError(f"{path}: file is empty")
-    try:
-        return tifffile.memmap(path, mode="r")
-    except (ValueError, OSError, IndexError):
-        pass
-    try:
-        return read_image(path)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # readers raise many kinds of errors on corrupt files
-        raise ValueError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+__all__ = ["CropSampler", "infer_dims", "spatial_channels"]
 
 
 def infer_dims(shape: Sequence[int]) -> int:
@@ -89,56 +66,6 @@ def _dims_hint(shape: Sequence[int], dims: int) -> str:
     return f" (its shape {tuple(shape)} looks like a {guess}D image; check --dims)"
 
 
-class EncodedView:
-    """A ``(C, *spatial)`` float32 view of an on-disk ``(*spatial[, C])`` image, encoded on read.
-
-    Slicing reads and encodes only the requested region, so the stitching engine can walk a
-    memmapped image larger than memory.
-
-    Args:
-        raw: ``(*spatial)`` or ``(*spatial, C)`` array (numpy or memmap).
-        domain: ``"x"`` or ``"y"``; see :func:`satikit.encoding.encode`.
-        dims: number of spatial dims.
-        encoding: domain encoding on or off.
-        name: how error messages call the image.
-
-    Raises:
-        ValueError: (on read) the region holds NaN or inf.
-    """
-
-    def __init__(
-        self, raw: Any, domain: Domain, dims: int, *, encoding: bool = True, name: str = "image"
-    ) -> None:
-        self.raw = raw
-        self.domain = domain
-        self.encoding = encoding
-        self.name = name
-        spatial, self.channels = spatial_channels(raw.shape, dims)
-        self.has_channels = raw.ndim == dims + 1
-        self.shape = (self.channels, *spatial)
-        self.ndim = len(self.shape)
-        self.dtype = np.dtype(np.float32)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        if key is Ellipsis:
-            key = (slice(None),) * self.ndim
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = key + (slice(None),) * (self.ndim - len(key))
-        channel, spatial = key[0], key[1:]
-        if any(not isinstance(k, slice) for k in key):
-            raise TypeError("EncodedView supports slices only")
-        block = np.asarray(self.raw[spatial])
-        corner = tuple(k.indices(n)[0] for k, n in zip(spatial, self.shape[1:]))
-        check_finite(block, f"{self.name} (the region from {corner})")
-        block = np.moveaxis(block, -1, 0) if self.has_channels else block[None]
-        return encode(block[channel], self.domain, enabled=self.encoding)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        array = self[...]
-        return array if dtype is None else array.astype(dtype)
-
-
 class CropSampler:
     """Random crops of a set of large images, encoded for one domain.
 
@@ -147,7 +74,7 @@ class CropSampler:
         crop: crop size per spatial dim (paper IV: 256 in 2D, 64^3 in 3D).
         domain: ``"x"`` or ``"y"``.
         encoding: domain encoding on or off (paper III-C).
-        cache_size: how many non-memmappable images to keep in memory.
+        cache_size: how many opened images to keep open.
 
     Raises:
         ValueError: no images, images of mixed dims/channels, or an image smaller than the crop
@@ -195,7 +122,7 @@ class CropSampler:
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        array = open_image(path)
+        array = open_array(path)
         self._cache[path] = array
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -230,9 +157,14 @@ class CropSampler:
 
     def _read(self, index: int, starts: Sequence[int]) -> np.ndarray:
         """``(C, *crop)`` encoded crop of image ``index`` at ``starts``."""
-        path = self.paths[index]
-        view = EncodedView(
-            self._open(path), self.domain, self.dims, encoding=self.encoding, name=str(path)
+        path, array = self.paths[index], self._open(self.paths[index])
+        where = f"{path} (the region from {tuple(starts)})"
+        view = ChannelFirst(
+            NamedReads(array, str(path)),
+            channel_last=len(array.shape) == self.dims + 1,
+            transform=lambda block: encode(
+                check_finite(block, where), self.domain, enabled=self.encoding
+            ),
         )
         window = tuple(slice(s, s + c) for s, c in zip(starts, self.crop))
         return view[(slice(None), *window)]

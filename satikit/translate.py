@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from satikit.arrays import ChannelFirst, ChannelLastSink, open_array, output_array
+from satikit.arrays import ChannelFirst, ChannelLastSink, NamedReads, open_array, output_array
 from satikit.checkpoint import load_adapter
 from satikit.crops import spatial_channels
 from satikit.data.io import list_images
@@ -44,32 +44,6 @@ def _input_view(raw: Any, config: Mapping[str, Any], name: str) -> ChannelFirst:
         channel_last=len(raw.shape) == dims + 1,
         transform=lambda block: encode(check_finite(block, name), "x", enabled=encoding),
     )
-
-
-class _NamedReads:
-    """A lazily read image whose read errors (a truncated or corrupt file, found only when a
-    tile reaches the damage) become one ``ValueError`` naming the file."""
-
-    def __init__(self, array: Any, name: str) -> None:
-        self.array, self.name = array, name
-        self.shape, self.dtype = tuple(array.shape), array.dtype
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        try:
-            return np.asarray(self.array[key])
-        except Exception as exc:  # readers raise many kinds of errors on damaged files
-            raise ValueError(f"{self.name}: cannot read image ({exc})") from None
-
-
-def _open_input(source: str | os.PathLike[str]) -> _NamedReads:
-    """:func:`open_array`, naming the file in every error (opening or reading)."""
-    import tifffile
-
-    try:
-        array = open_array(source)
-    except tifffile.TiffFileError as exc:
-        raise ValueError(f"{source}: cannot read image ({exc})") from None
-    return _NamedReads(array, str(source))
 
 
 def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -213,7 +187,7 @@ def translate_file(
     Raises:
         FileExistsError: ``target`` exists and ``overwrite`` is False.
     """
-    view = _input_view(_open_input(source), config, str(source))
+    view = _input_view(NamedReads(open_array(source), str(source)), config, str(source))
     shape, dtype = _output_layout(config, view.shape[1:])
     encoding = bool(config["encoding"]["domain_encoding"])
     with output_array(target, shape, dtype, overwrite=overwrite) as array:

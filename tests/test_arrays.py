@@ -5,7 +5,7 @@ import pytest
 import tifffile
 import torch
 
-from satikit.arrays import ChannelFirst, ChannelLastSink, open_array, output_array
+from satikit.arrays import ChannelFirst, ChannelLastSink, NamedReads, open_array, output_array
 from satikit.encoding import decode, encode
 from satikit.stitching import stitch
 
@@ -136,3 +136,32 @@ def test_walking_memory_mapped_files_keeps_their_pages_out_of_rss(tmp_path):
         partial = next(tmp_path.glob("*partial*"))
         assert _mapped_kib(src) < 1024 and _mapped_kib(partial) < 1024  # < 1 MiB of 6 MiB each
     np.testing.assert_array_equal(np.asarray(open_array(dst)[...]), np.asarray(stored[...]))
+
+
+def test_truncated_and_damaged_tiffs_name_the_file(tmp_path):
+    whole, cut, damaged = tmp_path / "whole.tif", tmp_path / "cut.tif", tmp_path / "damaged.tif"
+    tifffile.imwrite(whole, _rgb((40, 40)), photometric="rgb")
+    cut.write_bytes(whole.read_bytes()[:3000])
+    with pytest.raises(ValueError, match=r"cut\.tif: cannot read image .*truncated"):
+        open_array(cut)  # refused when opened, not when a read reaches the missing part
+    tifffile.imwrite(damaged, _rgb((64, 64)), photometric="rgb", tile=(32, 32), compression="zlib")
+    with tifffile.TiffFile(damaged) as tif:
+        start = tif.pages[0].dataoffsets[0]
+    data = bytearray(damaged.read_bytes())
+    data[start : start + 16] = bytes(16)
+    damaged.write_bytes(bytes(data))
+    reads = NamedReads(open_array(damaged), str(damaged))
+    assert reads.shape == (64, 64, 3) and reads[40:, 40:].shape == (24, 24, 3)  # intact tile
+    with pytest.raises(ValueError, match=r"damaged\.tif: cannot read image"):
+        reads[:8, :8]
+
+
+def test_release_pages_sees_through_the_file_naming_wrapper(tmp_path):
+    from satikit.arrays import NamedReads
+
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.zeros((2048, 1024, 3), np.uint8), photometric="rgb")
+    view = ChannelFirst(NamedReads(open_array(src), str(src)), channel_last=True)
+    for row in range(0, 2048, 256):
+        view[:, row : row + 256]
+    assert _mapped_kib(src) < 1024

@@ -13,19 +13,9 @@ from PIL import Image
 from satikit.cli import cli
 from satikit.data import list_images, read_image, read_json, write_image
 
-SMALL = [
-    "--preset",
-    "small",
-    "--size",
-    "64",
-    "--count",
-    "12",
-    "--n-images",
-    "2",
-    "--n-test",
-    "2",
-    "--no-progress",
-]
+SMALL = "--preset small --size 64 --count 12 --n-images 2 --n-test 2 --no-progress".split()
+# 3D circles, one training volume per domain; the tests add --n-test
+SMALL_3D = "--dims 3 --preset small --size 24 --count 10 --diameter 6 --n-images 1".split()
 
 
 def run(*args: str) -> object:
@@ -71,26 +61,7 @@ def test_dataset_seed_is_reproducible(tmp_path: Path, dataset_dir: Path) -> None
 
 
 def test_dataset_circles_3d(tmp_path: Path) -> None:
-    result = run(
-        "dataset",
-        "circles",
-        tmp_path,
-        "--dims",
-        "3",
-        "--preset",
-        "small",
-        "--size",
-        "24",
-        "--count",
-        "10",
-        "--diameter",
-        "6",
-        "--n-images",
-        "1",
-        "--n-test",
-        "1",
-        "--no-progress",
-    )
+    result = run("dataset", "circles", tmp_path, *SMALL_3D, "--n-test", "1", "--no-progress")
     assert result.exit_code == 0, result.output
     assert read_image(tmp_path / "train/x/00000.tif").shape == (24, 24, 24, 3)
 
@@ -192,26 +163,7 @@ def test_evaluate_counts_errors_and_marks_them(dataset_dir: Path, tmp_path: Path
 
 
 def test_evaluate_3d(tmp_path: Path) -> None:
-    run(
-        "dataset",
-        "circles",
-        tmp_path / "ds",
-        "--dims",
-        "3",
-        "--preset",
-        "small",
-        "--size",
-        "24",
-        "--count",
-        "10",
-        "--diameter",
-        "6",
-        "--n-images",
-        "1",
-        "--n-test",
-        "0",
-        "--no-progress",
-    )
+    run("dataset", "circles", tmp_path / "ds", *SMALL_3D, "--n-test", "0", "--no-progress")
     result = run(
         "evaluate",
         tmp_path / "ds/train/y",

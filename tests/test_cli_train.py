@@ -14,23 +14,7 @@ from satikit.data.circles import make_circle_image
 from satikit.data.io import read_image, write_image
 from satikit.metrics import colour_error
 
-TINY = [
-    "-o",
-    "ngf",
-    "4",
-    "-o",
-    "n_blocks",
-    "1",
-    "-o",
-    "ndf",
-    "4",
-    "-o",
-    "n_layers",
-    "1",
-    "-o",
-    "pool_size",
-    "2",
-]
+TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()
 
 
 def circles(tmp_path, dims: int, size: int) -> None:
@@ -56,27 +40,32 @@ def invoke(*args: str):
     return result
 
 
+def train_args(data, out, *extra, steps: int | None = 1, crop: int = 16) -> list[str]:
+    """``satikit train`` on the ``circles`` data in ``data`` on the CPU; ``steps=None``: no
+    ``--steps`` (e.g. for ``--epochs`` in ``extra``)."""
+    length = [] if steps is None else ["--steps", steps]
+    args = ["train", "--x", data / "x", "--y", data / "y", "--out", out, *length]
+    return [str(a) for a in (*args, "--crop", crop, "--device", "cpu", *extra)]
+
+
+def train(data, out, *extra, **kwargs):
+    """Train the tiny CycleGAN quietly (see :func:`train_args`); the run must succeed."""
+    return invoke(*train_args(data, out, "--quiet", *extra, *TINY, **kwargs))
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A one-step tiny CycleGAN run on 2D circle data, both in ``tmp_path``."""
+    circles(tmp_path, 2, 64)
+    train(tmp_path, tmp_path / "run")
+    return tmp_path / "run"
+
+
 @pytest.mark.parametrize("dims, size, crop", [(2, 64, 16), (3, 24, 8)])
 def test_train_translate_evaluate(tmp_path, dims, size, crop):
     circles(tmp_path, dims, size)
     run = tmp_path / "run"
-    invoke(
-        "train",
-        "--x",
-        tmp_path / "x",
-        "--y",
-        tmp_path / "y",
-        "--out",
-        run,
-        "--steps",
-        2,
-        "--crop",
-        crop,
-        "--device",
-        "cpu",
-        "--quiet",
-        *TINY,
-    )
+    train(tmp_path, run, steps=2, crop=crop)
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["dims"] == dims and config["training"]["step"] == 2
     labels = np.load(tmp_path / "labels.npy")
@@ -88,26 +77,7 @@ def test_train_translate_evaluate(tmp_path, dims, size, crop):
         assert 0.0 <= colour_error(image, labels).error_rate <= 1.0
 
 
-def test_translate_defaults_raster_order_and_folders(tmp_path):
-    circles(tmp_path, 2, 64)
-    run = tmp_path / "run"
-    invoke(
-        "train",
-        "--x",
-        tmp_path / "x",
-        "--y",
-        tmp_path / "y",
-        "--out",
-        run,
-        "--steps",
-        1,
-        "--crop",
-        16,
-        "--device",
-        "cpu",
-        "--quiet",
-        *TINY,
-    )
+def test_translate_defaults_raster_order_and_folders(tmp_path, run):
     invoke("translate", run, tmp_path / "test_x.tif", tmp_path / "wave.tif", "--quiet")
     invoke(
         "translate",
@@ -143,29 +113,10 @@ def test_translate_defaults_raster_order_and_folders(tmp_path):
 
 
 @pytest.mark.parametrize("strategy", ["none", "weighted", "sati"])
-def test_out_of_core_file_output_equals_in_memory(tmp_path, strategy):
+def test_out_of_core_file_output_equals_in_memory(tmp_path, run, strategy):
     from satikit.checkpoint import load_adapter
     from satikit.translate import translate_array, translate_file
 
-    circles(tmp_path, 2, 64)
-    run = tmp_path / "run"
-    invoke(
-        "train",
-        "--x",
-        tmp_path / "x",
-        "--y",
-        tmp_path / "y",
-        "--out",
-        run,
-        "--steps",
-        1,
-        "--crop",
-        16,
-        "--device",
-        "cpu",
-        "--quiet",
-        *TINY,
-    )
     adapter, config = load_adapter(run)
     expected = translate_array(
         adapter, config, read_image(tmp_path / "test_x.tif"), strategy=strategy
@@ -179,72 +130,19 @@ def test_out_of_core_file_output_equals_in_memory(tmp_path, strategy):
 def test_no_sati_resume_and_ablation_flags(tmp_path):
     circles(tmp_path, 2, 64)
     run = tmp_path / "run"
-    invoke(
-        "train",
-        "--x",
-        tmp_path / "x",
-        "--y",
-        tmp_path / "y",
-        "--out",
-        run,
-        "--steps",
-        1,
-        "--crop",
-        16,
-        "--device",
-        "cpu",
-        "--quiet",
-        "--no-sati",
-        *TINY,
-    )
+    train(tmp_path, run, "--no-sati")
     config = json.loads((run / "config.json").read_text())
     assert not config["sati"]["enabled"] and config["inference"]["strategy"] == "weighted"
     invoke("train", "--out", run, "--resume", "--steps", 3, "--quiet", "--threads", 1)
     assert json.loads((run / "config.json").read_text())["training"]["step"] == 3
     ablation = tmp_path / "ablation"
-    invoke(
-        "train",
-        "--x",
-        tmp_path / "x",
-        "--y",
-        tmp_path / "y",
-        "--out",
-        ablation,
-        "--steps",
-        1,
-        "--crop",
-        16,
-        "--device",
-        "cpu",
-        "--quiet",
-        "--no-overlap-sampling",
-        "--no-domain-encoding",
-        "--no-loss-ramping",
-        "--no-pixel-weighting",
-        "--lambda-stitch",
-        "5",
-        "--overlap",
-        "6",
-        *TINY,
+    ablation_flags = (
+        "--no-overlap-sampling --no-domain-encoding --no-loss-ramping --no-pixel-weighting "
+        "--lambda-stitch 5 --overlap 6"
     )
+    train(tmp_path, ablation, *ablation_flags.split())
     epochs = tmp_path / "epochs"
-    invoke(
-        "train",
-        "--x",
-        tmp_path / "x",
-        "--y",
-        tmp_path / "y",
-        "--out",
-        epochs,
-        "--epochs",
-        2,
-        "--crop",
-        16,
-        "--device",
-        "cpu",
-        "--quiet",
-        *TINY,
-    )
+    train(tmp_path, epochs, "--epochs", 2, steps=None)
     assert json.loads((epochs / "config.json").read_text())["training"]["steps"] == 2
     sati = json.loads((ablation / "config.json").read_text())["sati"]
     assert sati == {
@@ -270,50 +168,16 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
 )
 def test_train_errors_name_the_bad_input(tmp_path, extra, message):
     circles(tmp_path, 2, 64)
-    result = CliRunner().invoke(
-        cli,
-        [
-            "train",
-            "--x",
-            str(tmp_path / "x"),
-            "--y",
-            str(tmp_path / "y"),
-            "--out",
-            str(tmp_path / "run"),
-            "--steps",
-            "1",
-            "--crop",
-            "16",
-            "--device",
-            "cpu",
-            *extra,
-        ],
-    )
+    result = CliRunner().invoke(cli, train_args(tmp_path, tmp_path / "run", *extra))
     assert result.exit_code == 2 and message in result.output
 
 
 def test_translate_refuses_wrong_channels_and_existing_runs(tmp_path):
     circles(tmp_path, 2, 64)
     run = tmp_path / "run"
-    args = [
-        "train",
-        "--x",
-        tmp_path / "x",
-        "--y",
-        tmp_path / "y",
-        "--out",
-        run,
-        "--steps",
-        1,
-        "--crop",
-        16,
-        "--device",
-        "cpu",
-        "--quiet",
-        *TINY,
-    ]
+    args = train_args(tmp_path, run, "--quiet", *TINY)
     invoke(*args)
-    result = CliRunner().invoke(cli, [str(a) for a in args])
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "already holds a run" in result.output
     write_image(tmp_path / "grey.tif", np.zeros((32, 32), np.uint8))
     result = CliRunner().invoke(

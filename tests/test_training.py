@@ -10,8 +10,10 @@ import torch
 from satikit_cyclegan.plugin import TEST_OPTIONS
 
 import satikit.training as training
-from satikit.crops import CropSampler, EncodedView, infer_dims
+from satikit.arrays import ChannelFirst
+from satikit.crops import CropSampler, infer_dims
 from satikit.data.io import write_image
+from satikit.encoding import encode
 from satikit.plugins import create_adapter
 from satikit.training import SATISettings, SATITrainer, TrainConfig, inference_defaults
 
@@ -142,7 +144,7 @@ def test_crop_sampler_reads_lazily_and_checks_files(tmp_path):
     assert 0 <= crops.min() and crops.max() <= 1
     with pytest.raises(ValueError, match="smaller than the crop"):
         CropSampler([tmp_path / "v.tif"], (32, 32, 32), "y")
-    view = EncodedView(volume, "x", 3)
+    view = ChannelFirst(volume, channel_last=False, transform=lambda b: encode(b, "x"))
     assert view.shape == (1, 20, 24, 28) and view[:, 2:4].shape == (1, 2, 24, 28)
     assert infer_dims((20, 24, 28)) == 3 and infer_dims((20, 24, 3)) == 2
 

@@ -15,12 +15,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satikit.encoding import Domain, to_domain
+from satikit.optim import adam_with_linear_decay, linear_decay
 from satikit.protocols import Optimizers
 
 from .networks import PatchDiscriminator, ResnetGenerator, init_weights
 from .pool import ImagePool
 
-__all__ = ["CycleGANAdapter", "DomainGenerator", "linear_decay"]
+# linear_decay is re-exported: it lived here before satikit.optim.
+__all__ = ["AdapterBase", "CycleGANAdapter", "DomainGenerator", "linear_decay"]
 
 
 class DomainGenerator(nn.Module):
@@ -36,28 +38,25 @@ class DomainGenerator(nn.Module):
         return to_domain(self.net(x), self.domain, enabled=self.encoding)
 
 
-def linear_decay(total_steps: int, start_fraction: float) -> Any:
-    """LR factor: 1 for the first ``start_fraction`` of training, then linearly down to 0."""
-    start = int(round(total_steps * start_fraction))
-    span = max(total_steps - start, 1)
+class AdapterBase(nn.Module):
+    """What the built-in adapters share: the factory's arguments (see
+    :class:`satikit.protocols.AdapterFactory`), the record of the last step's loss terms, and
+    Adam with constant-then-linear decay (:func:`satikit.optim.adam_with_linear_decay`) over
+    :meth:`generator_parameters` and :meth:`discriminator_parameters`.
 
-    def factor(step: int) -> float:
-        return 1.0 if step < start else max(0.0, 1.0 - (step - start) / span)
-
-    return factor
-
-
-class CycleGANAdapter(nn.Module):
-    """CycleGAN wrapped for SATI; see :class:`satikit.protocols.Adapter`.
+    Subclasses build their networks after ``super().__init__(**kwargs)``, define
+    :meth:`discriminator_parameters` and store the detached fake X of each generator step in
+    ``_fake_x``.
 
     Args:
-        dims: spatial dimensions (2 or 3).
+        dims: spatial dimensions.
         in_channels / out_channels: channels of X / Y images.
-        domain_encoding: generators map to encoded domain ranges (paper III-C).
-        **options: the hyperparameters declared in :mod:`satikit_cyclegan.plugin`.
+        domain_encoding: generators map to encoded domain ranges (SATI III-C).
+        **options: the hyperparameters the adapter's plugin declares; the optimiser reads
+            ``lr``, ``beta1``, ``beta2``, ``lr_decay_start`` and, if declared, ``weight_decay``.
     """
 
-    name = "cyclegan"
+    name = ""
 
     def __init__(
         self,
@@ -73,7 +72,46 @@ class CycleGANAdapter(nn.Module):
         self.options = dict(options)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.domain_encoding = domain_encoding
+        self.loss_terms: dict[str, Tensor] = {}
+        self._fake_x: Tensor | None = None
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Every parameter outside the discriminators, each once, in module order."""
+        skip = {id(p) for p in self.discriminator_parameters()}
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the discriminators, in the order the optimiser keeps them."""
+        raise NotImplementedError
+
+    def configure_optimizers(self, total_steps: int) -> Optimizers:
+        """Adam (``lr``, betas ``(beta1, beta2)``, ``weight_decay``) with constant-then-linear
+        decay to 0 after ``lr_decay_start`` of the steps (CycleGAN, UNIT, MUNIT papers)."""
         o = self.options
+        return adam_with_linear_decay(
+            self.generator_parameters(),
+            self.discriminator_parameters(),
+            total_steps,
+            lr=o["lr"],
+            betas=(o["beta1"], o["beta2"]),
+            weight_decay=o.get("weight_decay", 0),
+            decay_start=o["lr_decay_start"],
+        )
+
+
+class CycleGANAdapter(AdapterBase):
+    """CycleGAN wrapped for SATI; see :class:`satikit.protocols.Adapter`.
+
+    Takes :class:`AdapterBase`'s arguments; ``**options`` are the hyperparameters declared in
+    :mod:`satikit_cyclegan.plugin`.
+    """
+
+    name = "cyclegan"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        o, dims = self.options, self.dims
+        in_channels, out_channels = self.in_channels, self.out_channels
         if o["lambda_idt"] > 0 and in_channels != out_channels:
             raise ValueError(
                 f"the identity loss needs as many X as Y channels ({in_channels} vs "
@@ -83,12 +121,12 @@ class CycleGANAdapter(nn.Module):
         self.generator_xy = DomainGenerator(
             ResnetGenerator(dims, in_channels, out_channels, **generator),
             "y",
-            encoding=domain_encoding,
+            encoding=self.domain_encoding,
         )
         self.generator_yx = DomainGenerator(
             ResnetGenerator(dims, out_channels, in_channels, **generator),
             "x",
-            encoding=domain_encoding,
+            encoding=self.domain_encoding,
         )
         self.discriminator_y = PatchDiscriminator(
             dims, out_channels, ndf=o["ndf"], n_layers=o["n_layers"]
@@ -101,8 +139,6 @@ class CycleGANAdapter(nn.Module):
         self.size_multiple = 2 ** o["n_downsampling"]
         self.pool_y = ImagePool(o["pool_size"], seed=1)
         self.pool_x = ImagePool(o["pool_size"], seed=2)
-        self.loss_terms: dict[str, Tensor] = {}
-        self._fake_x: Tensor | None = None
 
     # -- losses ---------------------------------------------------------------------------
     def criterion(self, prediction: Tensor, target_is_real: bool) -> Tensor:
@@ -152,19 +188,10 @@ class CycleGANAdapter(nn.Module):
         return d_y + d_x
 
     # -- optimisation ---------------------------------------------------------------------
-    def configure_optimizers(self, total_steps: int) -> Optimizers:
-        """Adam (lr 2e-4, betas (0.5, 0.999)) with constant-then-linear decay (paper IV)."""
-        o = self.options
-        betas = (o["beta1"], o["beta2"])
-        generators = list(self.generator_xy.parameters()) + list(self.generator_yx.parameters())
-        discriminators = list(self.discriminator_y.parameters()) + list(
-            self.discriminator_x.parameters()
-        )
-        opt_g = torch.optim.Adam(generators, lr=o["lr"], betas=betas)
-        opt_d = torch.optim.Adam(discriminators, lr=o["lr"], betas=betas)
-        factor = linear_decay(total_steps, o["lr_decay_start"])
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
-        return Optimizers(opt_g, opt_d, schedulers)
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """Parameters of ``D_Y`` and ``D_X``; the optimiser is :class:`AdapterBase`'s (paper IV:
+        Adam, lr 2e-4, betas (0.5, 0.999), constant then linear decay)."""
+        return list(self.discriminator_y.parameters()) + list(self.discriminator_x.parameters())
 
     # -- inference and state --------------------------------------------------------------
     @torch.no_grad()

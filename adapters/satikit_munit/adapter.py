@@ -85,31 +85,15 @@ class MUNITAdapter(TwoDomainAdapter):
     ``decoder_x/y`` (AdaIN decoder with its MLP), ``discriminator_x/y``. ``generator_xy`` /
     ``generator_yx`` are :class:`MUNITTranslator` views over them.
 
-    Args:
-        dims: spatial dimensions (1, 2 or 3).
-        in_channels / out_channels: channels of X / Y images.
-        domain_encoding: generators map to encoded domain ranges (SATI III-C).
-        **options: the hyperparameters declared in :mod:`satikit_munit.plugin`.
+    Takes :class:`~satikit_unit.adapter.TwoDomainAdapter`'s arguments; ``**options`` are the
+    hyperparameters declared in :mod:`satikit_munit.plugin`.
     """
 
     name = "munit"
 
-    def __init__(
-        self,
-        *,
-        dims: int,
-        in_channels: int,
-        out_channels: int,
-        domain_encoding: bool = True,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            dims=dims,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            domain_encoding=domain_encoding,
-            options=options,
-        )
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        dims, in_channels, out_channels = self.dims, self.in_channels, self.out_channels
         o = self.options
         self.style_dim = o["style_dim"]
         content = dict(dim=o["dim"], n_downsampling=o["n_downsampling"], n_res=o["n_res"])
@@ -140,14 +124,14 @@ class MUNITAdapter(TwoDomainAdapter):
                 self.content_encoder_x,
                 self.decoder_y,
                 "y",
-                encoding=domain_encoding,
+                encoding=self.domain_encoding,
                 default_style=default,
             ),
             MUNITTranslator(
                 self.content_encoder_y,
                 self.decoder_x,
                 "x",
-                encoding=domain_encoding,
+                encoding=self.domain_encoding,
                 default_style=default,
             ),
         )

@@ -26,13 +26,11 @@ from satikit_cyclegan.importer import PathLike
 from satikit_unit.importer import (
     Direction,
     Rule,
-    discriminator_options,
-    discriminator_rules,
-    domain_map,
     encoder_options,
     encoder_rules,
-    load_domain_file,
+    import_reference,
     load_modules,
+    load_reference,
     newest_pair,
     rename,
     upsampling_rules,
@@ -107,21 +105,14 @@ def load_munit(
     Returns:
         the parts loaded, e.g. ``["gen", "dis"]``.
     """
-    domains = domain_map(direction)
-    for their, sd in load_domain_file(gen).items():
-        ours, source = domains[their], f"{gen} [{their}]"
-        sizes = generator_options(sd, source)
-        rules = _generator_rules(ours, sizes["n_downsampling"], sizes["style_downsampling"])
-        modules = [f"content_encoder_{ours}.", f"style_encoder_{ours}.", f"decoder_{ours}."]
-        load_modules(adapter, rename(sd, rules, source), modules, source)
-    loaded = ["gen"]
-    if dis is not None:
-        for their, sd in load_domain_file(dis).items():
-            ours, source = domains[their], f"{dis} [{their}]"
-            weights = rename(sd, discriminator_rules(f"discriminator_{ours}."), source)
-            load_modules(adapter, weights, [f"discriminator_{ours}."], source)
-        loaded.append("dis")
-    return loaded
+    return load_reference(adapter, gen, dis, direction=direction, load_generator=_load_generator)
+
+
+def _load_generator(adapter: nn.Module, sd: dict[str, Tensor], ours: str, source: str) -> None:
+    sizes = generator_options(sd, source)
+    rules = _generator_rules(ours, sizes["n_downsampling"], sizes["style_downsampling"])
+    modules = [f"content_encoder_{ours}.", f"style_encoder_{ours}.", f"decoder_{ours}."]
+    load_modules(adapter, rename(sd, rules, source), modules, source)
 
 
 def import_munit(
@@ -138,25 +129,16 @@ def import_munit(
     (e.g. ``style_seed``). Returns the adapter in evaluation mode on the CPU: translate right away
     with ``simple`` / ``weighted`` tiling (one style per image) or fine-tune with SATI.
     """
-    from satikit.plugins import create_adapter
-
-    gens = load_domain_file(gen)
-    domains = domain_map(direction)
-    sizes = {domains[k]: generator_options(sd, f"{gen} [{k}]") for k, sd in gens.items()}
-    found: dict[str, Any] = {k: v for k, v in sizes["x"].items() if k != "in_channels"}
-    if dis is not None:
-        found.update(discriminator_options(load_domain_file(dis)["a"], str(dis)))
-    adapter = create_adapter(
+    return import_reference(
         "munit",
-        dims=2,
-        in_channels=sizes["x"]["in_channels"],
-        out_channels=sizes["y"]["in_channels"],
+        gen,
+        dis,
+        generator_options=generator_options,
+        load=load_munit,
+        direction=direction,
         domain_encoding=domain_encoding,
-        **{**found, **options},
+        options=options,
     )
-    load_munit(adapter, gen, dis, direction=direction)
-    adapter.train(False)
-    return adapter
 
 
 def load_init(adapter: nn.Module, path: PathLike) -> list[str]:

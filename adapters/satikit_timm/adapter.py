@@ -17,15 +17,15 @@ from .networks import TimmUNet
 
 __all__ = ["TimmAdapter", "build_timm"]
 
+# CycleGAN generator options that make the smallest ResNet generators.
+_PLACEHOLDER = {"ngf": 1, "n_blocks": 0, "n_downsampling": 0}
+
 
 class TimmAdapter(CycleGANAdapter):
     """CycleGAN objective with timm-backbone U-Net generators; 2D only.
 
-    Args:
-        dims: must be 2.
-        in_channels / out_channels: channels of X / Y images.
-        domain_encoding: generators map to encoded domain ranges (SATI III-C).
-        **options: the hyperparameters declared in :mod:`satikit_timm.plugin`.
+    Takes :class:`~satikit_cyclegan.adapter.AdapterBase`'s arguments with ``dims=2``;
+    ``**options`` are the hyperparameters declared in :mod:`satikit_timm.plugin`.
 
     Raises:
         ValueError: ``dims != 2``, unknown backbone, or one without ``features_only``.
@@ -34,31 +34,18 @@ class TimmAdapter(CycleGANAdapter):
 
     name = "timm"
 
-    def __init__(
-        self,
-        *,
-        dims: int,
-        in_channels: int,
-        out_channels: int,
-        domain_encoding: bool = True,
-        **options: Any,
-    ) -> None:
+    def __init__(self, *, dims: int, **kwargs: Any) -> None:
         if dims != 2:
             raise ValueError(
                 f"the timm adapter is 2D only (timm backbones are 2D), got dims={dims}"
             )
         # CycleGAN's constructor sets up everything but the generators (discriminators, pools,
         # state); it is given the smallest ResNet generators, which are replaced right after.
-        placeholder = {**options, "ngf": 1, "n_blocks": 0, "n_downsampling": 0}
-        super().__init__(
-            dims=dims,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            domain_encoding=domain_encoding,
-            **placeholder,
-        )
-        self.options = dict(options)
+        super().__init__(dims=dims, **{**kwargs, **_PLACEHOLDER})
+        for key in _PLACEHOLDER:  # not options of this adapter
+            del self.options[key]
         o = self.options
+        in_channels, out_channels = self.in_channels, self.out_channels
         unet = dict(
             decoder_channels=o["decoder_channels"], depth=o["depth"], checkpoint=o["checkpoint"]
         )
@@ -67,8 +54,8 @@ class TimmAdapter(CycleGANAdapter):
         for net in (net_xy, net_yx):  # the backbone keeps timm's own (or the loaded) weights
             for module in net.decoder_modules():
                 init_weights(module, o["init_gain"])
-        self.generator_xy = DomainGenerator(net_xy, "y", encoding=domain_encoding)
-        self.generator_yx = DomainGenerator(net_yx, "x", encoding=domain_encoding)
+        self.generator_xy = DomainGenerator(net_xy, "y", encoding=self.domain_encoding)
+        self.generator_yx = DomainGenerator(net_yx, "x", encoding=self.domain_encoding)
         # whole images (strategy "none") are padded to the backbone's largest reduction
         self.size_multiple = net_xy.size_multiple
         # The checkpoint only initialises the encoders; runs store the trained weights, so a

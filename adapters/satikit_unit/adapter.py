@@ -17,12 +17,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from satikit_cyclegan.adapter import linear_decay
+from satikit_cyclegan.adapter import AdapterBase
 from satikit_cyclegan.networks import ResnetBlock, init_weights
 from torch import Tensor, nn
 
 from satikit.encoding import Domain, to_domain
-from satikit.protocols import Optimizers
 
 from .networks import Decoder, Encoder, MultiScaleDiscriminator, adversarial_loss
 
@@ -72,34 +71,19 @@ class UNITTranslator(nn.Module):
         return self.decode(mu)
 
 
-class TwoDomainAdapter(nn.Module):
+class TwoDomainAdapter(AdapterBase):
     """What UNIT and MUNIT share: LSGAN on multi-scale discriminators, Adam with weight decay
     and linear decay, no host state beyond the weights.
 
+    Takes :class:`~satikit_cyclegan.adapter.AdapterBase`'s arguments (``dims`` 1, 2 or 3).
     Subclasses build their networks, expose ``generator_xy`` and ``discriminator_x`` /
     ``discriminator_y``, and store the detached fake X of each generator step in ``_fake_x``.
     """
 
-    name = ""
-
-    def __init__(
-        self,
-        *,
-        dims: int,
-        in_channels: int,
-        out_channels: int,
-        domain_encoding: bool,
-        options: Mapping[str, Any],
-    ) -> None:
-        super().__init__()
-        if dims not in (1, 2, 3):
-            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-        self.dims = dims
-        self.options = dict(options)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.domain_encoding = domain_encoding
-        self.loss_terms: dict[str, Tensor] = {}
-        self._fake_x: Tensor | None = None
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {self.dims!r}")
 
     def _discriminators(self, channels: int) -> MultiScaleDiscriminator:
         o = self.options
@@ -127,25 +111,11 @@ class TwoDomainAdapter(nn.Module):
         self.loss_terms = {**self.loss_terms, "d_y": d_y.detach(), "d_x": d_x.detach()}
         return d_y + d_x
 
-    def generator_parameters(self) -> list[nn.Parameter]:
-        """Every parameter outside the discriminators, each once."""
-        skip = {id(p) for p in self.discriminator_parameters()}
-        return [p for p in self.parameters() if id(p) not in skip]
-
     def discriminator_parameters(self) -> list[nn.Parameter]:
-        """Parameters of ``D_X`` and ``D_Y``."""
+        """Parameters of ``D_X`` and ``D_Y``; the optimiser is
+        :class:`~satikit_cyclegan.adapter.AdapterBase`'s (papers: Adam, lr 1e-4, betas
+        (0.5, 0.999), weight decay 1e-4, constant then linear decay)."""
         return list(self.discriminator_x.parameters()) + list(self.discriminator_y.parameters())
-
-    def configure_optimizers(self, total_steps: int) -> Optimizers:
-        """Adam (papers: lr 1e-4, betas (0.5, 0.999), weight decay 1e-4), constant then linear
-        decay to 0 after ``lr_decay_start`` of the steps."""
-        o = self.options
-        kwargs = dict(lr=o["lr"], betas=(o["beta1"], o["beta2"]), weight_decay=o["weight_decay"])
-        opt_g = torch.optim.Adam(self.generator_parameters(), **kwargs)
-        opt_d = torch.optim.Adam(self.discriminator_parameters(), **kwargs)
-        factor = linear_decay(total_steps, o["lr_decay_start"])
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
-        return Optimizers(opt_g, opt_d, schedulers)
 
     def training_state(self) -> dict[str, Tensor]:
         """Nothing beyond the weights (no image pool)."""
@@ -163,31 +133,15 @@ class UNITAdapter(TwoDomainAdapter):
     ``generator_xy`` / ``generator_yx`` are :class:`UNITTranslator` views over them (not extra
     state-dict entries).
 
-    Args:
-        dims: spatial dimensions (1, 2 or 3).
-        in_channels / out_channels: channels of X / Y images.
-        domain_encoding: generators map to encoded domain ranges (SATI III-C).
-        **options: the hyperparameters declared in :mod:`satikit_unit.plugin`.
+    Takes :class:`TwoDomainAdapter`'s arguments; ``**options`` are the hyperparameters declared
+    in :mod:`satikit_unit.plugin`.
     """
 
     name = "unit"
 
-    def __init__(
-        self,
-        *,
-        dims: int,
-        in_channels: int,
-        out_channels: int,
-        domain_encoding: bool = True,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            dims=dims,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            domain_encoding=domain_encoding,
-            options=options,
-        )
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        dims, in_channels, out_channels = self.dims, self.in_channels, self.out_channels
         o = self.options
         down, res = o["n_downsampling"], o["n_res"]
         self.encoder_x = Encoder(dims, in_channels, o["dim"], down, res)
@@ -206,11 +160,11 @@ class UNITAdapter(TwoDomainAdapter):
         self.discriminator_x = self._discriminators(in_channels)
         self.discriminator_y = self._discriminators(out_channels)
         init_weights(self, o["init_gain"])
-        shared = (self.shared_encoder, self.shared_decoder)
+        shared, encoding = (self.shared_encoder, self.shared_decoder), self.domain_encoding
         # Views over the modules above; kept out of _modules so the state dict has no duplicates.
         self._views = (
-            UNITTranslator(self.encoder_x, *shared, self.decoder_y, "y", encoding=domain_encoding),
-            UNITTranslator(self.encoder_y, *shared, self.decoder_x, "x", encoding=domain_encoding),
+            UNITTranslator(self.encoder_x, *shared, self.decoder_y, "y", encoding=encoding),
+            UNITTranslator(self.encoder_y, *shared, self.decoder_x, "x", encoding=encoding),
         )
 
     @property

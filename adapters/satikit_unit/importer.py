@@ -36,10 +36,12 @@ __all__ = [
     "domain_map",
     "encoder_options",
     "encoder_rules",
+    "import_reference",
     "import_unit",
     "load_domain_file",
     "load_init",
     "load_modules",
+    "load_reference",
     "load_unit",
     "newest_pair",
     "rename",
@@ -229,20 +231,90 @@ def load_unit(
             "the reference UNIT code shares no layers: build the adapter with "
             "-o n_shared 0 to load its weights"
         )
+    return load_reference(adapter, gen, dis, direction=direction, load_generator=_load_generator)
+
+
+def _load_generator(adapter: nn.Module, sd: dict[str, Tensor], ours: str, source: str) -> None:
+    n_up = encoder_options(sd, "enc.", source)["n_downsampling"]
+    weights = rename(sd, _unit_generator_rules(ours, n_up), source)
+    load_modules(adapter, weights, [f"encoder_{ours}.", f"decoder_{ours}."], source)
+
+
+def load_reference(
+    adapter: nn.Module,
+    gen: PathLike,
+    dis: PathLike | None,
+    *,
+    direction: Direction,
+    load_generator: Callable[[nn.Module, dict[str, Tensor], str, str], None],
+) -> list[str]:
+    """Load reference UNIT / MUNIT files into an adapter: what :func:`load_unit` and
+    :func:`satikit_munit.importer.load_munit` share.
+
+    Args:
+        adapter: a UNIT or MUNIT adapter with matching sizes.
+        gen / dis: the reference files (``dis`` optional); direction: see :func:`domain_map`.
+        load_generator: ``(adapter, state dict, our domain, source)`` loads one generator.
+
+    Returns:
+        the parts loaded, e.g. ``["gen", "dis"]``.
+    """
     domains = domain_map(direction)
     for their, sd in load_domain_file(gen).items():
-        ours, source = domains[their], f"{gen} [{their}]"
-        n_up = encoder_options(sd, "enc.", source)["n_downsampling"]
-        weights = rename(sd, _unit_generator_rules(ours, n_up), source)
-        load_modules(adapter, weights, [f"encoder_{ours}.", f"decoder_{ours}."], source)
-    loaded = ["gen"]
+        load_generator(adapter, sd, domains[their], f"{gen} [{their}]")
+    if dis is None:
+        return ["gen"]
+    for their, sd in load_domain_file(dis).items():
+        ours, source = domains[their], f"{dis} [{their}]"
+        weights = rename(sd, discriminator_rules(f"discriminator_{ours}."), source)
+        load_modules(adapter, weights, [f"discriminator_{ours}."], source)
+    return ["gen", "dis"]
+
+
+def import_reference(
+    name: str,
+    gen: PathLike,
+    dis: PathLike | None,
+    *,
+    generator_options: Callable[[dict[str, Tensor], str], dict[str, int]],
+    load: Callable[..., list[str]],
+    direction: Direction,
+    domain_encoding: bool,
+    options: Mapping[str, Any],
+) -> nn.Module:
+    """Build adapter ``name`` sized like a reference ``gen_*.pt`` (and ``dis_*.pt``), load it.
+
+    Args:
+        name: ``"unit"`` or ``"munit"``.
+        gen / dis: the reference files (``dis`` optional).
+        generator_options: a generator state dict and its source name -> its sizes, with
+            ``in_channels``.
+        load: ``load(adapter, gen, dis, direction=...)`` loads the weights.
+        direction / domain_encoding: as for :func:`import_unit`.
+        options: override the sizes read from the files and the other hyperparameters.
+
+    Returns:
+        the adapter in evaluation mode on the CPU.
+    """
+    from satikit.plugins import create_adapter
+
+    gens = load_domain_file(gen)
+    domains = domain_map(direction)
+    sizes = {domains[k]: generator_options(sd, f"{gen} [{k}]") for k, sd in gens.items()}
+    found: dict[str, Any] = {k: v for k, v in sizes["x"].items() if k != "in_channels"}
     if dis is not None:
-        for their, sd in load_domain_file(dis).items():
-            ours, source = domains[their], f"{dis} [{their}]"
-            weights = rename(sd, discriminator_rules(f"discriminator_{ours}."), source)
-            load_modules(adapter, weights, [f"discriminator_{ours}."], source)
-        loaded.append("dis")
-    return loaded
+        found.update(discriminator_options(load_domain_file(dis)["a"], str(dis)))
+    adapter = create_adapter(
+        name,
+        dims=2,
+        in_channels=sizes["x"]["in_channels"],
+        out_channels=sizes["y"]["in_channels"],
+        domain_encoding=domain_encoding,
+        **{**found, **options},
+    )
+    load(adapter, gen, dis, direction=direction)
+    adapter.train(False)
+    return adapter
 
 
 def import_unit(
@@ -260,26 +332,16 @@ def import_unit(
     the other hyperparameters. Returns the adapter in evaluation mode on the CPU, ready for
     ``simple`` / ``weighted`` tiling or SATI fine-tuning.
     """
-    from satikit.plugins import create_adapter
-
-    gens = load_domain_file(gen)
-    domains = domain_map(direction)
-    sizes = {domains[k]: encoder_options(sd, "enc.", f"{gen} [{k}]") for k, sd in gens.items()}
-    found: dict[str, Any] = {k: sizes["x"][k] for k in ("dim", "n_downsampling", "n_res")}
-    found["n_shared"] = 0
-    if dis is not None:
-        found.update(discriminator_options(load_domain_file(dis)["a"], str(dis)))
-    adapter = create_adapter(
+    return import_reference(
         "unit",
-        dims=2,
-        in_channels=sizes["x"]["in_channels"],
-        out_channels=sizes["y"]["in_channels"],
+        gen,
+        dis,
+        generator_options=lambda sd, source: encoder_options(sd, "enc.", source),
+        load=load_unit,
+        direction=direction,
         domain_encoding=domain_encoding,
-        **{**found, **options},
+        options={"n_shared": 0, **options},
     )
-    load_unit(adapter, gen, dis, direction=direction)
-    adapter.train(False)
-    return adapter
 
 
 def load_init(adapter: nn.Module, path: PathLike) -> list[str]:

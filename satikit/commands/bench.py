@@ -9,6 +9,8 @@ from types import ModuleType
 
 import click
 
+from satikit.commands.errors import user_errors
+
 __all__ = ["bench"]
 
 
@@ -41,10 +43,8 @@ def bench() -> None:
 def quality(config_name: str) -> None:
     """Strategies x adapters on the circle dataset; resumes from benchmarks/cache/."""
     module = _benchmarks("quality")
-    try:
+    with user_errors():
         module.run_benchmark(config_name, echo=click.echo)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 @bench.command(context_settings={"ignore_unknown_options": True})

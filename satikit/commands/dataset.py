@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
+from satikit.commands.errors import user_errors
 from satikit.data.circles import label_dtype
 from satikit.data.datasets import make_circle_dataset, make_ellipsoid_dataset
 from satikit.data.ellipsoids import EllipsoidParams
 from satikit.data.presets import get_preset
 
 __all__ = ["dataset"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _refuse_non_empty(out_dir: Path, force: bool) -> None:
@@ -23,6 +28,19 @@ def _refuse_non_empty(out_dir: Path, force: bool) -> None:
 
 def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+
+
+def _generation_options(command: F) -> F:
+    """``--seed``, ``--force`` and ``--progress``, the last options of every dataset command."""
+    for option in (
+        click.option("--progress/--no-progress", default=True, show_default=True),
+        click.option(
+            "--force", is_flag=True, help="Write into a non-empty OUT_DIR (stale images go)."
+        ),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True),
+    ):
+        command = option(command)
+    return command
 
 
 @click.group()
@@ -52,35 +70,13 @@ def dataset() -> None:
 @click.option("--noise-sigma", type=click.FloatRange(min=0), help="Noise sigma (8-bit scale).")
 @click.option("--n-images", type=click.IntRange(min=0), help="Training images per domain.")
 @click.option("--n-test", type=click.IntRange(min=0), help="Held-out test images.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--force", is_flag=True, help="Write into a non-empty OUT_DIR (stale images go).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@_generation_options
 def circles(
-    out_dir: Path,
-    preset: str,
-    dims: str,
-    size: int | None,
-    count: int | None,
-    diameter: int | None,
-    noise_sigma: float | None,
-    n_images: int | None,
-    n_test: int | None,
-    seed: int,
-    force: bool,
-    progress: bool,
+    out_dir: Path, preset: str, dims: str, seed: int, force: bool, progress: bool, **sizes: Any
 ) -> None:
     """Circle benchmark: white circles (X) and red/green/blue circles (Y), with labels."""
-    try:
-        params = get_preset(preset, int(dims)).replace(
-            size=size,
-            count=count,
-            diameter=diameter,
-            noise_sigma=noise_sigma,
-            n_images=n_images,
-            n_test=n_test,
-        )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+    with user_errors():
+        params = get_preset(preset, int(dims)).replace(**sizes)
     _refuse_non_empty(out_dir, force)
     voxels = math.prod(params.shape)
     per_image = voxels * (3 + label_dtype(params.count).itemsize)
@@ -93,10 +89,8 @@ def circles(
         err=True,
     )
     start = time.perf_counter()
-    try:
+    with user_errors(usage=False):
         make_circle_dataset(out_dir, params, seed=seed, progress=progress, force=force)
-    except (FileExistsError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(
         f"wrote {n_files} images + labels to {out_dir} in {time.perf_counter() - start:.1f} s"
     )
@@ -115,39 +109,15 @@ def circles(
 @click.option("--noise-sigma", type=click.FloatRange(min=0), help="Noise sigma (paper: 3.33).")
 @click.option("--n-images", type=click.IntRange(min=0), help="Training volumes (default 4).")
 @click.option("--n-test", type=click.IntRange(min=0), help="Held-out volumes (default 1).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--force", is_flag=True, help="Write into a non-empty OUT_DIR (stale images go).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-def ellipsoids(
-    out_dir: Path,
-    size: int | None,
-    count: int | None,
-    semi_axes: tuple[float, float] | None,
-    noise_sigma: float | None,
-    n_images: int | None,
-    n_test: int | None,
-    seed: int,
-    force: bool,
-    progress: bool,
-) -> None:
+@_generation_options
+def ellipsoids(out_dir: Path, seed: int, force: bool, progress: bool, **sizes: Any) -> None:
     """Synthetic nucleus volumes (section IV-C): ellipsoids 130 on 10, noise sigma 3.33."""
-    try:
-        params = EllipsoidParams().replace(
-            size=size,
-            count=count,
-            semi_axes=semi_axes,
-            noise_sigma=noise_sigma,
-            n_images=n_images,
-            n_test=n_test,
-        )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+    with user_errors():
+        params = EllipsoidParams().replace(**sizes)
     _refuse_non_empty(out_dir, force)
     start = time.perf_counter()
-    try:
+    with user_errors(usage=False):
         make_ellipsoid_dataset(out_dir, params, seed=seed, progress=progress, force=force)
-    except (FileExistsError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
     n_files = params.n_images + params.n_test
     click.echo(
         f"wrote {n_files} volumes + labels to {out_dir} in {time.perf_counter() - start:.1f} s"

@@ -136,15 +136,15 @@ def _use_pretrained(root: Path) -> bool:
 def _translate_all(
     root: Path, runs: Path, test: Path, device: str, diameter: float
 ) -> tuple[list[dict[str, Any]], dict]:
+    from satikit.arrays import open_array
     from satikit.checkpoint import load_adapter
-    from satikit.crops import open_image
     from satikit.data.io import list_images, read_image, write_image
     from satikit.metrics import colour_error
     from satikit.translate import translate_array
 
     source = list_images(test / "x")[0]
     labels = read_image(test / "labels" / source.name)
-    raw = open_image(source)
+    raw = open_array(source)
     models = {name: load_adapter(runs / name, device=device) for name in ("standard", "sati")}
     rows, images = [], {"X input": np.asarray(raw)}
     for label, run, strategy, settings in ROWS:

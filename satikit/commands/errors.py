@@ -35,18 +35,23 @@ def one_line(exc: BaseException) -> str:
 
 
 @contextmanager
-def user_errors(io_note: str = "") -> Iterator[None]:
+def user_errors(io_note: str = "", *, usage: bool = True) -> Iterator[None]:
     """Run a command's work; bad input -> :class:`click.UsageError` (exit 2), other I/O
     failures (disk full, permission denied) -> :class:`click.ClickException` (exit 1).
 
     Args:
         io_note: appended to I/O failures, e.g. what happened to the output.
+        usage: report bad input as a usage error (exit 2); False: as a plain failure (exit 1),
+            for input found wanting only by the work itself (e.g. a dataset that cannot be
+            generated, predictions without labels).
     """
     try:
         yield
     except click.ClickException:
         raise
     except BAD_INPUT as exc:
+        if not usage:
+            raise click.ClickException(one_line(exc)) from None
         raise click.UsageError(one_line(exc)) from None
     except OSError as exc:
         note = f" ({io_note})" if io_note else ""

@@ -19,6 +19,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 import satikit
+from satikit.commands.errors import user_errors
 from satikit.data.datasets import MANIFEST
 from satikit.data.io import atomic_path, list_images, read_image, read_json, write_json
 from satikit.metrics import PAPER_VALUE_THRESHOLD, ColourErrorResult, colour_error
@@ -232,7 +233,7 @@ def evaluate(
 
     A circle is wrong unless exactly one of red, green, blue is present in it.
     """
-    try:
+    with user_errors(usage=False):
         report = evaluate_folder(
             pred_dir,
             label_dir,
@@ -243,8 +244,6 @@ def evaluate(
             png_dir=png_dir,
             progress=progress,
         )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
     for kind, names in report["unmatched"].items():
         if names:
             click.echo(

@@ -9,6 +9,7 @@ import click
 
 from satikit.checkpoint import CONFIG_NAME
 from satikit.commands.errors import user_errors
+from satikit.commands.options import threads_option
 
 __all__ = ["train"]
 
@@ -18,10 +19,11 @@ def _silent(*args: object, **kwargs: object) -> None:
 
 
 def _dims_of(x_dirs: tuple[str, ...]) -> int:
-    from satikit.crops import infer_dims, open_image
+    from satikit.arrays import open_array
+    from satikit.crops import infer_dims
     from satikit.training import _images
 
-    return infer_dims(open_image(_images(x_dirs, "x")[0]).shape)
+    return infer_dims(open_array(_images(x_dirs, "x")[0]).shape)
 
 
 @click.command()
@@ -124,12 +126,7 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    help="CPU threads for torch [default: torch's]; 1 is often fastest for small "
-    "models on a busy machine.",
-)
+@threads_option
 def train(
     adapter: str,
     x_dirs: tuple[str, ...],
@@ -159,7 +156,6 @@ def train(
     backbone: str | None,
     resume: bool,
     quiet: bool,
-    threads: int | None,
 ) -> None:
     """Train a GAN adapter on unpaired TIFFs, with SATI (default) or without.
 
@@ -171,11 +167,6 @@ def train(
     from satikit import distributed
     from satikit.checkpoint import load_init
     from satikit.training import SATISettings, SATITrainer, TrainConfig
-
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
     started = time.perf_counter()
     note = f"the last complete checkpoint in {run_dir} is kept; --resume continues from it"

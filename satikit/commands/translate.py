@@ -7,6 +7,7 @@ import time
 import click
 
 from satikit.commands.errors import user_errors
+from satikit.commands.options import threads_option
 
 __all__ = ["translate"]
 
@@ -64,12 +65,7 @@ class _Sizes(click.ParamType):
 @click.option("--style-seed", type=int, help="Image-level seed for adapters with styles.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    help="CPU threads for torch [default: torch's]; 1 is often fastest for small "
-    "models on a busy machine.",
-)
+@threads_option
 def translate(
     run_dir: str,
     source: str,
@@ -85,7 +81,6 @@ def translate(
     style_seed: int | None,
     force: bool,
     quiet: bool,
-    threads: int | None,
 ) -> None:
     """Translate INPUT (a TIFF, .zarr or .npy image, or a folder of TIFFs) with the run in
     RUN_DIR into OUTPUT (same formats), out of core.
@@ -95,11 +90,6 @@ def translate(
       satikit translate runs/sati big_x.tif big_y.tif --strategy sati
     """
     from satikit.translate import translate_path
-
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
     started = time.perf_counter()
     with user_errors(f"no partial output was left at {target}"):

@@ -81,8 +81,7 @@ def stitch(
             2 dims, invalid tile/overlap, ``fn`` changing the spatial size or the channel count
             (``sati``), non-finite output, ``out`` of the wrong shape.
     """
-    _check_image(image)
-    spatial = tuple(int(s) for s in image.shape[1:])
+    spatial = _spatial_shape(image)
     grid = (
         TileGrid.create(spatial, tile, overlap, sati=strategy == "sati")
         if strategy != "none"
@@ -102,12 +101,14 @@ def stitch(
     )
 
 
-def _check_image(image) -> None:
+def _spatial_shape(image) -> tuple[int, ...]:
+    """The spatial shape of a ``(C, *spatial)`` image; refuses one without a spatial dim."""
     ndim = getattr(image, "ndim", None)
     if ndim is None or ndim < 2:
         raise ValueError(
             f"image must be (C, *spatial) with at least one spatial dim, got shape {getattr(image, 'shape', None)}"
         )
+    return tuple(int(s) for s in image.shape[1:])
 
 
 def stitch_on_grid(
@@ -136,8 +137,7 @@ def stitch_on_grid(
         raise ValueError(f"unknown window {window!r}; choose 'pyramid' or 'gaussian'")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    _check_image(image)
-    spatial = tuple(int(s) for s in image.shape[1:])
+    spatial = _spatial_shape(image)
     if strategy != "none":
         if grid is None or grid.shape != spatial:
             raise ValueError(
