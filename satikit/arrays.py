@@ -10,7 +10,8 @@ without loading the image: :class:`ChannelFirst` reorders axes and encodes value
 through tifffile's zarr store when it is tiled or compressed), zarr and ``.npy`` inputs;
 :class:`NamedReads` names the file in errors that only a read finds (a damaged chunk).
 :func:`output_array` creates TIFF (BigTIFF when needed), zarr or ``.npy`` outputs under a
-temporary name and renames them only once complete.
+temporary name and renames them only once complete; a resumable output keeps that partial file
+(see :func:`partial_files`) when interrupted, and can reopen it to continue.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,9 @@ __all__ = [
     "ChannelLastSink",
     "NamedReads",
     "open_array",
+    "PartialFiles",
     "output_array",
+    "partial_files",
     "release_pages",
 ]
 
@@ -122,6 +126,12 @@ class ChannelLastSink:
             self.array[tuple(spatial)] = block[0]
         release_pages(self.array)
 
+    def flush(self) -> None:
+        """Write the array's pending changes to disk (memory maps); no-op for others."""
+        flush = getattr(self.array, "flush", None)
+        if callable(flush):
+            flush()
+
 
 def open_array(path: str | os.PathLike[str]) -> Any:
     """Open an image for lazy reading: ``(*spatial[, C])`` array-like, nothing loaded yet.
@@ -199,6 +209,37 @@ class NamedReads:
             raise ValueError(f"{self.name}: cannot read image ({exc})") from None
 
 
+@dataclass(frozen=True)
+class PartialFiles:
+    """The files of an unfinished resumable output (all hidden, next to the target).
+
+    Attributes:
+        data: the partial array, ``.NAME.partial.SUFFIX``.
+        settings: what the caller records about the job, ``.NAME.resume.json``.
+        state: the engine's resume state, ``.NAME.resume.safetensors``.
+    """
+
+    data: Path
+    settings: Path
+    state: Path
+
+    def remove(self) -> None:
+        """Delete the partial array and its sidecar files, where they exist."""
+        _remove(self.data)
+        self.settings.unlink(missing_ok=True)
+        self.state.unlink(missing_ok=True)
+
+
+def partial_files(path: str | os.PathLike[str]) -> PartialFiles:
+    """The deterministic partial files of a resumable output at ``path``."""
+    path = Path(path)
+    return PartialFiles(
+        data=path.with_name(f".{path.name}.partial{path.suffix.lower()}"),
+        settings=path.with_name(f".{path.name}.resume.json"),
+        state=path.with_name(f".{path.name}.resume.safetensors"),
+    )
+
+
 @contextmanager
 def output_array(
     path: str | os.PathLike[str],
@@ -207,11 +248,19 @@ def output_array(
     *,
     overwrite: bool = False,
     chunks: Sequence[int] | None = None,
+    resumable: bool = False,
+    resume: bool = False,
 ) -> Iterator[Any]:
     """Create an on-disk ``(*spatial[, C])`` array under a temporary name; rename when done.
 
     The block yields the writable array. If it raises, the temporary file is removed and
     ``path`` is untouched, so a finished output is never partial.
+
+    A ``resumable`` output lives in :func:`partial_files` ``(path).data`` instead of a random
+    name. It is kept, with its sidecar files, when the block is interrupted (an exception that is
+    not an :class:`Exception`, e.g. :class:`KeyboardInterrupt`; or a killed process); ordinary
+    errors still remove them. A stale partial is replaced unless ``resume``. On success the
+    sidecars are deleted.
 
     Args:
         path: ``.tif``/``.tiff`` (uncompressed, BigTIFF above 2 GiB), ``.zarr`` or ``.npy``.
@@ -219,30 +268,73 @@ def output_array(
         dtype: numpy dtype of the stored values.
         overwrite: replace an existing ``path``; otherwise an existing path is an error.
         chunks: zarr chunk shape (default: 256 per spatial dim, all channels).
+        resumable: use the deterministic partial name and keep it when interrupted.
+        resume: (implies ``resumable``) reopen an existing partial for writing, contents kept;
+            without one, start a new partial.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
-        ValueError: unknown suffix.
+        ValueError: unknown suffix, or a partial to resume of another shape or dtype.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
     suffix = path.suffix.lower()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial{suffix}")
+    resumable = resumable or resume
+    files = partial_files(path) if resumable else None
+    tmp = (
+        files.data if files else path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial{suffix}")
+    )
     shape = tuple(int(s) for s in shape)
     dtype = np.dtype(dtype)
+    if files and not (resume and tmp.exists()):
+        files.remove()  # a stale partial of an earlier, interrupted run
+    cleanup = files.remove if files else lambda: _remove(tmp)
     try:
-        array = _create(tmp, suffix, shape, dtype, chunks)
+        if resume and tmp.exists():
+            array = _reopen(tmp, suffix, shape, dtype)
+        else:
+            array = _create(tmp, suffix, shape, dtype, chunks)
         yield array
         if hasattr(array, "flush"):
             array.flush()
         del array
         if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            _remove(path)
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        cleanup()
+    except BaseException as exc:
+        if not resumable or isinstance(exc, Exception):  # interrupted: keep it to resume
+            cleanup()
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _reopen(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """Open a partial output for writing, keeping its contents; it must match shape and dtype."""
+    try:
+        if suffix in TIFF_SUFFIXES:
+            import tifffile
+
+            array = tifffile.memmap(tmp, mode="r+")
+        elif suffix == ".zarr":
+            import zarr
+
+            array = zarr.open_array(str(tmp), mode="r+")
+        else:
+            array = np.lib.format.open_memmap(tmp, mode="r+")
+    except Exception as exc:  # a partial damaged by the crash: many reader errors
+        raise ValueError(f"{tmp}: cannot reopen the partial output ({exc})") from None
+    if tuple(array.shape) != shape or np.dtype(array.dtype) != dtype:
+        raise ValueError(
+            f"{tmp}: the partial output is {tuple(array.shape)} {np.dtype(array.dtype)}, "
+            f"expected {shape} {dtype}; translate again without resuming"
+        )
+    return array
 
 
 def _create(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype, chunks) -> Any:

@@ -9,18 +9,27 @@ from the run's ``config.json``.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from satikit.arrays import ChannelFirst, ChannelLastSink, NamedReads, open_array, output_array
+from satikit.arrays import (
+    ChannelFirst,
+    ChannelLastSink,
+    NamedReads,
+    open_array,
+    output_array,
+    partial_files,
+)
 from satikit.checkpoint import load_adapter
 from satikit.crops import spatial_channels
-from satikit.data.io import list_images
+from satikit.data.io import list_images, read_json, write_json
 from satikit.encoding import check_finite, decode, encode
 from satikit.grid import TileGrid
 from satikit.protocols import Adapter
@@ -71,8 +80,13 @@ def _stitch(
     device: str | torch.device | None,
     style_seed: int | None,
     progress: bool,
+    state_path: Path | None = None,
+    resume: bool = False,
 ) -> np.ndarray:
-    """Run the engine; returns encoded ``(C_out, *spatial)`` (also written to ``out``)."""
+    """Run the engine; returns encoded ``(C_out, *spatial)`` (also written to ``out``).
+
+    ``state_path``/``resume``: see :func:`satikit.stitching.stitch_on_grid` (``none`` restarts).
+    """
     inference = config["inference"]
     strategy = strategy or inference["strategy"]
 
@@ -96,7 +110,16 @@ def _stitch(
         sati=strategy == "sati",
         seam=seam,
     )
-    return stitch_on_grid(view, fn, grid, strategy=strategy, out=out, **common)  # type: ignore[arg-type]
+    return stitch_on_grid(
+        view,
+        fn,
+        grid,
+        strategy=strategy,  # type: ignore[arg-type]
+        out=out,
+        state_path=state_path,
+        resume=resume,
+        **common,  # type: ignore[arg-type]
+    )
 
 
 def _output_layout(config: Mapping[str, Any], spatial: Sequence[int]) -> tuple[tuple, np.dtype]:
@@ -170,6 +193,10 @@ def translate_array(
     return image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
 
 
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def translate_file(
     adapter: Adapter,
     config: Mapping[str, Any],
@@ -177,26 +204,52 @@ def translate_file(
     target: str | os.PathLike[str],
     *,
     overwrite: bool = False,
+    resume: bool = False,
+    say: Callable[[str], object] = _stderr,
     **kwargs: Any,
 ) -> Path:
     """Translate ``source`` into ``target`` out of core (TIFF, ``.zarr`` or ``.npy``).
 
-    The output is written band by band into a temporary on-disk array and renamed when
-    complete. ``kwargs`` are those of :func:`translate_array`.
+    The output is written band by band into a partial on-disk array
+    (:func:`satikit.arrays.partial_files`) and renamed when complete. Next to it go the
+    settings used and the engine's resume state, so an interrupted translation (Ctrl-C, a killed
+    process) can continue with ``resume=True``; otherwise a stale partial is replaced.
+    ``kwargs`` are those of :func:`translate_array`.
+
+    Args:
+        resume: continue the interrupted translation into ``target`` with the settings it
+            recorded (``kwargs`` given must agree with them); a finished ``target`` without a
+            partial is skipped; no partial: translate from the start.
+        say: where notices go (a skipped or replaced output); default: stderr.
 
     Raises:
         FileExistsError: ``target`` exists and ``overwrite`` is False.
+        ValueError: ``resume`` with settings (or an input) other than the recorded ones.
     """
+    files = partial_files(target)
+    if resume and Path(target).exists() and not files.data.exists():
+        say(f"{target} is complete; skipped")
+        return Path(target)
+    if not resume and files.data.exists():
+        say(f"replacing the partial output of an interrupted translation into {target}")
     view = _input_view(NamedReads(open_array(source), str(source)), config, str(source))
     shape, dtype = _output_layout(config, view.shape[1:])
     encoding = bool(config["encoding"]["domain_encoding"])
-    with output_array(target, shape, dtype, overwrite=overwrite) as array:
+    job = {"source": str(Path(source).resolve()), **_settings(config, kwargs)}
+    if resume and files.settings.exists():
+        job = _recorded(files.settings, job, kwargs, target)
+    with output_array(
+        target, shape, dtype, overwrite=overwrite, resumable=True, resume=resume
+    ) as array:
+        write_json(files.settings, job)
         sink = ChannelLastSink(
             array,
             channel_last=len(shape) == len(view.shape),
             transform=lambda block: decode(block, "y", enabled=encoding, dtype=dtype),
         )
-        _stitch(adapter, config, view, out=sink, **{**_DEFAULTS, **kwargs})
+        settings = {key: job[key] for key in _RECORDED}
+        run = {**_DEFAULTS, **kwargs, **settings}
+        _stitch(adapter, config, view, out=sink, state_path=files.state, resume=resume, **run)
     return Path(target)
 
 
@@ -212,6 +265,50 @@ _DEFAULTS: dict[str, Any] = dict(
     style_seed=None,
     progress=False,
 )
+#: The settings that decide the output, recorded for ``resume``.
+_RECORDED = ("strategy", "tile", "overlap", "seam", "batch_size", "order", "window", "style_seed")
+
+
+def _settings(config: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The output-deciding settings of ``kwargs`` over the defaults, the run's filled in, as they
+    read back from JSON (so recorded and given ones compare equal)."""
+    settings = {key: kwargs.get(key, _DEFAULTS[key]) for key in _RECORDED}
+    inference = config["inference"]
+    for key in ("strategy", "tile", "overlap"):
+        if settings[key] is None:
+            settings[key] = inference[key]
+    return json.loads(json.dumps(settings))
+
+
+def _option(value: Any) -> str:
+    """A setting as the CLI spells it (``[32, 32]`` -> ``32,32``)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _recorded(
+    path: Path, given: dict[str, Any], kwargs: Mapping[str, Any], target: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """The job recorded at ``path`` for ``target``; refuses a different input, or a setting in
+    ``kwargs`` that differs from the recorded one.
+
+    Raises:
+        ValueError: naming every conflict (as CLI options).
+    """
+    recorded = read_json(path)
+    conflicts = [
+        f"--{key.replace('_', '-')} {_option(given[key])} (it used {_option(recorded.get(key))})"
+        for key in _RECORDED
+        if key in kwargs and given[key] != recorded.get(key)
+    ]
+    if given["source"] != recorded.get("source"):
+        conflicts.insert(0, f"input {given['source']} (it used {recorded.get('source')})")
+    if conflicts:
+        raise ValueError(
+            f"cannot resume the translation into {target}: it was started with other settings: "
+            + "; ".join(conflicts)
+            + " - drop these options, or translate again without --resume"
+        )
+    return recorded
 
 
 def _is_array_path(path: Path) -> bool:
@@ -231,9 +328,11 @@ def translate_path(
 
     A folder ``source`` maps to a folder ``target`` (created) with the same file names; a file
     ``source`` with an existing folder ``target`` is written into it under its own name.
+    ``kwargs`` are those of :func:`translate_file`; with ``resume=True`` a folder resumes file
+    by file (finished files are skipped, the interrupted one continues, the rest start).
 
     Returns:
-        the written files.
+        the written (or already complete) files.
 
     Raises:
         FileNotFoundError: ``source`` does not exist or ``run_dir`` holds no run.

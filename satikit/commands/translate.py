@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -25,6 +27,18 @@ class _Sizes(click.ParamType):
         except ValueError:
             self.fail(f"expected an integer or comma-separated integers, got {value!r}", param, ctx)
         return sizes[0] if len(sizes) == 1 else sizes
+
+
+@contextmanager
+def _interruption() -> Iterator[None]:
+    """Ctrl-C: one line saying how to continue (the partial output is kept)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            "interrupted; the tiles written so far are kept: run the same command with "
+            "--resume to continue"
+        ) from None
 
 
 @click.command()
@@ -64,6 +78,12 @@ class _Sizes(click.ParamType):
 )
 @click.option("--style-seed", type=int, help="Image-level seed for adapters with styles.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted translation into OUTPUT from the tiles already written, "
+    "with the settings it was started with (folders: file by file).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @threads_option
 def translate(
@@ -80,6 +100,7 @@ def translate(
     seam: str,
     style_seed: int | None,
     force: bool,
+    resume: bool,
     quiet: bool,
 ) -> None:
     """Translate INPUT (a TIFF, .zarr or .npy image, or a folder of TIFFs) with the run in
@@ -88,26 +109,39 @@ def translate(
     \b
     Example:
       satikit translate runs/sati big_x.tif big_y.tif --strategy sati
+      satikit translate runs/sati big_x.tif big_y.tif --resume   # after an interruption
     """
     from satikit.translate import translate_path
 
+    settings = dict(
+        strategy=strategy,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        order=order,
+        window=window,
+        seam=seam,
+        style_seed=style_seed,
+    )
+    if resume:  # the recorded settings stand in for the options not given
+        context = click.get_current_context()
+        settings = {
+            key: value
+            for key, value in settings.items()
+            if context.get_parameter_source(key) != click.core.ParameterSource.DEFAULT
+        }
     started = time.perf_counter()
-    with user_errors(f"no partial output was left at {target}"):
+    with user_errors(f"no partial output was left at {target}"), _interruption():
         written = translate_path(
             run_dir,
             source,
             target,
             device=device,
-            strategy=strategy,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            order=order,
-            window=window,
-            seam=seam,
-            style_seed=style_seed,
             overwrite=force,
+            resume=resume,
             progress=not quiet,
+            say=lambda message: click.echo(message, err=True),
+            **settings,
         )
     click.echo(
         f"translated {len(written)} image(s) in {time.perf_counter() - started:.1f} s -> {target}"

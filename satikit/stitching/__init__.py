@@ -5,14 +5,16 @@ Entry point: :func:`stitch`. Strategies: ``none``, ``simple``, ``weighted``, ``s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from satikit.grid import TileGrid, sati_overlap_message
+from satikit.stitching.resume import Resumer
 from satikit.stitching.runner import TileFn, resolve_device
 from satikit.stitching.strategies import run_none, run_sati, run_simple, run_weighted
 
@@ -123,11 +125,28 @@ def stitch_on_grid(
     out=None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    state_path: str | os.PathLike[str] | None = None,
+    resume: bool = False,
 ) -> np.ndarray:
     """:func:`stitch` on a prepared :class:`TileGrid` (e.g. one with ``seam="start"``).
 
     ``grid`` is ignored (may be None) for ``strategy="none"``; otherwise its shape must match
-    the image (and ``sati`` needs ``T > 2 O``).
+    the image (and ``sati`` needs ``T > 2 O``). Other arguments as in :func:`stitch`, plus:
+
+    Args:
+        state_path: where to save the resume state (a ``.safetensors`` file, replaced
+            atomically) each time a band of tile rows is final in ``out``; see
+            :mod:`satikit.stitching.resume`. Needs an ``out`` that outlives the call (e.g. a
+            memmap); ``out.flush()`` (if any) runs before each save. Left in place at the end
+            (the caller removes it once ``out`` is safe).
+        resume: continue from the state in ``state_path``: finished bands are skipped (``fn`` is
+            not called for their tiles), the carried band rows restored, and ``out`` must still
+            hold the rows written before the interruption. No state file yet: start from the
+            beginning. ``none`` always restarts.
+
+    Raises:
+        ValueError: as :func:`stitch`; also a state that is unreadable or belongs to a different
+            strategy, grid, order, batch size, window or image shape.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -147,13 +166,35 @@ def stitch_on_grid(
             raise ValueError(sati_overlap_message(grid.tile, grid.overlap))
     tile_fn = TileFn(fn, resolve_device(fn, device), image.shape[0] if strategy == "sati" else None)
     allocate = _allocator(out, spatial)
+    resumer = Resumer(
+        state_path, _identity(image, grid, strategy, batch_size, order, window), resume
+    )
     total = 1 if strategy == "none" or grid is None else grid.n_tiles
     with tqdm(total=total, disable=not progress, desc=f"stitch[{strategy}]", unit="tile") as bar:
         if strategy == "none":
+            resumer.load()  # refuses a state of another setup; `none` itself restarts
             return run_none(image, tile_fn, allocate, bar.update)
         assert grid is not None
         if strategy == "simple":
-            return run_simple(image, tile_fn, grid, batch_size, allocate, bar.update)
+            return run_simple(image, tile_fn, grid, batch_size, allocate, bar.update, resumer)
         if strategy == "weighted":
-            return run_weighted(image, tile_fn, grid, batch_size, window, allocate, bar.update)
-        return run_sati(image, tile_fn, grid, order, batch_size, allocate, bar.update)
+            return run_weighted(
+                image, tile_fn, grid, batch_size, window, allocate, bar.update, resumer
+            )
+        return run_sati(image, tile_fn, grid, order, batch_size, allocate, bar.update, resumer)
+
+
+def _identity(
+    image, grid: TileGrid | None, strategy: str, batch_size: int, order: str, window: str
+) -> dict[str, Any]:
+    """What a resume state must match: everything that decides the bands and their contents."""
+    return {
+        "strategy": strategy,
+        "image_shape": list(image.shape),
+        "tile": None if grid is None else list(grid.tile),
+        "overlap": None if grid is None else list(grid.overlap),
+        "seam": None if grid is None else grid.seam,
+        "batch_size": int(batch_size),
+        "order": order,
+        "window": window,
+    }

@@ -32,6 +32,7 @@ class Band:
         self.height = (rows - 1) * grid.step[0] + grid.tile[0]
         self.data = np.zeros((channels, self.height, *grid.padded_shape[1:]), dtype=dtype)
         self.origin = 0
+        self.kept = 0  # rows carried over by the last advance (the rest is zero)
 
     def local(self, region: Sequence[slice]) -> tuple[slice, ...]:
         """Translate a padded-coordinate region into the band's own (channel axis included)."""
@@ -58,3 +59,20 @@ class Band:
             self.data[:, :keep] = self.data[:, shift : shift + keep]
         self.data[:, keep:] = 0
         self.origin = origin
+        self.kept = keep
+
+    def carried(self) -> np.ndarray:
+        """The rows the last :meth:`advance` carried over, ``(C, kept, *P_rest)``; the rest of
+        the band is zero, so these rows and :attr:`origin` are the whole state."""
+        return self.data[:, : self.kept]
+
+    def restore(self, origin: int, rows: np.ndarray) -> None:
+        """Put the band back where :meth:`carried` was taken: at ``origin``, holding ``rows``."""
+        if rows.shape[0] != self.data.shape[0] or rows.shape[2:] != self.data.shape[2:]:
+            raise ValueError(
+                f"saved band rows of shape {rows.shape} do not fit a band of {self.data.shape}"
+            )
+        self.data[...] = 0
+        self.data[:, : rows.shape[1]] = rows
+        self.origin = origin
+        self.kept = rows.shape[1]

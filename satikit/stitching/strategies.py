@@ -11,10 +11,14 @@ Memory each strategy holds besides the ``batch_size`` tiles in flight (see :clas
 - ``sati``: a float32 canvas of ``C`` planes over a band of tile rows (raster order: 1 row;
   wavefront: ``R = min(batch_size, rows)``): the stitched output so far, which later tiles read
   their leading strips from.
+
+``simple``, ``weighted`` and ``sati`` save their progress through a :class:`Resumer` (a no-op
+without a state path) and can continue from it; see :mod:`satikit.stitching.resume`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -22,6 +26,7 @@ import numpy as np
 
 from satikit.grid import Index, TileGrid, read_tile
 from satikit.stitching.band import Band
+from satikit.stitching.resume import Progress, Resumer
 from satikit.stitching.runner import TileFn, batched, write_region
 from satikit.weights import blend_window, strip_mask
 
@@ -74,18 +79,67 @@ def run_none(image, tile_fn: TileFn, allocate: Allocate, tick: Tick) -> np.ndarr
 
 
 def run_simple(
-    image, tile_fn: TileFn, grid: TileGrid, batch_size: int, allocate: Allocate, tick: Tick
+    image,
+    tile_fn: TileFn,
+    grid: TileGrid,
+    batch_size: int,
+    allocate: Allocate,
+    tick: Tick,
+    resumer: Resumer,
 ) -> np.ndarray:
-    """Independent tiles, each cropped at the middle of its overlaps."""
-    out = None
-    for chunk in batched(grid.raster(), batch_size):
+    """Independent tiles, each cropped at the middle of its overlaps.
+
+    Saves its progress (tiles finished) after every batch that completes a tile row.
+    """
+    saved = resumer.load()
+    out = None if saved is None else allocate(saved.channels)
+    finished = 0 if saved is None else saved.next
+    tick(finished)
+    per_row = grid.n_tiles // grid.counts[0]
+    for chunk in batched(itertools.islice(grid.raster(), finished, None), batch_size):
         results = tile_fn(_read_batch(image, grid, chunk))
         if out is None:
             out = allocate(results.shape[1])
         for index, result in zip(chunk, results):
             write_region(out, result, grid.owned(index), grid.start(index))
         tick(len(chunk))
+        before, finished = finished, finished + len(chunk)
+        if finished < grid.n_tiles and finished // per_row > before // per_row:
+            resumer.save(out, Progress(finished, 0, 0, results.shape[1]))
     return out
+
+
+def _start_bands(
+    bands: list[list[Index]], saved: Progress | None, carried: dict[str, Band], tick: Tick
+) -> int:
+    """Restore ``carried`` from ``saved``; returns the first band to run (0 without a state)."""
+    if saved is None:
+        return 0
+    for name, band in carried.items():
+        band.restore(saved.origin, saved.arrays[name])
+    tick(sum(len(band) for band in bands[: saved.next]))
+    return saved.next
+
+
+def _next_band(
+    bands: list[list[Index]],
+    finished: int,
+    grid: TileGrid,
+    carried: dict[str, Band],
+    progress: Progress,
+    resumer: Resumer,
+    out,
+) -> None:
+    """After ``finished`` bands (their rows flushed to ``out``): move ``carried`` to the next
+    band's first row and save the progress. Nothing to do after the last band."""
+    if finished == len(bands):
+        return
+    origin = grid.start(bands[finished][0])[0]
+    for band in carried.values():
+        band.advance(origin)
+    progress.origin = origin
+    progress.arrays = {name: band.carried() for name, band in carried.items()}
+    resumer.save(out, progress)
 
 
 def _window(grid: TileGrid, index: Index, window: str) -> np.ndarray:
@@ -106,24 +160,29 @@ def run_weighted(
     window: str,
     allocate: Allocate,
     tick: Tick,
+    resumer: Resumer,
 ) -> np.ndarray:
     """Overlapping tiles blended with ``window``, normalised by the summed weights."""
     per_row = grid.n_tiles // grid.counts[0]
     rows = min(grid.counts[0], math.ceil(batch_size / per_row))
-    numerator: Band | None = None
-    denominator = Band(1, grid, rows, np.float64)
+    bands = _row_bands(grid, rows)
+    saved = resumer.load()
+    carried = {"denominator": Band(1, grid, rows, np.float64)}
     out = None
-    done = 0
-    for band in _row_bands(grid, rows):
-        denominator.advance(grid.start(band[0])[0])
-        if numerator is not None:
-            numerator.advance(denominator.origin)
+    if saved is not None:
+        carried["numerator"] = Band(saved.channels, grid, rows, np.float64)
+        out = allocate(saved.channels)
+    first = _start_bands(bands, saved, carried, tick)
+    done = 0 if saved is None else saved.done
+    denominator = carried["denominator"]
+    for b in range(first, len(bands)):
+        band = bands[b]
         for chunk in batched(band, batch_size):
             results = tile_fn(_read_batch(image, grid, chunk))
-            if numerator is None:
-                numerator = Band(results.shape[1], grid, rows, np.float64)
-                numerator.origin = denominator.origin
+            if out is None:
+                carried["numerator"] = Band(results.shape[1], grid, rows, np.float64)
                 out = allocate(results.shape[1])
+            numerator = carried["numerator"]
             for index, result in zip(chunk, results):
                 w = _window(grid, index, window)
                 numerator.data[numerator.local(grid.window(index))] += w * result
@@ -136,10 +195,11 @@ def run_weighted(
             if last_row + 1 < grid.counts[0]
             else grid.padded_shape[0]
         )
-        origin = denominator.origin
-        ratio = numerator.rows(stop) / denominator.rows(stop)
-        _flush(out, ratio, origin, done, stop)
+        ratio = carried["numerator"].rows(stop) / denominator.rows(stop)
+        _flush(out, ratio, denominator.origin, done, stop)
         done = stop
+        progress = Progress(b + 1, done, 0, out.shape[0])
+        _next_band(bands, b + 1, grid, carried, progress, resumer, out)
     return out
 
 
@@ -151,6 +211,7 @@ def run_sati(
     batch_size: int,
     allocate: Allocate,
     tick: Tick,
+    resumer: Resumer,
 ) -> np.ndarray:
     """Stitching aware inference (paper III-A, III-E).
 
@@ -162,10 +223,13 @@ def run_sati(
     """
     out = allocate(image.shape[0])
     rows = 1 if order == "raster" else min(batch_size, grid.counts[0])
+    bands = _row_bands(grid, rows)
     canvas = Band(image.shape[0], grid, rows)
-    done = 0
-    for band in _row_bands(grid, rows):
-        canvas.advance(grid.start(band[0])[0])
+    saved = resumer.load()
+    first = _start_bands(bands, saved, {"canvas": canvas}, tick)
+    done = 0 if saved is None else saved.done
+    for b in range(first, len(bands)):
+        band = bands[b]
         if order == "raster":
             schedule = [[index] for index in band]
         else:
@@ -201,4 +265,6 @@ def run_sati(
             stop = grid.padded_shape[0]
         _flush(out, canvas.rows(stop), canvas.origin, done, stop)
         done = stop
+        progress = Progress(b + 1, done, 0, out.shape[0])
+        _next_band(bands, b + 1, grid, {"canvas": canvas}, progress, resumer, out)
     return out
