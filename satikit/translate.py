@@ -64,6 +64,40 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(image, pads, mode="reflect" if reflect else "edge")
 
 
+def reference_style(
+    adapter: Adapter, config: Mapping[str, Any], path: str | os.PathLike[str]
+) -> torch.Tensor:
+    """One style code from a reference Y image, for adapters with styles (MUNIT).
+
+    The reference is encoded as domain Y and cropped to at most one inference tile from its
+    start, so a large reference costs one forward pass.
+
+    Raises:
+        ValueError: the adapter has no styles, or the reference does not fit the run.
+    """
+    encode_style = getattr(adapter, "encode_style", None)
+    if encode_style is None:
+        raise ValueError(f"--style-ref: adapter {config['adapter']['name']!r} has no styles")
+    data = config["data"]
+    stored = NamedReads(open_array(path), str(path))
+    spatial, channels = spatial_channels(stored.shape, int(data["dims"]), name=str(path))
+    if channels != int(data["out_channels"]):
+        raise ValueError(
+            f"{path} has {channels} channels; the run's Y images have {data['out_channels']}"
+        )
+    encoding = bool(config["encoding"]["domain_encoding"])
+    view = ChannelFirst(
+        stored,
+        channel_last=len(stored.shape) > len(spatial),
+        transform=lambda b: encode(b, "y", enabled=encoding),
+    )
+    tile = config["inference"]["tile"]
+    crop = view[(slice(None), *(slice(0, min(n, t)) for n, t in zip(spatial, tile)))]
+    device = next(iter(adapter.generator_xy.parameters())).device
+    with torch.inference_mode():
+        return encode_style(torch.from_numpy(np.ascontiguousarray(crop))[None].to(device))
+
+
 def _stitch(
     adapter: Adapter,
     config: Mapping[str, Any],
@@ -80,6 +114,7 @@ def _stitch(
     device: str | torch.device | None,
     style_seed: int | None,
     progress: bool,
+    style_ref: str | None = None,
     state_path: Path | None = None,
     resume: bool = False,
 ) -> np.ndarray:
@@ -89,8 +124,11 @@ def _stitch(
     """
     inference = config["inference"]
     strategy = strategy or inference["strategy"]
+    style = None if style_ref is None else reference_style(adapter, config, style_ref)
 
     def fn(tiles: torch.Tensor) -> torch.Tensor:
+        if style is not None:
+            return adapter.translate(tiles, style=style)  # type: ignore[call-arg]
         return adapter.translate(tiles, seed=style_seed)
 
     common = dict(
@@ -142,6 +180,7 @@ def translate_array(
     window: str = "gaussian",
     device: str | torch.device | None = None,
     style_seed: int | None = None,
+    style_ref: str | os.PathLike[str] | None = None,
     progress: bool = False,
     name: str = "input",
 ) -> np.ndarray:
@@ -160,6 +199,8 @@ def translate_array(
         window: ``weighted``: ``gaussian`` or ``pyramid``.
         device: where tiles run (default: the adapter's device).
         style_seed: image-level seed for adapters with random styles (all tiles agree).
+        style_ref: a reference Y image whose style every tile uses (see
+            :func:`reference_style`); overrides ``style_seed``.
         progress: tqdm bar over tiles.
         name: how error messages call the input.
 
@@ -185,6 +226,7 @@ def translate_array(
         window=window,
         device=device,
         style_seed=style_seed,
+        style_ref=None if style_ref is None else str(style_ref),
         progress=progress,
     )
     _, dtype = _output_layout(config, view.shape[1:])
@@ -263,10 +305,21 @@ _DEFAULTS: dict[str, Any] = dict(
     window="gaussian",
     device=None,
     style_seed=None,
+    style_ref=None,
     progress=False,
 )
 #: The settings that decide the output, recorded for ``resume``.
-_RECORDED = ("strategy", "tile", "overlap", "seam", "batch_size", "order", "window", "style_seed")
+_RECORDED = (
+    "strategy",
+    "tile",
+    "overlap",
+    "seam",
+    "batch_size",
+    "order",
+    "window",
+    "style_seed",
+    "style_ref",
+)
 
 
 def _settings(config: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -77,6 +77,12 @@ def _interruption() -> Iterator[None]:
     "(the 'w/o stitching strategy' ablation).",
 )
 @click.option("--style-seed", type=int, help="Image-level seed for adapters with styles.")
+@click.option(
+    "--style-ref",
+    type=click.Path(exists=True),
+    help="Reference Y image whose style every tile uses (adapters with styles, e.g. MUNIT); "
+    "overrides --style-seed.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option(
     "--resume",
@@ -99,6 +105,7 @@ def translate(
     window: str,
     seam: str,
     style_seed: int | None,
+    style_ref: str | None,
     force: bool,
     resume: bool,
     quiet: bool,
@@ -122,6 +129,7 @@ def translate(
         window=window,
         seam=seam,
         style_seed=style_seed,
+        style_ref=style_ref,
     )
     if resume:  # the recorded settings stand in for the options not given
         context = click.get_current_context()
