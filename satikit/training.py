@@ -61,6 +61,7 @@ __all__ = [
     "TrainConfig",
     "default_crop",
     "inference_defaults",
+    "domain_images",
     "resolve_device",
 ]
 
@@ -260,8 +261,8 @@ class SATITrainer:
         """
         crop = config.crop_size()
         encoding = config.sati.domain_encoding
-        x_sampler = CropSampler(_images(x_dirs, "x"), crop, "x", encoding=encoding)
-        y_sampler = CropSampler(_images(y_dirs, "y"), crop, "y", encoding=encoding)
+        x_sampler = CropSampler(domain_images(x_dirs, "x"), crop, "x", encoding=encoding)
+        y_sampler = CropSampler(domain_images(y_dirs, "y"), crop, "y", encoding=encoding)
         if config.sati.enabled and x_sampler.channels != y_sampler.channels:
             raise ValueError(
                 f"SATI merges Y pixels into X tiles, so both need the same channels; X has "
@@ -581,7 +582,12 @@ class SATITrainer:
         return save_checkpoint(self.run_dir, self.adapter, self.run_config(), self.state())
 
 
-def _images(dirs: Sequence[str | os.PathLike[str]], domain: str) -> list[Path]:
+def domain_images(dirs: Sequence[str | os.PathLike[str]], domain: str) -> list[Path]:
+    """The TIFFs of one domain: each entry is a file or a folder of TIFFs.
+
+    Raises:
+        ValueError: no image found, naming the domain and the folders.
+    """
     paths: list[Path] = []
     for directory in dirs:
         path = Path(directory)

@@ -21,9 +21,9 @@ def _silent(*args: object, **kwargs: object) -> None:
 def _dims_of(x_dirs: tuple[str, ...]) -> int:
     from satikit.arrays import open_array
     from satikit.crops import infer_dims
-    from satikit.training import _images
+    from satikit.training import domain_images
 
-    return infer_dims(open_array(_images(x_dirs, "x")[0]).shape)
+    return infer_dims(open_array(domain_images(x_dirs, "x")[0]).shape)
 
 
 @click.command()
@@ -213,9 +213,9 @@ def train(
                 ),
             )
             if epochs is not None:
-                from satikit.training import _images
+                from satikit.training import domain_images
 
-                per_epoch = -(-len(_images(x_dirs, "x")) // batch_size)
+                per_epoch = -(-len(domain_images(x_dirs, "x")) // batch_size)
                 config.steps = epochs * per_epoch
             trainer = SATITrainer.from_dirs(config, x_dirs, y_dirs, run_dir)
             if init_path:
