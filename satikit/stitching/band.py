@@ -47,10 +47,6 @@ class Band:
             *region[1:],
         )
 
-    def rows(self, stop: int) -> np.ndarray:
-        """The band's rows from its origin up to (not including) padded row ``stop``."""
-        return self.data[:, : max(0, stop - self.origin)]
-
     def advance(self, origin: int) -> None:
         """Move the band to start at ``origin``, keeping the rows both positions share."""
         shift = origin - self.origin

@@ -55,16 +55,25 @@ def _row_bands(grid: TileGrid, rows: int) -> list[list[Index]]:
     return [bands[b] for b in sorted(bands)]
 
 
-def _flush(out: np.ndarray, rows: np.ndarray, origin: int, done: int, stop: int) -> None:
-    """Write padded rows ``[done, stop)`` (held in ``rows`` from ``origin``) into ``out``."""
-    limit = out.shape[1]
-    stop = min(stop, limit)
-    if stop <= done:
-        return
+#: Rows written to ``out`` per step when a band is flushed: bounds the temporaries (the
+#: division of ``weighted``, the decode of an on-disk sink) to a thin slab of the band.
+FLUSH_ROWS = 64
+
+
+def _flush(
+    out: np.ndarray, read: Callable[[slice], np.ndarray], origin: int, done: int, stop: int
+) -> None:
+    """Write padded rows ``[done, stop)`` into ``out``, ``FLUSH_ROWS`` at a time.
+
+    ``read(rows)`` returns the ``(C, n, *rest)`` values of band-local ``rows`` (the band starts at
+    padded row ``origin``).
+    """
+    stop = min(stop, out.shape[1])
     rest = tuple(slice(0, s) for s in out.shape[2:])
-    out[(slice(None), slice(done, stop), *rest)] = rows[
-        (slice(None), slice(done - origin, stop - origin), *rest)
-    ]
+    for first in range(done, stop, FLUSH_ROWS):
+        last = min(first + FLUSH_ROWS, stop)
+        values = read(slice(first - origin, last - origin))
+        out[(slice(None), slice(first, last), *rest)] = values[(slice(None), slice(None), *rest)]
 
 
 def run_none(image, tile_fn: TileFn, allocate: Allocate, tick: Tick) -> np.ndarray:
@@ -195,7 +204,11 @@ def run_weighted(
             if last_row + 1 < grid.counts[0]
             else grid.padded_shape[0]
         )
-        ratio = carried["numerator"].rows(stop) / denominator.rows(stop)
+        numerator = carried["numerator"]
+
+        def ratio(rows: slice, numerator: Band = numerator) -> np.ndarray:
+            return numerator.data[:, rows] / denominator.data[:, rows]
+
         _flush(out, ratio, denominator.origin, done, stop)
         done = stop
         progress = Progress(b + 1, done, 0, out.shape[0])
@@ -263,7 +276,7 @@ def run_sati(
             stop = grid.start((last_row + 1,) + band[-1][1:])[0] + grid.cut[0]
         else:
             stop = grid.padded_shape[0]
-        _flush(out, canvas.rows(stop), canvas.origin, done, stop)
+        _flush(out, lambda rows: canvas.data[:, rows], canvas.origin, done, stop)
         done = stop
         progress = Progress(b + 1, done, 0, out.shape[0])
         _next_band(bands, b + 1, grid, {"canvas": canvas}, progress, resumer, out)
