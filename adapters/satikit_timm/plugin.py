@@ -8,7 +8,6 @@ adapter is built. Without timm installed the adapter is not registered and a
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from typing import Any
 
 from satikit_cyclegan.plugin import OPTIONS as CYCLEGAN_OPTIONS
@@ -70,6 +69,8 @@ TEST_OPTIONS: dict[str, Any] = {
 
 
 def _build(**kwargs: Any) -> Any:
+    if importlib.util.find_spec("timm") is None:
+        raise ValueError(TIMM_MISSING)
     from satikit_timm.adapter import build_timm
 
     return build_timm(**kwargs)
@@ -77,10 +78,6 @@ def _build(**kwargs: Any) -> Any:
 
 @satikit.hookimpl
 def register_adapters(register: Any) -> None:
-    """Register the ``timm`` adapter (2D only), if timm is installed."""
-    if importlib.util.find_spec("timm") is None:
-        from satikit.plugins import PluginWarning
-
-        warnings.warn(f"adapter 'timm' disabled: {TIMM_MISSING}", PluginWarning, stacklevel=2)
-        return
+    """Register the ``timm`` adapter (2D only). Without timm installed it stays listed, and
+    building it says how to install timm (other commands stay quiet)."""
     register("timm", _build, dims=(2,), options=OPTIONS, test_options=TEST_OPTIONS)
