@@ -471,48 +471,16 @@ def test_reference_files_need_both_domains(tmp_path: Path) -> None:
 
 
 def test_train_cli_init_from_reference_checkpoint_and_from_a_run(
-    cyclegan_dir, tmp_path: Path
+    cyclegan_dir, tmp_path: Path, tiny_xy
 ) -> None:
     from click.testing import CliRunner
 
     from satikit.checkpoint import load_weights
     from satikit.cli import cli
-    from satikit.data.io import write_image
 
     directory, nets = cyclegan_dir
-    for domain, low in (("x", 0), ("y", 128)):
-        (tmp_path / domain).mkdir()
-        image = np.random.default_rng(low).integers(low, low + 128, (40, 40, 3)).astype(np.uint8)
-        write_image(tmp_path / domain / "0.tif", image)
-    base = [
-        "train",
-        "--x",
-        str(tmp_path / "x"),
-        "--y",
-        str(tmp_path / "y"),
-        "--steps",
-        "1",
-        "--crop",
-        "32",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--threads",
-        "1",
-        "--no-domain-encoding",
-        "-o",
-        "ngf",
-        "4",
-        "-o",
-        "n_blocks",
-        "2",
-        "-o",
-        "ndf",
-        "4",
-        "-o",
-        "n_layers",
-        "2",
-    ]
+    tiny = "-o ngf 4 -o n_blocks 2 -o ndf 4 -o n_layers 2".split()
+    base = tiny_xy("--threads", "1", "--no-domain-encoding", *tiny)
     runner = CliRunner()
     first = runner.invoke(cli, [*base, "--out", str(tmp_path / "a"), "--init", str(directory)])
     assert first.exit_code == 0, first.output

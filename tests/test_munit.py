@@ -114,7 +114,7 @@ def test_style_batch_must_match(munit) -> None:
     munit.generator_xy.style = None
 
 
-def test_style_ref_uses_the_reference_images_style_code(tmp_path) -> None:
+def test_style_ref_uses_the_reference_images_style_code(tmp_path, tiny_xy) -> None:
     from click.testing import CliRunner
 
     from satikit.checkpoint import load_adapter
@@ -122,32 +122,11 @@ def test_style_ref_uses_the_reference_images_style_code(tmp_path) -> None:
     from satikit.data.io import write_image
     from satikit.translate import translate_array
 
-    rng = np.random.default_rng(0)
-    for domain in ("x", "y"):
-        (tmp_path / domain).mkdir()
-        write_image(tmp_path / domain / "0.tif", rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
     info = get_adapter_info("munit")
     options = [a for k, v in info.test_options.items() for a in ("-o", k, str(v))]
-    common = [
-        "--x",
-        str(tmp_path / "x"),
-        "--y",
-        str(tmp_path / "y"),
-        "--steps",
-        "1",
-        "--crop",
-        "32",
-        "--device",
-        "cpu",
-        "--quiet",
-    ]
     runner = CliRunner()
-    assert (
-        runner.invoke(
-            cli, ["train", "--adapter", "munit", "--out", str(tmp_path / "run"), *common, *options]
-        ).exit_code
-        == 0
-    )
+    munit_run = tiny_xy("--adapter", "munit", "--out", str(tmp_path / "run"), *options)
+    assert runner.invoke(cli, munit_run).exit_code == 0
     refs = [tmp_path / "dark.tif", tmp_path / "bright.tif"]
     write_image(refs[0], np.full((40, 40, 3), 30, np.uint8))
     write_image(refs[1], np.full((80, 80, 3), 220, np.uint8))
@@ -181,30 +160,8 @@ def test_style_ref_uses_the_reference_images_style_code(tmp_path) -> None:
         ],
     )
     assert ok.exit_code == 0, ok.output
-    assert (
-        runner.invoke(
-            cli,
-            [
-                "train",
-                "--out",
-                str(tmp_path / "cg"),
-                *common,
-                "-o",
-                "ngf",
-                "4",
-                "-o",
-                "n_blocks",
-                "1",
-                "-o",
-                "ndf",
-                "4",
-                "-o",
-                "n_layers",
-                "1",
-            ],
-        ).exit_code
-        == 0
-    )
+    cyclegan = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1".split()
+    assert runner.invoke(cli, tiny_xy("--out", str(tmp_path / "cg"), *cyclegan)).exit_code == 0
     bad = runner.invoke(
         cli,
         [
