@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import statistics
 import tomllib
 from collections.abc import Callable, Iterable
@@ -130,6 +131,8 @@ def _train_config(config: dict[str, Any], run: Run):
 
     train = config["train"]
     sati: dict[str, Any] = {"enabled": run.variant != "standard"}
+    if sati["enabled"]:
+        sati.update(train.get("sati", {}))  # e.g. [train.sati] lambda_stitch = 10
     for adaptation, overrides in ABLATION_SETTINGS.items():
         if run.variant == f"sati-wo-{adaptation.replace('_', '-')}":
             sati.update(overrides)
@@ -152,11 +155,35 @@ def run_dir(root: Path, run: Run) -> Path:
     return root / "runs" / run.adapter / f"{run.variant}-seed{run.seed}"
 
 
-def is_trained(root: Path, run: Run, steps: int) -> bool:
+def _planned_sati(config: dict[str, Any], run: Run):
+    """The SATI settings a run is trained with (resolved for the crop)."""
+    train = _train_config(config, run)
+    return train.sati.resolve(train.crop_size())
+
+
+def _saved_sati(path: Path):
+    """The SATI settings a run's config.json records (fields it predates take defaults)."""
+    from satikit.training import SATISettings
+
+    return SATISettings(**json.loads(path.read_text()).get("sati", {}))
+
+
+def is_trained(root: Path, run: Run, steps: int, config: dict[str, Any] | None = None) -> bool:
+    """Whether ``run`` finished ``steps`` steps (and, given ``config``, with its SATI settings)."""
     path = run_dir(root, run) / "config.json"
     if not path.is_file():
         return False
+    if config is not None and _saved_sati(path) != _planned_sati(config, run):
+        return False
     return json.loads(path.read_text()).get("training", {}).get("step") == steps
+
+
+def is_stale(root: Path, run: Run, config: dict[str, Any]) -> bool:
+    """A cached run trained with other SATI settings than the config now asks for."""
+    path = run_dir(root, run) / "config.json"
+    if not path.is_file():
+        return False
+    return _saved_sati(path) != _planned_sati(config, run)
 
 
 def train_one(config: dict[str, Any], run: Run, root: str, data_dir: str) -> str:
@@ -168,8 +195,10 @@ def train_one(config: dict[str, Any], run: Run, root: str, data_dir: str) -> str
     torch.set_num_threads(int(config.get("threads_per_job", 1)))
     target = run_dir(Path(root), run)
     steps = int(config["train"]["steps"])
-    if is_trained(Path(root), run, steps):
+    if is_trained(Path(root), run, steps, config):
         return str(target)
+    if is_stale(Path(root), run, config):
+        shutil.rmtree(target)  # trained by an older harness with other settings
     if (target / "config.json").is_file():
         trainer = SATITrainer.resume(target)
     else:
@@ -191,7 +220,10 @@ def train_all(
 ) -> None:
     """Train the missing runs, ``jobs`` at a time in separate processes."""
     steps = int(config["train"]["steps"])
-    todo = [r for r in runs if not is_trained(root, r, steps)]
+    todo = [r for r in runs if not is_trained(root, r, steps, config)]
+    for run in todo:
+        if is_stale(root, run, config):
+            echo(f"  {run.name}: cached with other SATI settings, retraining")
     if not todo:
         return
     echo(f"training {len(todo)} run(s), {config.get('jobs', 1)} at a time")

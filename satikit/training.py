@@ -79,22 +79,31 @@ class SATISettings:
             None: 25 % of the crop (paper IV: 64 px for 256 px crops, 16 px for 64^3 crops).
         overlap_sampling: all ``2^N - 1`` border cases, uniformly (III-B); off: always all
             leading borders.
-        domain_encoding: X in [-1, 0], Y in [0, 1] (III-C); off: both in [-1, 1].
+        domain_encoding: X in [-1, 0], Y in [0, 1] (III-C); off: both in [-1, 1], as the
+            host GAN was published. None (default): on with SATI, off for the standard
+            baseline (the paper's "Standard" models are plain CycleGAN, IV-B).
         loss_ramping: λ_stitch grows linearly from 0 (III-D); off: constant.
         pixel_weighting: weight the stitch loss by the pixel overlap map (III-F); off: W = M.
         lambda_stitch: final λ_stitch; None: 10 in 2D, 20 in 3D (paper IV-A, IV-C).
         ramp_end: fraction of the training steps at which the ramp reaches λ_stitch (paper
             III-D ramps "throughout the training": 1.0).
+        lambda_d_sati: weight of ``L_D^SATI`` in the discriminator loss (Alg. 1 adds it
+            unweighted: 1.0; 0.5 gives ``y_hat_z`` the weight of the host's own fake term).
     """
 
     enabled: bool = True
     overlap: int | None = None
     overlap_sampling: bool = True
-    domain_encoding: bool = True
+    domain_encoding: bool | None = None  # None -> enabled (__post_init__)
     loss_ramping: bool = True
     pixel_weighting: bool = True
     lambda_stitch: float | None = None
     ramp_end: float = 1.0
+    lambda_d_sati: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.domain_encoding is None:
+            object.__setattr__(self, "domain_encoding", bool(self.enabled))
 
     def resolve(self, crop: Sequence[int]) -> SATISettings:
         """Fill the ``None`` defaults for a crop size."""
@@ -363,7 +372,7 @@ class SATITrainer:
             terms["d_host"] = loss_d.detach()
             if y_hat_z is not None:
                 d_sati = sati_discriminator_adv(a.criterion, a.discriminator_y, y_hat_z)
-                loss_d = loss_d + d_sati
+                loss_d = loss_d + self.sati.lambda_d_sati * d_sati
                 terms["d_sati"] = d_sati.detach()
         opt.discriminator.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()

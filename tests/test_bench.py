@@ -60,7 +60,9 @@ def test_plan_covers_standard_sati_and_ablations(tiny_config):
     assert [r.variant for r in runs] == ["standard", "sati", "sati-wo-domain-encoding"]
     assert quality.methods_for(runs[0]) == ["none", "simple", "weighted", "weighted-gaussian"]
     assert quality._train_config(config, runs[2]).sati.domain_encoding is False
-    assert quality._train_config(config, runs[0]).sati.enabled is False
+    standard = quality._train_config(config, runs[0]).sati
+    assert standard.enabled is False and standard.domain_encoding is False  # plain CycleGAN
+    assert quality._train_config(config, runs[1]).sati.domain_encoding is True
 
 
 def test_unknown_config_lists_known_ones():
@@ -95,3 +97,23 @@ def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path)
     assert json.dumps(again["rows"], sort_keys=True) == json.dumps(payload["rows"], sort_keys=True)
     table = quality.markdown_table(payload["summary"])
     assert "| cyclegan | standard | simple |" in table
+
+
+def test_cached_run_with_other_sati_settings_is_retrained(tiny_config, tmp_path):
+    config = quality.load_config(str(tiny_config))
+    standard = quality.plan_runs(config)[0]
+    root = tmp_path / "cache" / "root"
+    data = quality.ensure_dataset(config, root)
+    quality.train_all(config, root, data, [standard], echo=lambda _: None)
+    assert quality.is_trained(root, standard, 2, config)
+    path = quality.run_dir(root, standard) / "config.json"
+    saved = json.loads(path.read_text())
+    saved["sati"]["domain_encoding"] = True  # as an older harness trained the baseline
+    path.write_text(json.dumps(saved))
+    assert quality.is_stale(root, standard, config)
+    assert not quality.is_trained(root, standard, 2, config)
+    said: list[str] = []
+    quality.train_all(config, root, data, [standard], echo=said.append)
+    assert any("retraining" in line for line in said)
+    assert quality.is_trained(root, standard, 2, config)
+    assert json.loads(path.read_text())["sati"]["domain_encoding"] is False

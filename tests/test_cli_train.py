@@ -133,6 +133,7 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
     train(tmp_path, run, "--no-sati")
     config = json.loads((run / "config.json").read_text())
     assert not config["sati"]["enabled"] and config["inference"]["strategy"] == "weighted"
+    assert config["encoding"] == {"domain_encoding": False}  # the plain host GAN's [-1, 1]
     invoke("train", "--out", run, "--resume", "--steps", 3, "--quiet", "--threads", 1)
     assert json.loads((run / "config.json").read_text())["training"]["step"] == 3
     ablation = tmp_path / "ablation"
@@ -154,6 +155,7 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
         "pixel_weighting": False,
         "lambda_stitch": 5.0,
         "ramp_end": 1.0,
+        "lambda_d_sati": 1.0,
     }
 
 

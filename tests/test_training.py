@@ -53,6 +53,14 @@ def test_sati_steps_change_all_networks_and_give_finite_terms(dims):
     assert all(p.requires_grad for p in trainer.adapter.discriminator_y.parameters())
 
 
+@pytest.mark.parametrize("weight", [1.0, 0.5, 0.0])
+def test_discriminator_loss_adds_the_weighted_sati_term(weight):
+    trainer = make_trainer(lambda_d_sati=weight)
+    terms = trainer.train_step(*batch())
+    expected = terms["d_host"] + weight * terms["d_sati"]
+    assert torch.allclose(terms["d_total"], expected) and terms["d_sati"] > 0
+
+
 def test_no_sati_runs_only_the_host(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("merge must not run without SATI")
@@ -123,6 +131,14 @@ def test_settings_validation_and_inference_defaults():
         "tile": [64, 64, 64],
         "overlap": [16, 16, 16],
     }  # paper IV-C
+
+
+def test_domain_encoding_follows_sati_unless_set():
+    # SATI III-C encodes domains; the "Standard" baseline is the host GAN as published (IV-B)
+    assert SATISettings().domain_encoding is True
+    assert SATISettings(enabled=False).domain_encoding is False
+    assert SATISettings(enabled=False, domain_encoding=True).domain_encoding is True
+    assert SATISettings(domain_encoding=False).domain_encoding is False
 
 
 def test_domain_encoding_switch_changes_crop_ranges(tmp_path):

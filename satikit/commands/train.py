@@ -91,7 +91,11 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
 )
 @click.option("--lambda-stitch", type=float, help="Final λ_stitch [default: 10 in 2D, 20 in 3D].")
 @click.option("--overlap-sampling/--no-overlap-sampling", default=True, show_default=True)
-@click.option("--domain-encoding/--no-domain-encoding", default=True, show_default=True)
+@click.option(
+    "--domain-encoding/--no-domain-encoding",
+    default=None,
+    help="X in [-1, 0], Y in [0, 1] (paper III-C) [default: on with --sati, off with --no-sati].",
+)
 @click.option("--loss-ramping/--no-loss-ramping", default=True, show_default=True)
 @click.option("--pixel-weighting/--no-pixel-weighting", default=True, show_default=True)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA).")
@@ -144,7 +148,7 @@ def train(
     overlap: int | None,
     lambda_stitch: float | None,
     overlap_sampling: bool,
-    domain_encoding: bool,
+    domain_encoding: bool | None,
     loss_ramping: bool,
     pixel_weighting: bool,
     amp: bool,
