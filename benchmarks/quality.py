@@ -41,6 +41,9 @@ PAPER_MEDIAN = {
     ("sati", "sati-wo-stitching-strategy"): 0.96,
 }
 
+# bump when evaluate_run's output changes, so cached evaluations are redone
+EVALUATION_VERSION = 2
+
 # model variant -> SATISettings overrides
 ABLATION_SETTINGS = {
     "overlap_sampling": {"overlap_sampling": False},
@@ -258,6 +261,21 @@ def seam_objects(labels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
     return crossing
 
 
+def border_objects(labels: np.ndarray, margin: int) -> np.ndarray:
+    """Bool per object id (index = id): does the object reach within ``margin`` px of the
+    image border? (Separates edge effects of a model from the seams a strategy makes.)"""
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(labels)
+    near = np.zeros(len(boxes) + 1, dtype=bool)
+    for index, box in enumerate(boxes, start=1):
+        if box is not None:
+            near[index] = any(
+                sl.start < margin or sl.stop > size - margin for sl, size in zip(box, labels.shape)
+            )
+    return near
+
+
 def seam_overlap(method: str, inference: dict[str, Any]) -> int:
     """Overlap of the grid whose seams split a method's circles into "seam" and "interior":
     simple tiling's own grid; the SATI grid for every other method (a common reference)."""
@@ -311,24 +329,27 @@ def evaluate_run(
     from satikit.data.io import list_images, read_image
     from satikit.metrics import colour_error
 
-    cache = run_dir(root, run) / f"evaluation-{config_hash(config, 'inference')}.json"
+    key = config_hash({**config, "evaluation": EVALUATION_VERSION}, "inference", "evaluation")
+    cache = run_dir(root, run) / f"evaluation-{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     adapter, run_config = load_adapter(run_dir(root, run))
     inference = config["inference"]
     images = list_images(data_dir / "test" / "x")
     labels_dir = data_dir / "test" / "labels"
-    counts: dict[str, np.ndarray] = {m: np.zeros(6, dtype=np.int64) for m in methods_for(run)}
+    counts: dict[str, np.ndarray] = {m: np.zeros(8, dtype=np.int64) for m in methods_for(run)}
     tile = int(inference["tile"])
     for path in images:
         image, labels = read_image(path), read_image(labels_dir / path.name)
         overlaps = {seam_overlap(m, inference) for m in methods_for(run)}
         seams = {o: seam_objects(labels, tile, o) for o in overlaps}
+        border = border_objects(labels, int(inference["overlap"]))
         for method in methods_for(run):
             result = colour_error(
                 translate_with(adapter, run_config, image, method, inference), labels
             )
             on_seam = seams[seam_overlap(method, inference)][result.ids]
+            at_border = border[result.ids]
             errors = result.errors
             counts[method] += [
                 result.n_objects,
@@ -337,9 +358,11 @@ def evaluate_run(
                 (errors & on_seam).sum(),
                 (~on_seam).sum(),
                 (errors & ~on_seam).sum(),
+                at_border.sum(),
+                (errors & at_border).sum(),
             ]
     rows = []
-    for method, (n, e, n_seam, e_seam, n_int, e_int) in counts.items():
+    for method, (n, e, n_seam, e_seam, n_int, e_int, n_border, e_border) in counts.items():
         rows.append(
             {
                 "adapter": run.adapter,
@@ -352,6 +375,8 @@ def evaluate_run(
                 "error_seam": e_seam / max(n_seam, 1),
                 "error_interior": e_int / max(n_int, 1),
                 "n_seam_objects": int(n_seam),
+                "error_border": e_border / max(n_border, 1),
+                "n_border_objects": int(n_border),
             }
         )
     cache.write_text(json.dumps(rows, indent=1))
@@ -379,6 +404,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "best": min(errors),
                 "seam": statistics.median(100 * r["error_seam"] for r in items),
                 "interior": statistics.median(100 * r["error_interior"] for r in items),
+                "border": statistics.median(100 * r.get("error_border", 0.0) for r in items),
                 "paper_median": PAPER_MEDIAN.get((model, method)),
             }
         )
@@ -387,14 +413,15 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
     lines = [
-        "| adapter | model | method | seeds | median % | mean % | std | best % | seam circles % | interior % | paper median % |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| adapter | model | method | seeds | median % | mean % | std | best % | seam circles % | interior % | image-border circles % | paper median % |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summary:
         paper = "" if s["paper_median"] is None else f"{s['paper_median']:.2f}"
         lines.append(
             f"| {s['adapter']} | {s['model']} | {s['method']} | {s['n_seeds']} | {s['median']:.2f} | {s['mean']:.2f} "
-            f"| {s['std']:.2f} | {s['best']:.2f} | {s['seam']:.2f} | {s['interior']:.2f} | {paper} |"
+            f"| {s['std']:.2f} | {s['best']:.2f} | {s['seam']:.2f} | {s['interior']:.2f} "
+            f"| {s['border']:.2f} | {paper} |"
         )
     return "\n".join(lines) + "\n"
 

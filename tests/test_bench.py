@@ -78,6 +78,15 @@ def test_seam_objects_marks_circles_crossing_the_middle_of_an_overlap():
     assert crossing.tolist() == [False, False, True]
 
 
+def test_border_objects_marks_circles_near_the_image_edge():
+    labels = np.zeros((64, 64), np.int32)
+    labels[20:24, 20:24] = 1  # interior
+    labels[2:6, 30:34] = 2  # 2 px from the top
+    labels[30:34, 58:62] = 3  # ends 2 px before the right edge
+    labels[30:34, 50:55] = 4  # ends 9 px before it
+    assert quality.border_objects(labels, 8).tolist() == [False, False, True, True, False]
+
+
 def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path):
     payload = quality.run_benchmark(
         str(tiny_config), cache=tmp_path / "cache", echo=lambda _: None, write=False
@@ -90,6 +99,7 @@ def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path)
     assert ("sati-wo-domain-encoding", "sati-wo-domain-encoding") in methods
     for row in payload["rows"]:
         assert 0.0 <= row["error"] <= 1.0 and row["n_objects"] > 0
+        assert 0.0 <= row["error_border"] <= 1.0 and row["n_border_objects"] <= row["n_objects"]
     # a second call reuses the cached runs and evaluations: same numbers
     again = quality.run_benchmark(
         str(tiny_config), cache=tmp_path / "cache", echo=lambda _: None, write=False
