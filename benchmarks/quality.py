@@ -134,8 +134,9 @@ def _train_config(config: dict[str, Any], run: Run):
 
     train = config["train"]
     sati: dict[str, Any] = {"enabled": run.variant != "standard"}
-    if sati["enabled"]:
-        sati.update(train.get("sati", {}))  # e.g. [train.sati] lambda_stitch = 10
+    # optional SATISettings overrides: [train.sati] for SATI models, [train.standard] for the
+    # baselines (e.g. lambda_stitch = 5 / domain_encoding = true)
+    sati.update(train.get("sati" if sati["enabled"] else "standard", {}))
     for adaptation, overrides in ABLATION_SETTINGS.items():
         if run.variant == f"sati-wo-{adaptation.replace('_', '-')}":
             sati.update(overrides)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import quality
+from benchmarks import quality, variants
 
 TINY = """
 name = "tiny"
@@ -127,3 +127,26 @@ def test_cached_run_with_other_sati_settings_is_retrained(tiny_config, tmp_path)
     assert any("retraining" in line for line in said)
     assert quality.is_trained(root, standard, 2, config)
     assert json.loads(path.read_text())["sati"]["domain_encoding"] is False
+
+
+def test_variant_trains_with_its_overrides_and_reports_under_its_label(tiny_config, tmp_path):
+    payload = variants.run_variant(
+        str(tiny_config),
+        "sati",
+        [0],
+        {"domain_encoding": False, "lambda_d_sati": 0.5},
+        steps=3,
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    label = "sati-domain-encoding-false-lambda-d-sati-0.5-3steps"
+    assert payload["label"] == label and {r["model"] for r in payload["rows"]} == {label}
+    assert {r["method"] for r in payload["rows"]} == {"sati", "sati-wo-stitching-strategy", "none"}
+    (run,) = (tmp_path / "cache").glob(f"tiny-*/variants/{label}/runs/cyclegan/sati-seed0")
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["sati"]["domain_encoding"] is False and saved["sati"]["lambda_d_sati"] == 0.5
+    assert saved["training"]["step"] == 3
+    with pytest.raises(ValueError, match="unknown SATI setting"):
+        variants.variant_config(quality.load_config(str(tiny_config)), "sati", {"lamda": 1}, None)
+    assert variants.parse_value("false") is False and variants.parse_value("0.5") == 0.5

@@ -1,0 +1,158 @@
+"""What-if runs beside a quality config: one model variant with other settings or budget.
+
+Diagnoses a benchmark result without touching its config: trains the variant for the given
+seeds (cached under the config's cache folder, ``variants/<label>/``, two at a time like the
+benchmark), evaluates it with the config's inference settings and writes
+``results/<config>/<date>-<commit>-variant-<label>.{json,md}``. Example (is SATI better after
+twice the steps? without domain encoding?)::
+
+    python -m benchmarks.variants --config cpu-small --variant sati --seeds 1 --steps 4800
+    python -m benchmarks.variants --config cpu-small --variant sati --seeds 1 \\
+        --set domain_encoding=false
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from benchmarks import quality
+
+
+def parse_value(text: str) -> Any:
+    """``true``/``false`` -> bool, numbers -> int/float, anything else stays a string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def variant_config(
+    config: dict[str, Any], variant: str, overrides: dict[str, Any], steps: int | None
+) -> dict[str, Any]:
+    """The benchmark config with ``overrides`` applied to ``variant``'s SATI settings.
+
+    Raises:
+        ValueError: an override that is not a :class:`satikit.training.SATISettings` field.
+    """
+    from dataclasses import fields
+
+    from satikit.training import SATISettings
+
+    known = {f.name for f in fields(SATISettings)} - {"enabled"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown SATI setting(s) {unknown}; known: {sorted(known)}")
+    changed = copy.deepcopy(config)
+    if steps is not None:
+        changed["train"]["steps"] = int(steps)
+    section = "standard" if variant == "standard" else "sati"
+    changed["train"][section] = {**changed["train"].get(section, {}), **overrides}
+    return changed
+
+
+def default_label(variant: str, overrides: dict[str, Any], steps: int | None) -> str:
+    parts = [variant] + [f"{k}={v}" for k, v in sorted(overrides.items())]
+    if steps is not None:
+        parts.append(f"{steps}steps")
+    return "-".join(str(p).replace("_", "-").replace("=", "-").lower() for p in parts)
+
+
+def run_variant(
+    config_name: str,
+    variant: str,
+    seeds: Sequence[int],
+    overrides: dict[str, Any],
+    *,
+    steps: int | None = None,
+    label: str | None = None,
+    cache=quality.CACHE,
+    echo: Callable[[str], None] = print,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Train and evaluate one variant; returns the payload written as JSON."""
+    from benchmarks.common import RESULTS, git_commit, machine
+
+    base = quality.load_config(config_name)
+    config = variant_config(base, variant, overrides, steps)
+    label = label or default_label(variant, overrides, steps)
+    home = quality.workdir(base, cache)
+    data_dir = quality.ensure_dataset(base, home)
+    root = home / "variants" / label
+    runs = [quality.Run(adapter, variant, int(s)) for adapter in base["adapters"] for s in seeds]
+    quality.train_all(config, root, data_dir, runs, echo)
+    rows = []
+    for run in runs:
+        for row in quality.evaluate_run(config, root, data_dir, run):
+            rows.append({**row, "model": label})
+    summary = quality.summarise(rows)
+    command = " ".join(
+        ["python -m benchmarks.variants", f"--config {config_name}", f"--variant {variant}"]
+        + ["--seeds " + " ".join(str(s) for s in seeds)]
+        + [f"--set {k}={v}" for k, v in overrides.items()]
+        + ([f"--steps {steps}"] if steps is not None else [])
+    )
+    payload = {
+        "config": base["name"],
+        "variant": variant,
+        "label": label,
+        "overrides": overrides,
+        "steps": int(config["train"]["steps"]),
+        "commit": git_commit(),
+        "machine": machine(),
+        "command": command,
+        "rows": rows,
+        "summary": summary,
+    }
+    table = quality.markdown_table(summary)
+    if write:
+        folder = RESULTS / base["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{dt.date.today().isoformat()}-{payload['commit']}-variant-{label}"
+        (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
+        (folder / f"{stem}.md").write_text(
+            f"# Variant `{label}` of `{base['name']}`\n\n`{command}` on {payload['machine']}, "
+            f"commit {payload['commit']}, {payload['steps']} steps\n\n{table}"
+        )
+        echo(f"wrote {folder / stem}.*")
+    echo(table)
+    return payload
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="cpu-small")
+    parser.add_argument("--variant", default="sati", help="standard, sati or sati-wo-<name>")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="SATISettings field, e.g. domain_encoding=false or lambda_d_sati=0.5",
+    )
+    parser.add_argument("--steps", type=int, help="training steps [default: the config's]")
+    parser.add_argument("--label", help="name of the variant [default: from the settings]")
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set needs KEY=VALUE, got {item!r}")
+        overrides[key] = parse_value(value)
+    run_variant(
+        args.config, args.variant, args.seeds, overrides, steps=args.steps, label=args.label
+    )
+
+
+if __name__ == "__main__":
+    main()
