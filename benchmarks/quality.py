@@ -159,35 +159,31 @@ def run_dir(root: Path, run: Run) -> Path:
     return root / "runs" / run.adapter / f"{run.variant}-seed{run.seed}"
 
 
-def _planned_sati(config: dict[str, Any], run: Run):
-    """The SATI settings a run is trained with (resolved for the crop)."""
-    train = _train_config(config, run)
-    return train.sati.resolve(train.crop_size())
-
-
-def _saved_sati(path: Path):
-    """The SATI settings a run's config.json records (fields it predates take defaults)."""
+def _matches(path: Path, config: dict[str, Any], run: Run) -> bool:
+    """Whether the run in ``path`` (its config.json) was trained with the SATI settings and
+    adapter options ``config`` asks for (SATI fields it predates take their defaults)."""
     from satikit.training import SATISettings
 
-    return SATISettings(**json.loads(path.read_text()).get("sati", {}))
+    planned = _train_config(config, run)
+    saved = json.loads(path.read_text())
+    options = saved.get("adapter", {}).get("options", {})
+    return SATISettings(**saved.get("sati", {})) == planned.sati.resolve(
+        planned.crop_size()
+    ) and all(options.get(k) == v for k, v in planned.options.items())
 
 
 def is_trained(root: Path, run: Run, steps: int, config: dict[str, Any] | None = None) -> bool:
-    """Whether ``run`` finished ``steps`` steps (and, given ``config``, with its SATI settings)."""
+    """Whether ``run`` finished ``steps`` steps (and, given ``config``, with its settings)."""
     path = run_dir(root, run) / "config.json"
-    if not path.is_file():
-        return False
-    if config is not None and _saved_sati(path) != _planned_sati(config, run):
+    if not path.is_file() or (config is not None and not _matches(path, config, run)):
         return False
     return json.loads(path.read_text()).get("training", {}).get("step") == steps
 
 
 def is_stale(root: Path, run: Run, config: dict[str, Any]) -> bool:
-    """A cached run trained with other SATI settings than the config now asks for."""
+    """A cached run trained with other settings than the config now asks for."""
     path = run_dir(root, run) / "config.json"
-    if not path.is_file():
-        return False
-    return _saved_sati(path) != _planned_sati(config, run)
+    return path.is_file() and not _matches(path, config, run)
 
 
 def train_one(config: dict[str, Any], run: Run, root: str, data_dir: str) -> str:
@@ -227,7 +223,7 @@ def train_all(
     todo = [r for r in runs if not is_trained(root, r, steps, config)]
     for run in todo:
         if is_stale(root, run, config):
-            echo(f"  {run.name}: cached with other SATI settings, retraining")
+            echo(f"  {run.name}: cached with other settings, retraining")
     if not todo:
         return
     echo(f"training {len(todo)} run(s), {config.get('jobs', 1)} at a time")

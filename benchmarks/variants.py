@@ -36,9 +36,14 @@ def parse_value(text: str) -> Any:
 
 
 def variant_config(
-    config: dict[str, Any], variant: str, overrides: dict[str, Any], steps: int | None
+    config: dict[str, Any],
+    variant: str,
+    overrides: dict[str, Any],
+    steps: int | None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The benchmark config with ``overrides`` applied to ``variant``'s SATI settings.
+    """The benchmark config with ``overrides`` applied to ``variant``'s SATI settings and
+    ``options`` to every adapter's hyperparameters.
 
     Raises:
         ValueError: an override that is not a :class:`satikit.training.SATISettings` field.
@@ -54,13 +59,22 @@ def variant_config(
     changed = copy.deepcopy(config)
     if steps is not None:
         changed["train"]["steps"] = int(steps)
+    for adapter in changed["adapters"]:
+        per_adapter = changed["train"].setdefault("options", {}).setdefault(adapter, {})
+        per_adapter.update(options or {})
     section = "standard" if variant == "standard" else "sati"
     changed["train"][section] = {**changed["train"].get(section, {}), **overrides}
     return changed
 
 
-def default_label(variant: str, overrides: dict[str, Any], steps: int | None) -> str:
-    parts = [variant] + [f"{k}={v}" for k, v in sorted(overrides.items())]
+def default_label(
+    variant: str,
+    overrides: dict[str, Any],
+    steps: int | None,
+    options: dict[str, Any] | None = None,
+) -> str:
+    settings = {**overrides, **(options or {})}
+    parts = [variant] + [f"{k}={v}" for k, v in sorted(settings.items())]
     if steps is not None:
         parts.append(f"{steps}steps")
     return "-".join(str(p).replace("_", "-").replace("=", "-").lower() for p in parts)
@@ -73,6 +87,7 @@ def run_variant(
     overrides: dict[str, Any],
     *,
     steps: int | None = None,
+    options: dict[str, Any] | None = None,
     label: str | None = None,
     cache=quality.CACHE,
     echo: Callable[[str], None] = print,
@@ -82,8 +97,8 @@ def run_variant(
     from benchmarks.common import RESULTS, git_commit, machine
 
     base = quality.load_config(config_name)
-    config = variant_config(base, variant, overrides, steps)
-    label = label or default_label(variant, overrides, steps)
+    config = variant_config(base, variant, overrides, steps, options)
+    label = label or default_label(variant, overrides, steps, options)
     home = quality.workdir(base, cache)
     data_dir = quality.ensure_dataset(base, home)
     root = home / "variants" / label
@@ -98,6 +113,7 @@ def run_variant(
         ["python -m benchmarks.variants", f"--config {config_name}", f"--variant {variant}"]
         + ["--seeds " + " ".join(str(s) for s in seeds)]
         + [f"--set {k}={v}" for k, v in overrides.items()]
+        + [f"--option {k}={v}" for k, v in (options or {}).items()]
         + ([f"--steps {steps}"] if steps is not None else [])
     )
     payload = {
@@ -105,6 +121,7 @@ def run_variant(
         "variant": variant,
         "label": label,
         "overrides": overrides,
+        "options": options or {},
         "steps": int(config["train"]["steps"]),
         "commit": git_commit(),
         "machine": machine(),
@@ -140,17 +157,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="KEY=VALUE",
         help="SATISettings field, e.g. domain_encoding=false or lambda_d_sati=0.5",
     )
+    parser.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="adapter hyperparameter, e.g. lambda_cycle=40",
+    )
     parser.add_argument("--steps", type=int, help="training steps [default: the config's]")
     parser.add_argument("--label", help="name of the variant [default: from the settings]")
     args = parser.parse_args(argv)
-    overrides = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set needs KEY=VALUE, got {item!r}")
-        overrides[key] = parse_value(value)
+    pairs: dict[str, dict[str, Any]] = {"--set": {}, "--option": {}}
+    for flag, items in (("--set", args.overrides), ("--option", args.options)):
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep:
+                parser.error(f"{flag} needs KEY=VALUE, got {item!r}")
+            pairs[flag][key] = parse_value(value)
     run_variant(
-        args.config, args.variant, args.seeds, overrides, steps=args.steps, label=args.label
+        args.config,
+        args.variant,
+        args.seeds,
+        pairs["--set"],
+        steps=args.steps,
+        options=pairs["--option"],
+        label=args.label,
     )
 
 

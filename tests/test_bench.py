@@ -136,17 +136,18 @@ def test_variant_trains_with_its_overrides_and_reports_under_its_label(tiny_conf
         [0],
         {"domain_encoding": False, "lambda_d_sati": 0.5},
         steps=3,
+        options={"lambda_idt": 2.5},
         cache=tmp_path / "cache",
         echo=lambda _: None,
         write=False,
     )
-    label = "sati-domain-encoding-false-lambda-d-sati-0.5-3steps"
+    label = "sati-domain-encoding-false-lambda-d-sati-0.5-lambda-idt-2.5-3steps"
     assert payload["label"] == label and {r["model"] for r in payload["rows"]} == {label}
     assert {r["method"] for r in payload["rows"]} == {"sati", "sati-wo-stitching-strategy", "none"}
     (run,) = (tmp_path / "cache").glob(f"tiny-*/variants/{label}/runs/cyclegan/sati-seed0")
     saved = json.loads((run / "config.json").read_text())
     assert saved["sati"]["domain_encoding"] is False and saved["sati"]["lambda_d_sati"] == 0.5
-    assert saved["training"]["step"] == 3
+    assert saved["training"]["step"] == 3 and saved["adapter"]["options"]["lambda_idt"] == 2.5
     with pytest.raises(ValueError, match="unknown SATI setting"):
         variants.variant_config(quality.load_config(str(tiny_config)), "sati", {"lamda": 1}, None)
     assert variants.parse_value("false") is False and variants.parse_value("0.5") == 0.5
