@@ -151,3 +151,16 @@ def test_variant_trains_with_its_overrides_and_reports_under_its_label(tiny_conf
     with pytest.raises(ValueError, match="unknown SATI setting"):
         variants.variant_config(quality.load_config(str(tiny_config)), "sati", {"lamda": 1}, None)
     assert variants.parse_value("false") is False and variants.parse_value("0.5") == 0.5
+
+
+def test_ship_demo_picks_the_median_seed():
+    from benchmarks.ship_demo import median_seed
+
+    rows = [
+        {"model": "sati", "method": "sati", "error": e, "seed": s}
+        for s, e in [(0, 0.08), (1, 0.04), (2, 0.027), (3, 0.5)]
+    ]
+    rows.append({"model": "sati", "method": "none", "error": 0.0, "seed": 9})
+    assert median_seed(rows, "sati", "sati") == 1  # errors 2.7, 4, 8, 50: lower middle
+    with pytest.raises(ValueError, match="no standard"):
+        median_seed(rows, "standard", "weighted")

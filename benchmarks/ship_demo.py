@@ -1,0 +1,69 @@
+"""Copy the median-seed standard and SATI models of a quality run into ``satikit/pretrained``.
+
+``satikit demo`` uses them by default. The model of each kind whose colour error (its own
+method: ``weighted`` for the standard model, ``sati`` for the SATI one) is the median over the
+benchmark's seeds is shipped, with a ``trained_by`` record in its config.json::
+
+    satikit bench quality --config cpu-small && python -m benchmarks.ship_demo --config cpu-small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from benchmarks import quality
+from benchmarks.common import git_commit
+
+PRETRAINED = Path(__file__).resolve().parent.parent / "satikit" / "pretrained"
+SHIPPED = {"standard": ("demo-standard", "weighted"), "sati": ("demo-sati", "sati")}
+
+
+def median_seed(rows: list[dict], variant: str, method: str) -> int:
+    """The seed whose error is the median (the lower middle one for an even count)."""
+    errors = sorted(
+        (r["error"], r["seed"]) for r in rows if r["model"] == variant and r["method"] == method
+    )
+    if not errors:
+        raise ValueError(f"no {variant} + {method} rows to choose from")
+    return errors[(len(errors) - 1) // 2][1]
+
+
+def ship(config_name: str, adapter: str = "cyclegan", target: Path = PRETRAINED) -> list[Path]:
+    config = quality.load_config(config_name)
+    root = quality.workdir(config)
+    data_dir = quality.ensure_dataset(config, root)
+    shipped = []
+    for variant, (name, method) in SHIPPED.items():
+        runs = [quality.Run(adapter, variant, s) for s in config["seeds"]]
+        rows = [row for run in runs for row in quality.evaluate_run(config, root, data_dir, run)]
+        seed = median_seed(rows, variant, method)
+        source = quality.run_dir(root, quality.Run(adapter, variant, seed))
+        run_config = json.loads((source / "config.json").read_text())
+        data = config["data"]
+        run_config["trained_by"] = {
+            "command": f"satikit bench quality --config {config_name}",
+            "run": f"{adapter}/{variant}/seed{seed}",
+            "why_this_seed": f"the median of the benchmark's {len(runs)} seeds for this model "
+            f"(colour error of {method} on {data['n_test']} test images)",
+            "data": f"satikit dataset circles --preset {data['preset']} --seed {data['seed']} "
+            f"({data['n_images']} images per domain)",
+            "satikit_commit": git_commit(),
+        }
+        out = target / name
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / "model.safetensors", out / "model.safetensors")
+        (out / "config.json").write_text(json.dumps(run_config, indent=1) + "\n")
+        shipped.append(out)
+        print(f"{name}: {adapter}/{variant}/seed{seed}")
+    return shipped
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="cpu-small")
+    parser.add_argument("--adapter", default="cyclegan")
+    args = parser.parse_args()
+    ship(args.config, args.adapter)
