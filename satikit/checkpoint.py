@@ -432,9 +432,9 @@ def load_init(adapter: Adapter, path: str | os.PathLike[str]) -> list[str]:
     """Initialise ``adapter`` from existing weights (``satikit train --init PATH``).
 
     ``path`` is a satikit run folder or ``.safetensors`` file, or a checkpoint in the adapter
-    family's own reference format, read by the adapter package's ``importer.load_init`` (the
-    package named ``satikit_<adapter name>``, e.g. pytorch-CycleGAN-and-pix2pix files for
-    ``cyclegan``, reference ``gen_*.pt`` for ``unit`` / ``munit``).
+    family's own reference format, read by the ``importer`` its plugin registered (e.g.
+    pytorch-CycleGAN-and-pix2pix files for ``cyclegan``, reference ``gen_*.pt`` for ``unit`` /
+    ``munit``).
 
     Returns:
         what was loaded, for a log line.
@@ -442,7 +442,7 @@ def load_init(adapter: Adapter, path: str | os.PathLike[str]) -> list[str]:
     Raises:
         ValueError: the path is neither, or the adapter has no importer for foreign files.
     """
-    import importlib
+    from satikit.plugins import get_adapter_info
 
     source = Path(path)
     weights = source / WEIGHTS_NAME if source.is_dir() else source
@@ -451,11 +451,10 @@ def load_init(adapter: Adapter, path: str | os.PathLike[str]) -> list[str]:
     if weights.suffix == ".safetensors" and weights.is_file():
         _load_into(adapter, load_weights(weights), str(weights), "of this run's options")
         return ["all weights"]
-    try:
-        importer = importlib.import_module(f"satikit_{adapter.name}.importer")
-    except ModuleNotFoundError:
+    importer = get_adapter_info(adapter.name).importer
+    if importer is None:
         raise ValueError(
             f"--init {source}: adapter {adapter.name!r} reads only satikit weights "
             "(a run folder or .safetensors file)"
-        ) from None
-    return list(importer.load_init(adapter, source))
+        )
+    return list(importer(adapter, source))

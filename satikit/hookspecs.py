@@ -16,12 +16,14 @@ Example plugin module::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import click
 
     from satikit.protocols import Adapter, Option
@@ -52,6 +54,7 @@ class AdapterRegistrar(Protocol):
         options: Mapping[str, Option] | None = None,
         test_options: Mapping[str, Any] | None = None,
         override: bool = False,
+        importer: Callable[[Adapter, Path], Iterable[str]] | None = None,
     ) -> None: ...
 
 
@@ -59,8 +62,8 @@ class AdapterRegistrar(Protocol):
 def register_adapters(register: AdapterRegistrar) -> None:
     """Register GAN adapters.
 
-    Call ``register(name, factory, *, dims, options, test_options, override)`` once per
-    adapter.
+    Call ``register(name, factory, *, dims, options, test_options, override, importer)`` once
+    per adapter.
 
     :param register: the registrar. ``name`` is the registry name (``satikit train --adapter
         NAME``); ``factory(*, dims, in_channels, out_channels, domain_encoding, **options)``
@@ -68,7 +71,10 @@ def register_adapters(register: AdapterRegistrar) -> None:
         spatial dimensions; ``options`` maps hyperparameter names to
         :class:`satikit.protocols.Option` (defaults, help, choices); ``test_options`` is the
         smallest configuration for fast tests. A name that is already registered is kept and a
-        warning names both plugins, unless ``override=True``.
+        warning names both plugins, unless ``override=True``. ``importer(adapter, path)``
+        (optional) loads a checkpoint in the family's own reference format for ``satikit
+        train --init PATH`` and returns what it loaded (``ValueError`` for files it cannot
+        read); satikit weights need no importer.
     """
 
 

@@ -141,11 +141,14 @@ class _Registrar:
         options: Mapping[str, Option] | None = None,
         test_options: Mapping[str, Any] | None = None,
         override: bool = False,
+        importer: Any = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"adapter name must be a non-empty string, got {name!r}")
         if not callable(factory):
             raise TypeError(f"adapter {name!r}: factory must be callable, got {factory!r}")
+        if importer is not None and not callable(importer):
+            raise TypeError(f"adapter {name!r}: importer must be callable, got {importer!r}")
         dims = tuple(int(d) for d in dims)
         if not dims or any(d < 1 for d in dims):
             raise ValueError(f"adapter {name!r}: dims must be positive integers, got {dims!r}")
@@ -163,7 +166,14 @@ class _Registrar:
             )
             return
         info = AdapterInfo(
-            name, factory, dims, options, dict(test_options or {}), self.plugin, self.version
+            name,
+            factory,
+            dims,
+            options,
+            dict(test_options or {}),
+            self.plugin,
+            self.version,
+            importer,
         )
         info.resolve_options(info.test_options)  # test options must be declared options
         self.adapters[name] = info

@@ -21,11 +21,13 @@ through the ``register_adapters`` hook (:mod:`satikit.hookspecs`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from torch import Tensor, nn
 
@@ -241,6 +243,10 @@ class AdapterInfo:
         test_options: the smallest configuration, for fast tests (overrides of ``options``).
         plugin: name of the plugin that registered it.
         version: version of the plugin's distribution (``""`` if unknown).
+        importer: ``importer(adapter, path) -> list[str]`` loads a checkpoint in the adapter
+            family's own reference format into a built adapter (``satikit train --init``) and
+            returns what it loaded; raises ``ValueError`` for files it cannot read. None: only
+            satikit weights can initialise this adapter.
     """
 
     name: str
@@ -250,6 +256,7 @@ class AdapterInfo:
     test_options: Mapping[str, Any] = field(default_factory=dict)
     plugin: str = ""
     version: str = ""
+    importer: Callable[[Adapter, Path], Iterable[str]] | None = None
 
     def resolve_options(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults updated with parsed ``overrides``.

@@ -199,6 +199,39 @@ def test_override_replaces(tiny_plugin):
         pm.unregister(name="override-plugin")
 
 
+def test_registered_importer_serves_train_init(tiny_plugin, tmp_path):
+    from satikit.checkpoint import load_init
+
+    seen = []
+
+    def importer(adapter, path):
+        if path.suffix != ".ref":
+            raise ValueError(f"{path}: not a tiny reference checkpoint")
+        seen.append((adapter.name, path.name))
+        return ["generator_xy"]
+
+    class WithImporter:
+        @satikit.hookimpl
+        def register_adapters(self, register):
+            register("tiny", TinyAdapter, dims=(2,), override=True, importer=importer)
+
+    adapter = plugins.create_adapter("tiny", dims=2, in_channels=1, out_channels=1)
+    (tmp_path / "weights.ref").write_bytes(b"ref")
+    with pytest.raises(ValueError, match="reads only satikit weights"):
+        load_init(adapter, tmp_path / "weights.ref")  # tiny-plugin registered no importer
+    pm = plugins.get_plugin_manager()
+    pm.register(WithImporter(), name="importer-plugin")
+    try:
+        assert load_init(adapter, tmp_path / "weights.ref") == ["generator_xy"]
+        assert seen == [("tiny", "weights.ref")]
+        with pytest.raises(ValueError, match="not a tiny reference"):
+            load_init(adapter, tmp_path / "other.bin")
+    finally:
+        pm.unregister(name="importer-plugin")
+    with pytest.raises(TypeError, match="importer must be callable"):
+        plugins._Registrar()("bad", TinyAdapter, importer="not callable")
+
+
 def test_plugin_failing_in_hook_warns_and_others_survive():
     class Broken:
         @satikit.hookimpl

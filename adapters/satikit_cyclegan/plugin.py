@@ -51,7 +51,20 @@ def _build(**kwargs: Any) -> Any:
     return build_cyclegan(**kwargs)
 
 
+def _load_init(adapter: Any, path: Any) -> list[str]:
+    from satikit_cyclegan.importer import load_init
+
+    return load_init(adapter, path)
+
+
 @satikit.hookimpl
 def register_adapters(register: Any) -> None:
     """Register the ``cyclegan`` adapter (2D and 3D)."""
-    register("cyclegan", _build, dims=(2, 3), options=OPTIONS, test_options=TEST_OPTIONS)
+    register(
+        "cyclegan",
+        _build,
+        dims=(2, 3),
+        options=OPTIONS,
+        test_options=TEST_OPTIONS,
+        importer=_load_init,
+    )

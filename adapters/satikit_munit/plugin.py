@@ -68,7 +68,20 @@ def _build(**kwargs: Any) -> Any:
     return build_munit(**kwargs)
 
 
+def _load_init(adapter: Any, path: Any) -> list[str]:
+    from satikit_munit.importer import load_init
+
+    return load_init(adapter, path)
+
+
 @satikit.hookimpl
 def register_adapters(register: Any) -> None:
     """Register the ``munit`` adapter (2D and 3D)."""
-    register("munit", _build, dims=(2, 3), options=OPTIONS, test_options=TEST_OPTIONS)
+    register(
+        "munit",
+        _build,
+        dims=(2, 3),
+        options=OPTIONS,
+        test_options=TEST_OPTIONS,
+        importer=_load_init,
+    )
