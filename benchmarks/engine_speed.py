@@ -10,9 +10,15 @@ For each image (2D ``--sizes``, 3D ``--volumes``), a small conv net, tile ``T`` 
 - ``weighted`` (gaussian, 50 %) against MONAI's ``sliding_window_inference`` (gaussian, same
   overlap and batch), when MONAI is installed (``pip install -e .[bench]``);
 - ``sati`` wavefront vs raster;
-- host memory the engine allocates (numpy, traced with tracemalloc) per strategy.
+- host memory the engine allocates (numpy, traced with tracemalloc) per strategy;
+- the tile counts behind each ratio (a uniform grid pads a small image up to whole tiles, so
+  on small images the measured ratio follows the tile counts, not the theory).
+
+``--skip`` leaves methods out (e.g. ``none`` on a volume whose single forward pass does not fit
+in memory); ratios that need a skipped method are left out too.
 
     python -m benchmarks.engine_speed [--sizes 2048 8192] [--volumes 256] [--tile 512 --overlap 64]
+    python -m benchmarks.engine_speed --sizes --volumes 512 --skip none --repeats 1
 """
 
 from __future__ import annotations
@@ -111,11 +117,39 @@ def cases(
     return calls
 
 
-def measure(shape: tuple[int, ...], tile: int, overlap: int, batch: int, repeats: int) -> dict:
-    """Time every case on one image shape; returns rows and the ratios the issue asks for."""
+def tile_counts(shape: tuple[int, ...], tile: int, overlap: int) -> dict[str, int]:
+    """Tiles each method runs: simple / sati at ``overlap``, side by side, weighted at 50 %."""
+    return {
+        "overlap": TileGrid.create(shape, tile, overlap).n_tiles,
+        "no_overlap": TileGrid.create(shape, tile, 0).n_tiles,
+        "half": TileGrid.create(shape, tile, tile // 2).n_tiles,
+    }
+
+
+def _ratio(med: dict[str, float], a: str, b: str) -> float | None:
+    return round(med[a] / med[b], 3) if a in med and b in med else None
+
+
+def measure(
+    shape: tuple[int, ...],
+    tile: int,
+    overlap: int,
+    batch: int,
+    repeats: int,
+    skip: tuple[str, ...] = (),
+) -> dict:
+    """Time every case on one image shape; returns rows and the ratios the issue asks for.
+
+    Raises:
+        ValueError: ``skip`` names a method that does not exist.
+    """
     net = small_net(len(shape))
     image = np.random.default_rng(0).uniform(-1, 0, (3, *shape)).astype(np.float32)
     calls = cases(image, net, tile, overlap, batch)
+    unknown = sorted(set(skip) - set(calls))
+    if unknown:
+        raise ValueError(f"--skip: unknown method(s) {unknown}; methods: {sorted(calls)}")
+    calls = {name: call for name, call in calls.items() if name not in skip}
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
@@ -127,22 +161,29 @@ def measure(shape: tuple[int, ...], tile: int, overlap: int, batch: int, repeats
             "shape": list(shape),
             "method": name,
             "median_s": round(med[name], 3),
-            "ratio_to_none": round(med[name] / med["none"], 3),
-            "ratio_to_forward": round(med[name] / med["forward only"], 3),
+            "ratio_to_none": _ratio(med, name, "none"),
+            "ratio_to_forward": _ratio(med, name, "forward only"),
             "host_mib": round(peaks[name] / 2**20, 1),
         }
         for name in calls
     ]
+    counts = tile_counts(shape, tile, overlap)
+    overhead = _ratio(med, "simple", "forward only")
     ratios = {
         # the paper's "x1.25 per dimension": SATI's overlapping tiles vs simple tiles side by side
-        "sati_over_simple_no_overlap": round(med["sati raster"] / med["simple (no overlap)"], 3),
+        "sati_over_simple_no_overlap": _ratio(med, "sati raster", "simple (no overlap)"),
         "sati_over_simple_theory": round((tile / (tile - overlap)) ** len(shape), 3),
-        "wavefront_over_raster": round(med["sati wavefront"] / med["sati raster"], 3),
-        "simple_engine_overhead": round(med["simple"] / med["forward only"] - 1, 3),
+        "sati_over_simple_tile_count": round(counts["overlap"] / counts["no_overlap"], 3),
+        "wavefront_over_raster": _ratio(med, "sati wavefront", "sati raster"),
+        "simple_engine_overhead": None if overhead is None else round(overhead - 1, 3),
+        "weighted_over_monai": _ratio(med, "weighted", "monai weighted"),
     }
-    if "monai weighted" in med:
-        ratios["weighted_over_monai"] = round(med["weighted"] / med["monai weighted"], 3)
-    return {"shape": list(shape), "rows": rows, "ratios": ratios}
+    ratios = {k: v for k, v in ratios.items() if v is not None}
+    return {"shape": list(shape), "rows": rows, "ratios": ratios, "tiles": counts}
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def markdown(payload: dict) -> str:
@@ -158,7 +199,8 @@ def markdown(payload: dict) -> str:
     for result in payload["results"]:
         name = "x".join(map(str, result["shape"]))
         lines += [
-            f"| {name} | {r['method']} | {r['median_s']} | {r['ratio_to_none']} | {r['ratio_to_forward']} | {r['host_mib']} |"
+            f"| {name} | {r['method']} | {r['median_s']} | {_cell(r['ratio_to_none'])} | "
+            f"{_cell(r['ratio_to_forward'])} | {r['host_mib']} |"
             for r in result["rows"]
         ]
     lines += ["", "| image | ratio | value |", "|---|---|---:|"]
@@ -178,13 +220,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--overlap-3d", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--skip", nargs="*", default=[], metavar="METHOD", help='methods to leave out, e.g. "none"'
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    skip = tuple(args.skip)
     results = [
-        measure((s, s), args.tile, args.overlap, args.batch_size, args.repeats) for s in args.sizes
+        measure((s, s), args.tile, args.overlap, args.batch_size, args.repeats, skip)
+        for s in args.sizes
     ]
     results += [
-        measure((s, s, s), args.tile_3d, args.overlap_3d, args.batch_size, args.repeats)
+        measure((s, s, s), args.tile_3d, args.overlap_3d, args.batch_size, args.repeats, skip)
         for s in args.volumes
     ]
     argv_used = argv if argv is not None else sys.argv[1:]

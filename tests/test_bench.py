@@ -164,3 +164,18 @@ def test_ship_demo_picks_the_median_seed():
     assert median_seed(rows, "sati", "sati") == 1  # errors 2.7, 4, 8, 50: lower middle
     with pytest.raises(ValueError, match="no standard"):
         median_seed(rows, "standard", "weighted")
+
+
+def test_engine_speed_skips_methods_and_drops_the_ratios_that_need_them():
+    from benchmarks import engine_speed
+
+    result = engine_speed.measure((40, 40), 16, 4, 2, 1, skip=("none", "monai weighted"))
+    methods = {row["method"] for row in result["rows"]}
+    assert "none" not in methods and "sati raster" in methods
+    assert all(row["ratio_to_none"] is None for row in result["rows"])
+    assert "weighted_over_monai" not in result["ratios"]
+    # 40 px at tile 16: overlap 4 -> 3 x 3 tiles, side by side -> 3 x 3, 50 % -> 4 x 4
+    assert result["tiles"] == {"overlap": 9, "no_overlap": 9, "half": 16}
+    assert result["ratios"]["sati_over_simple_tile_count"] == 1.0
+    with pytest.raises(ValueError, match="unknown method"):
+        engine_speed.measure((40, 40), 16, 4, 2, 1, skip=("fastest",))
