@@ -41,6 +41,9 @@ PAPER_MEDIAN = {
     ("sati", "sati-wo-stitching-strategy"): 0.96,
 }
 
+# a run's kept weights (config ``snapshots = true``): runs/<adapter>/<variant>-seed<N>/snapshots/
+SNAPSHOTS = "snapshots"
+
 # bump when evaluate_run's output changes, so cached evaluations are redone
 EVALUATION_VERSION = 2
 
@@ -186,12 +189,47 @@ def is_stale(root: Path, run: Run, config: dict[str, Any]) -> bool:
     return path.is_file() and not _matches(path, config, run)
 
 
+def snapshots(root: Path, run: Run) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of the weights a run kept at its checkpoints (config
+    ``snapshots = true``), oldest first; each folder loads with
+    :func:`satikit.checkpoint.load_adapter`."""
+    folder = run_dir(root, run) / SNAPSHOTS
+    found = [(int(p.name.removeprefix("step-")), p) for p in folder.glob("step-*") if p.is_dir()]
+    return sorted(found)
+
+
+def _trainer_class(keep_snapshots: bool):
+    """SATITrainer, or a subclass that also keeps a copy of the weights and config at every
+    checkpoint (for learning curves; the run's own checkpoint is still overwritten)."""
+    from satikit.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+    from satikit.training import SATITrainer
+
+    if not keep_snapshots:
+        return SATITrainer
+
+    class SnapshotTrainer(SATITrainer):
+        def save(self) -> Path | None:
+            path = super().save()
+            if path is None:
+                return path
+            target = Path(path) / SNAPSHOTS / f"step-{self.step:06d}"
+            if not target.is_dir():
+                staging = target.with_name(f".{target.name}.tmp")
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir(parents=True)
+                for name in (WEIGHTS_NAME, CONFIG_NAME):
+                    shutil.copy2(Path(path) / name, staging / name)
+                staging.rename(target)
+            return path
+
+    return SnapshotTrainer
+
+
 def train_one(config: dict[str, Any], run: Run, root: str, data_dir: str) -> str:
     """Train (or resume) one run in this process; returns its run directory."""
     import torch
 
-    from satikit.training import SATITrainer
-
+    SATITrainer = _trainer_class(bool(config.get("snapshots", False)))
     torch.set_num_threads(int(config.get("threads_per_job", 1)))
     target = run_dir(Path(root), run)
     steps = int(config["train"]["steps"])

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks import quality, variants
 
@@ -179,3 +180,46 @@ def test_engine_speed_skips_methods_and_drops_the_ratios_that_need_them():
     assert result["ratios"]["sati_over_simple_tile_count"] == 1.0
     with pytest.raises(ValueError, match="unknown method"):
         engine_speed.measure((40, 40), 16, 4, 2, 1, skip=("fastest",))
+
+
+def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_path):
+    from benchmarks import learning_curve
+    from satikit.checkpoint import load_adapter
+
+    with_snapshots = tmp_path / "snap.toml"
+    text = tiny_config.read_text().replace("steps = 2", "steps = 4")
+    with_snapshots.write_text("snapshots = true\n" + text)
+    config = quality.load_config(str(with_snapshots))
+    root = quality.workdir(config, tmp_path / "cache")
+    standard, sati = quality.plan_runs(config)[:2]
+    data = quality.ensure_dataset(config, root)
+    quality.train_all(config, root, data, [standard, sati], echo=lambda _: None)
+    kept = quality.snapshots(root, sati)
+    assert [step for step, _ in kept] == [1, 2, 3, 4]  # checkpoint_every = steps // 6 -> 1
+    # the last snapshot holds the final weights; an earlier one does not
+    final = load_adapter(quality.run_dir(root, sati))[0].state_dict()
+    last, first = (load_adapter(kept[i][1])[0].state_dict() for i in (-1, 0))
+    assert all(torch.equal(final[k], last[k]) for k in final)
+    assert not all(torch.equal(final[k], first[k]) for k in final)
+
+    payload = learning_curve.run_learning_curve(
+        str(with_snapshots), 1, cache=tmp_path / "cache", echo=lambda _: None, write=False
+    )
+    curves = payload["curves"]
+    assert set(curves) == {
+        "cyclegan standard + none",
+        "cyclegan sati + none",
+        "cyclegan sati + sati",
+    }
+    assert all(list(c) == ["1", "2", "3", "4"] for c in curves.values())
+    assert all(0.0 <= r["error"] <= 1.0 and r["n_objects"] > 0 for r in payload["rows"])
+    assert "| 4 |" in learning_curve.markdown(learning_curve.medians(payload["rows"]))
+
+
+def test_learning_curve_without_snapshots_says_how_to_get_them(tiny_config, tmp_path):
+    from benchmarks import learning_curve
+
+    with pytest.raises(ValueError, match="snapshots = true"):
+        learning_curve.run_learning_curve(
+            str(tiny_config), 1, cache=tmp_path / "cache", echo=lambda _: None, write=False
+        )

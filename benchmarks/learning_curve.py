@@ -1,0 +1,169 @@
+"""Learning curves of a quality run: error of the kept weights at every checkpoint.
+
+Reads the snapshots that ``satikit bench quality`` keeps when the config says
+``snapshots = true`` (the weights at every checkpoint of every standard and SATI model) and
+scores each with the paper's metric on the config's first ``--images`` test images: standard
+models with ``none`` (their own translation quality), SATI models with ``none`` and ``sati``.
+It answers "is a model still improving when training stops?", e.g. whether the SATI models'
+own error is a matter of training budget. Writes
+``results/<config>/<date>-<commit>-learning-curve.{json,md,png}``::
+
+    satikit bench quality --config cpu-small        # trains, keeps snapshots
+    python -m benchmarks.learning_curve --config cpu-small --images 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import quality
+
+METHODS = {"standard": ("none",), "sati": ("none", "sati")}
+
+
+def curve_rows(
+    config: dict[str, Any], root: Path, data_dir: Path, n_images: int
+) -> list[dict[str, Any]]:
+    """One row per (run, snapshot step, method): ``error`` as a fraction.
+
+    Raises:
+        ValueError: no run of the config kept snapshots.
+    """
+    from satikit.checkpoint import load_adapter
+    from satikit.data.io import list_images, read_image
+    from satikit.metrics import colour_error
+
+    kept = [
+        (run, step, folder)
+        for run in quality.plan_runs(config)
+        if run.variant in METHODS
+        for step, folder in quality.snapshots(root, run)
+    ]
+    if not kept:
+        raise ValueError(
+            f"no snapshots under {root / 'runs'}: set `snapshots = true` in the config and run "
+            "`satikit bench quality` first"
+        )
+    images = list_images(data_dir / "test" / "x")[:n_images]
+    labels = [read_image(data_dir / "test" / "labels" / p.name) for p in images]
+    xs = [read_image(p) for p in images]
+    rows = []
+    for run, step, folder in kept:
+        adapter, run_config = load_adapter(folder)
+        for method in METHODS[run.variant]:
+            n = e = 0
+            for x, label in zip(xs, labels):
+                y = quality.translate_with(adapter, run_config, x, method, config["inference"])
+                result = colour_error(y, label)
+                n, e = n + result.n_objects, e + result.n_errors
+            rows.append(
+                {
+                    "adapter": run.adapter,
+                    "model": run.variant,
+                    "method": method,
+                    "seed": run.seed,
+                    "step": step,
+                    "error": e / max(n, 1),
+                    "n_objects": n,
+                }
+            )
+    return rows
+
+
+def medians(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """``"<adapter> <model> + <method>"`` -> step -> median error in % over seeds."""
+    groups: dict[str, dict[int, list[float]]] = {}
+    for r in rows:
+        key = f"{r['adapter']} {r['model']} + {r['method']}"
+        groups.setdefault(key, {}).setdefault(r["step"], []).append(100 * r["error"])
+    return {k: {s: statistics.median(v) for s, v in sorted(d.items())} for k, d in groups.items()}
+
+
+def markdown(curves: dict[str, dict[int, float]]) -> str:
+    steps = sorted({s for c in curves.values() for s in c})
+    lines = [
+        "| step | " + " | ".join(curves) + " |",
+        "|---:|" + "---:|" * len(curves),
+    ]
+    for step in steps:
+        cells = [f"{c[step]:.2f}" if step in c else "" for c in curves.values()]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(curves: dict[str, dict[int, float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, curve in curves.items():
+        ax.plot(list(curve), [max(v, 1e-2) for v in curve.values()], marker="o", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("median error over seeds, % (log)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_learning_curve(
+    config_name: str,
+    n_images: int = 4,
+    *,
+    cache: Path = quality.CACHE,
+    echo: Callable[[str], None] = print,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Score every snapshot of a quality run; returns the payload written as JSON."""
+    from benchmarks.common import RESULTS, git_commit, machine
+
+    config = quality.load_config(config_name)
+    root = quality.workdir(config, cache)
+    rows = curve_rows(config, root, root / "data", n_images)
+    curves = medians(rows)
+    payload = {
+        "config": config["name"],
+        "commit": git_commit(),
+        "machine": machine(),
+        "command": f"python -m benchmarks.learning_curve --config {config_name} --images {n_images}",
+        "n_images": n_images,
+        "rows": rows,
+        "curves": {k: {str(s): v for s, v in c.items()} for k, c in curves.items()},
+    }
+    table = markdown(curves)
+    if write:
+        folder = RESULTS / config["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{dt.date.today().isoformat()}-{payload['commit']}-learning-curve"
+        (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
+        (folder / f"{stem}.md").write_text(
+            f"# Learning curves of `{config['name']}`\n\n`{payload['command']}` on "
+            f"{payload['machine']}, commit {payload['commit']}: median error (%) over seeds of "
+            f"the weights kept at each checkpoint, on the first {n_images} test images.\n\n" + table
+        )
+        plot(curves, folder / f"{stem}.png", f"{config['name']} learning curves")
+        echo(f"wrote {folder / stem}.*")
+    echo(table)
+    return payload
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="cpu-small")
+    parser.add_argument("--images", type=int, default=4, help="test images to score per step")
+    args = parser.parse_args(argv)
+    run_learning_curve(args.config, args.images)
+
+
+if __name__ == "__main__":
+    main()
