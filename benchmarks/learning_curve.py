@@ -3,13 +3,16 @@
 Reads the snapshots that ``satikit bench quality`` keeps when the config says
 ``snapshots = true`` (the weights at every checkpoint of every standard and SATI model) and
 scores each with the paper's metric on the config's first ``--images`` test images: standard
-models with ``none`` (their own translation quality), SATI models with ``none`` and ``sati``.
+models with ``none`` (their own translation quality), SATI models (ablations too) with ``none``
+and ``sati``. ``--variant LABEL`` scores a :mod:`benchmarks.variants` run instead.
 It answers "is a model still improving when training stops?", e.g. whether the SATI models'
 own error is a matter of training budget. Writes
 ``results/<config>/<date>-<commit>-learning-curve.{json,md,png}``::
 
     satikit bench quality --config cpu-small        # trains, keeps snapshots
     python -m benchmarks.learning_curve --config cpu-small --images 4
+    python -m benchmarks.variants --config cpu-small --variant sati --steps 4800
+    python -m benchmarks.learning_curve --config cpu-small --variant sati-4800steps
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,27 +28,42 @@ from typing import Any
 
 from benchmarks import quality
 
-METHODS = {"standard": ("none",), "sati": ("none", "sati")}
+RUN_NAME = re.compile(r"(?P<variant>.+)-seed(?P<seed>\d+)")
+
+
+def methods_for(variant: str) -> tuple[str, ...]:
+    """Standard models: their own translation (``none``); SATI models (ablations included):
+    ``none`` and ``sati``."""
+    return ("none",) if variant == "standard" else ("none", "sati")
+
+
+def kept_runs(root: Path) -> list[tuple[quality.Run, list[tuple[int, Path]]]]:
+    """Every run under ``root/runs`` that kept snapshots, with them (oldest first)."""
+    found = []
+    for folder in sorted((root / "runs").glob("*/*")):
+        match = RUN_NAME.fullmatch(folder.name)
+        if match is None:
+            continue
+        run = quality.Run(folder.parent.name, match["variant"], int(match["seed"]))
+        if kept := quality.snapshots(root, run):
+            found.append((run, kept))
+    return found
 
 
 def curve_rows(
-    config: dict[str, Any], root: Path, data_dir: Path, n_images: int
+    root: Path, data_dir: Path, inference: dict[str, Any], n_images: int
 ) -> list[dict[str, Any]]:
-    """One row per (run, snapshot step, method): ``error`` as a fraction.
+    """One row per (run, snapshot step, method) of the runs under ``root``: ``error`` as a
+    fraction, scored on the first ``n_images`` test images of ``data_dir``.
 
     Raises:
-        ValueError: no run of the config kept snapshots.
+        ValueError: no run under ``root`` kept snapshots.
     """
     from satikit.checkpoint import load_adapter
     from satikit.data.io import list_images, read_image
     from satikit.metrics import colour_error
 
-    kept = [
-        (run, step, folder)
-        for run in quality.plan_runs(config)
-        if run.variant in METHODS
-        for step, folder in quality.snapshots(root, run)
-    ]
+    kept = [(run, step, folder) for run, snaps in kept_runs(root) for step, folder in snaps]
     if not kept:
         raise ValueError(
             f"no snapshots under {root / 'runs'}: set `snapshots = true` in the config and run "
@@ -56,10 +75,10 @@ def curve_rows(
     rows = []
     for run, step, folder in kept:
         adapter, run_config = load_adapter(folder)
-        for method in METHODS[run.variant]:
+        for method in methods_for(run.variant):
             n = e = 0
             for x, label in zip(xs, labels):
-                y = quality.translate_with(adapter, run_config, x, method, config["inference"])
+                y = quality.translate_with(adapter, run_config, x, method, inference)
                 result = colour_error(y, label)
                 n, e = n + result.n_objects, e + result.n_errors
             rows.append(
@@ -120,22 +139,27 @@ def run_learning_curve(
     config_name: str,
     n_images: int = 4,
     *,
+    variant: str | None = None,
     cache: Path = quality.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
-    """Score every snapshot of a quality run; returns the payload written as JSON."""
+    """Score every snapshot of a quality run (or of the ``benchmarks.variants`` run labelled
+    ``variant``); returns the payload written as JSON."""
     from benchmarks.common import RESULTS, git_commit, machine
 
     config = quality.load_config(config_name)
-    root = quality.workdir(config, cache)
-    rows = curve_rows(config, root, root / "data", n_images)
+    home = quality.workdir(config, cache)
+    root = home if variant is None else home / "variants" / variant
+    rows = curve_rows(root, home / "data", config["inference"], n_images)
     curves = medians(rows)
+    command = f"python -m benchmarks.learning_curve --config {config_name} --images {n_images}"
     payload = {
         "config": config["name"],
+        "variant": variant,
         "commit": git_commit(),
         "machine": machine(),
-        "command": f"python -m benchmarks.learning_curve --config {config_name} --images {n_images}",
+        "command": command + ("" if variant is None else f" --variant {variant}"),
         "n_images": n_images,
         "rows": rows,
         "curves": {k: {str(s): v for s, v in c.items()} for k, c in curves.items()},
@@ -144,7 +168,8 @@ def run_learning_curve(
     if write:
         folder = RESULTS / config["name"]
         folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{dt.date.today().isoformat()}-{payload['commit']}-learning-curve"
+        suffix = "" if variant is None else f"-variant-{variant}"
+        stem = f"{dt.date.today().isoformat()}-{payload['commit']}-learning-curve{suffix}"
         (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
         (folder / f"{stem}.md").write_text(
             f"# Learning curves of `{config['name']}`\n\n`{payload['command']}` on "
@@ -161,8 +186,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="cpu-small")
     parser.add_argument("--images", type=int, default=4, help="test images to score per step")
+    parser.add_argument(
+        "--variant", help="label of a benchmarks.variants run [default: the config's own runs]"
+    )
     args = parser.parse_args(argv)
-    run_learning_curve(args.config, args.images)
+    run_learning_curve(args.config, args.images, variant=args.variant)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,29 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
     assert all(0.0 <= r["error"] <= 1.0 and r["n_objects"] > 0 for r in payload["rows"])
     assert "| 4 |" in learning_curve.markdown(learning_curve.medians(payload["rows"]))
 
+    # a variant's runs keep snapshots too, and are scored under their label
+    variants.run_variant(
+        str(with_snapshots),
+        "sati",
+        [0],
+        {},
+        steps=2,
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    payload = learning_curve.run_learning_curve(
+        str(with_snapshots),
+        1,
+        variant="sati-2steps",
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    assert set(payload["curves"]) == {"cyclegan sati + none", "cyclegan sati + sati"}
+    assert list(payload["curves"]["cyclegan sati + sati"]) == ["1", "2"]
+    assert payload["command"].endswith("--variant sati-2steps")
+
 
 def test_learning_curve_without_snapshots_says_how_to_get_them(tiny_config, tmp_path):
     from benchmarks import learning_curve
