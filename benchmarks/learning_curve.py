@@ -122,14 +122,24 @@ def plot(curves: dict[str, dict[int, float]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    models = sorted({label.rsplit(" + ", 1)[0] for label in curves})
+    colours = plt.get_cmap("tab10")
     for label, curve in curves.items():
-        ax.plot(list(curve), [max(v, 1e-2) for v in curve.values()], marker="o", label=label)
+        model, method = label.rsplit(" + ", 1)
+        ax.plot(
+            list(curve),
+            [max(v, 1e-2) for v in curve.values()],
+            marker="o",
+            color=colours(models.index(model) % 10),
+            linestyle="-" if method == "none" else "--",
+            label=label,
+        )
     ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel("median error over seeds, % (log)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -176,7 +186,11 @@ def run_learning_curve(
             f"{payload['machine']}, commit {payload['commit']}: median error (%) over seeds of "
             f"the weights kept at each checkpoint, on the first {n_images} test images.\n\n" + table
         )
-        plot(curves, folder / f"{stem}.png", f"{config['name']} learning curves")
+        plot(
+            curves,
+            folder / f"{stem}.png",
+            f"{config['name']} learning curves (solid: none, dashed: sati)",
+        )
         echo(f"wrote {folder / stem}.*")
     echo(table)
     return payload

@@ -31,6 +31,18 @@ def median_seed(rows: list[dict], variant: str, method: str) -> int:
     return errors[(len(errors) - 1) // 2][1]
 
 
+def shipped_config(run_config: dict) -> dict:
+    """The run's config without what only held on the training machine: the training data's
+    absolute paths and the checksums of the resume state, which is not shipped."""
+    config = json.loads(json.dumps(run_config))
+    for key in ("x", "y"):
+        config.get("data", {}).pop(key, None)
+    files = config.get("checkpoint", {}).get("files")
+    if files is not None:
+        config["checkpoint"]["files"] = {"model.safetensors": files["model.safetensors"]}
+    return config
+
+
 def ship(config_name: str, adapter: str = "cyclegan", target: Path = PRETRAINED) -> list[Path]:
     config = quality.load_config(config_name)
     root = quality.workdir(config)
@@ -41,7 +53,7 @@ def ship(config_name: str, adapter: str = "cyclegan", target: Path = PRETRAINED)
         rows = [row for run in runs for row in quality.evaluate_run(config, root, data_dir, run)]
         seed = median_seed(rows, variant, method)
         source = quality.run_dir(root, quality.Run(adapter, variant, seed))
-        run_config = json.loads((source / "config.json").read_text())
+        run_config = shipped_config(json.loads((source / "config.json").read_text()))
         data = config["data"]
         run_config["trained_by"] = {
             "command": f"satikit bench quality --config {config_name}",

@@ -246,3 +246,16 @@ def test_learning_curve_without_snapshots_says_how_to_get_them(tiny_config, tmp_
         learning_curve.run_learning_curve(
             str(tiny_config), 1, cache=tmp_path / "cache", echo=lambda _: None, write=False
         )
+
+
+def test_shipped_config_drops_local_paths_and_unshipped_checksums():
+    from benchmarks.ship_demo import shipped_config
+
+    run = {
+        "data": {"dims": 2, "x": ["/home/me/x"], "y": ["/home/me/y"]},
+        "checkpoint": {"files": {"model.safetensors": "aa", "state.safetensors": "bb"}},
+    }
+    shipped = shipped_config(run)
+    assert shipped["data"] == {"dims": 2}
+    assert shipped["checkpoint"]["files"] == {"model.safetensors": "aa"}
+    assert run["data"]["x"] == ["/home/me/x"]  # the run's own config is left alone
