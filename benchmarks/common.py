@@ -41,12 +41,15 @@ def machine() -> str:
     )
 
 
-def write_results(kind: str, payload: dict, markdown: str) -> tuple[Path, Path]:
-    """Write ``results/<kind>/<date>-<commit>.json`` and ``.md``; returns both paths."""
+def write_results(
+    kind: str, payload: dict, markdown: str, suffix: str = "", indent: int = 2
+) -> tuple[Path, Path]:
+    """Write ``results/<kind>/<date>-<commit><suffix>.json`` and ``.md``; returns both paths
+    (a picture of the same result goes beside them as ``json_path.with_suffix(".png")``)."""
     folder = RESULTS / kind
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{_dt.date.today().isoformat()}-{payload['commit']}"
+    stem = f"{_dt.date.today().isoformat()}-{payload['commit']}{suffix}"
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
-    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    json_path.write_text(json.dumps(payload, indent=indent) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path

@@ -18,8 +18,6 @@ own error is a matter of training budget. Writes
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import re
 import statistics
 from collections.abc import Callable, Sequence
@@ -156,7 +154,7 @@ def run_learning_curve(
 ) -> dict[str, Any]:
     """Score every snapshot of a quality run (or of the ``benchmarks.variants`` run labelled
     ``variant``); returns the payload written as JSON."""
-    from benchmarks.common import RESULTS, git_commit, machine
+    from benchmarks.common import git_commit, machine, write_results
 
     config = quality.load_config(config_name)
     home = quality.workdir(config, cache)
@@ -176,22 +174,16 @@ def run_learning_curve(
     }
     table = markdown(curves)
     if write:
-        folder = RESULTS / config["name"]
-        folder.mkdir(parents=True, exist_ok=True)
-        suffix = "" if variant is None else f"-variant-{variant}"
-        stem = f"{dt.date.today().isoformat()}-{payload['commit']}-learning-curve{suffix}"
-        (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
-        (folder / f"{stem}.md").write_text(
+        suffix = "-learning-curve" + ("" if variant is None else f"-variant-{variant}")
+        header = (
             f"# Learning curves of `{config['name']}`\n\n`{payload['command']}` on "
             f"{payload['machine']}, commit {payload['commit']}: median error (%) over seeds of "
-            f"the weights kept at each checkpoint, on the first {n_images} test images.\n\n" + table
+            f"the weights kept at each checkpoint, on the first {n_images} test images.\n\n"
         )
-        plot(
-            curves,
-            folder / f"{stem}.png",
-            f"{config['name']} learning curves (solid: none, dashed: sati)",
-        )
-        echo(f"wrote {folder / stem}.*")
+        json_path, _ = write_results(config["name"], payload, header + table, suffix, indent=1)
+        title = f"{config['name']} learning curves (solid: none, dashed: sati)"
+        plot(curves, json_path.with_suffix(".png"), title)
+        echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)
     return payload
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -94,7 +92,7 @@ def run_variant(
     write: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate one variant; returns the payload written as JSON."""
-    from benchmarks.common import RESULTS, git_commit, machine
+    from benchmarks.common import git_commit, machine, write_results
 
     base = quality.load_config(config_name)
     config = variant_config(base, variant, overrides, steps, options)
@@ -131,15 +129,12 @@ def run_variant(
     }
     table = quality.markdown_table(summary)
     if write:
-        folder = RESULTS / base["name"]
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{dt.date.today().isoformat()}-{payload['commit']}-variant-{label}"
-        (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
-        (folder / f"{stem}.md").write_text(
+        header = (
             f"# Variant `{label}` of `{base['name']}`\n\n`{command}` on {payload['machine']}, "
-            f"commit {payload['commit']}, {payload['steps']} steps\n\n{table}"
+            f"commit {payload['commit']}, {payload['steps']} steps\n\n"
         )
-        echo(f"wrote {folder / stem}.*")
+        json_path, _ = write_results(base["name"], payload, header + table, f"-variant-{label}", 1)
+        echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)
     return payload
 

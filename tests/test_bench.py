@@ -182,8 +182,8 @@ def test_engine_speed_skips_methods_and_drops_the_ratios_that_need_them():
         engine_speed.measure((40, 40), 16, 4, 2, 1, skip=("fastest",))
 
 
-def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_path):
-    from benchmarks import learning_curve
+def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_path, monkeypatch):
+    from benchmarks import common, learning_curve
     from satikit.checkpoint import load_adapter
 
     with_snapshots = tmp_path / "snap.toml"
@@ -237,6 +237,19 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
     assert set(payload["curves"]) == {"cyclegan sati + none", "cyclegan sati + sati"}
     assert list(payload["curves"]["cyclegan sati + sati"]) == ["1", "2"]
     assert payload["command"].endswith("--variant sati-2steps")
+
+    # written as JSON + markdown + picture under one stem
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    learning_curve.run_learning_curve(
+        str(with_snapshots), 1, variant="sati-2steps", cache=tmp_path / "cache", echo=print
+    )
+    written = sorted(p.name for p in (tmp_path / "results" / "tiny").iterdir())
+    assert [n.rsplit(".", 1)[1] for n in written] == ["json", "md", "png"]
+    assert all(
+        n.endswith(f"-learning-curve-variant-sati-2steps.{n.rsplit('.', 1)[1]}") for n in written
+    )
+    text = (tmp_path / "results" / "tiny" / written[1]).read_text()
+    assert text.startswith("# Learning curves of `tiny`") and "| 2 |" in text
 
 
 def test_learning_curve_without_snapshots_says_how_to_get_them(tiny_config, tmp_path):
