@@ -240,6 +240,8 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
 
     # written as JSON + markdown + picture under one stem
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    # the picture needs matplotlib (the bench extra, not the test one): record where it goes
+    monkeypatch.setattr(learning_curve, "plot", lambda curves, path, title: path.write_bytes(b""))
     learning_curve.run_learning_curve(
         str(with_snapshots), 1, variant="sati-2steps", cache=tmp_path / "cache", echo=print
     )
