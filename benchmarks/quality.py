@@ -347,9 +347,10 @@ def translate_with(
     elif method == "sati-wo-stitching-strategy":
         strategy = "sati"
         grid = TileGrid.create(spatial, tile, overlap, sati=True, seam="start")
-    elif method.startswith("sati"):
+    elif method.startswith("sati"):  # `margin` (beyond the paper): 0 unless a config sets it
         strategy = "sati"
-        grid = TileGrid.create(spatial, tile, overlap, sati=True)
+        margin = int(inference.get("margin", 0))
+        grid = TileGrid.create(spatial, tile, overlap, sati=True, margin=margin)
     else:
         raise ValueError(f"unknown method {method!r}")
     y = stitch_on_grid(x, lambda t: adapter.translate(t), grid, strategy=strategy, **kwargs)

@@ -36,8 +36,16 @@ def as_tuple(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...
     return values
 
 
-def sati_overlap_message(tile: Sequence[int], overlap: Sequence[int]) -> str:
-    """The error for a SATI grid whose tile is not larger than twice its overlap."""
+def sati_overlap_message(
+    tile: Sequence[int], overlap: Sequence[int], margin: Sequence[int] | None = None
+) -> str:
+    """The error for a SATI grid whose tile is not larger than twice its overlap (+ margin)."""
+    if margin is not None and any(margin):
+        return (
+            f"SATI needs tile > 2 x (overlap + margin) (tiles overlap by overlap + margin and "
+            f"each keeps pixels of its own beyond its predecessors); got tile={tuple(tile)}, "
+            f"overlap={tuple(overlap)}, margin={tuple(margin)}"
+        )
     return (
         f"SATI needs tile > 2 x overlap (each tile keeps pixels of its own beyond the strips "
         f"it takes from its predecessors); got tile={tuple(tile)}, overlap={tuple(overlap)}"
@@ -55,12 +63,17 @@ class TileGrid:
         seam: where consecutive tiles meet inside their overlap: ``"middle"`` (paper III-E,
             the default) or ``"start"`` (the later tile keeps the whole overlap; the "w/o
             stitching strategy" ablation).
+        margin: SATI only, beyond the paper: extra overlap ``m`` per dimension, so tiles start
+            every ``T - O - m`` px while the strip a tile takes from its predecessors stays
+            ``O`` wide. The strip's inner edge then lies ``m`` px inside the predecessor instead
+            of at its border, where the predecessor saw objects cut off (0: the paper's grid).
     """
 
     shape: tuple[int, ...]
     tile: tuple[int, ...]
     overlap: tuple[int, ...]
     seam: str = "middle"
+    margin: tuple[int, ...] | None = None
 
     @classmethod
     def create(
@@ -71,12 +84,14 @@ class TileGrid:
         *,
         sati: bool = False,
         seam: str = "middle",
+        margin: int | Sequence[int] = 0,
     ) -> TileGrid:
-        """Build and validate a grid; ``sati=True`` also requires ``T > 2 O`` (DESIGN §4).
+        """Build and validate a grid; ``sati=True`` also requires ``T > 2 (O + m)`` (DESIGN §4).
 
         Raises:
             ValueError: empty image, tile < 1, overlap < 0, overlap >= tile, (SATI) tile <=
-                2 x overlap, or an unknown ``seam``.
+                2 x (overlap + margin), margin < 0, a margin without ``sati``, or an unknown
+                ``seam``.
         """
         if seam not in ("middle", "start"):
             raise ValueError(f"seam must be 'middle' or 'start', got {seam!r}")
@@ -95,24 +110,37 @@ class TileGrid:
                 raise ValueError(
                     f"overlap must be smaller than the tile, got tile={tile_t}, overlap={overlap_t}"
                 )
-            if sati and 2 * o >= t:
-                raise ValueError(sati_overlap_message(tile_t, overlap_t))
-        return cls(shape, tile_t, overlap_t, seam)
+        margin_t = as_tuple(margin, ndim, "margin")
+        if any(m < 0 for m in margin_t):
+            raise ValueError(f"margin must be >= 0, got margin={margin_t}")
+        if any(margin_t) and not sati:
+            raise ValueError(f"margin is a SATI setting; got margin={margin_t} without sati")
+        for t, o, m in zip(tile_t, overlap_t, margin_t):
+            if sati and 2 * (o + m) >= t:
+                raise ValueError(sati_overlap_message(tile_t, overlap_t, margin_t))
+        return cls(shape, tile_t, overlap_t, seam, margin_t if any(margin_t) else None)
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
     @cached_property
+    def window_overlap(self) -> tuple[int, ...]:
+        """How far consecutive tile windows overlap, ``O + m`` (``O`` without a margin)."""
+        margin = self.margin or (0,) * self.ndim
+        return tuple(o + m for o, m in zip(self.overlap, margin))
+
+    @cached_property
     def step(self) -> tuple[int, ...]:
-        """Distance between consecutive tile starts, ``T - O``."""
-        return tuple(t - o for t, o in zip(self.tile, self.overlap))
+        """Distance between consecutive tile starts, ``T - O - m``."""
+        return tuple(t - o for t, o in zip(self.tile, self.window_overlap))
 
     @cached_property
     def counts(self) -> tuple[int, ...]:
         """Number of tiles per dimension: the fewest that cover the image."""
         return tuple(
-            max(1, math.ceil((s - o) / st)) for s, o, st in zip(self.shape, self.overlap, self.step)
+            max(1, math.ceil((s - o) / st))
+            for s, o, st in zip(self.shape, self.window_overlap, self.step)
         )
 
     @cached_property
@@ -150,7 +178,7 @@ class TileGrid:
     def waves(self) -> list[list[Index]]:
         """Tiles grouped into waves that can run as one batch under SATI.
 
-        Two tiles whose windows overlap differ by at most 1 in every index when ``O <= T / 2``;
+        Two tiles whose windows overlap differ by at most 1 in every index when ``O + m <= T / 2``;
         for such a pair the sign of the wave difference equals the sign of their raster order
         (the weights ``2^(N-1-k)`` dominate all lower dimensions together). So every tile's
         overlapping predecessors lie in earlier waves, no two overlapping tiles share a wave, and

@@ -108,6 +108,7 @@ def _stitch(
     overlap: int | Sequence[int] | None,
     seam: str,
     out: Any,
+    margin: int | Sequence[int] | None = None,
     batch_size: int,
     order: str,
     window: str,
@@ -147,6 +148,9 @@ def _stitch(
         inference["overlap"] if overlap is None else overlap,
         sati=strategy == "sati",
         seam=seam,
+        margin=(inference.get("margin", 0) if strategy == "sati" else 0)
+        if margin is None
+        else margin,
     )
     return stitch_on_grid(
         view,
@@ -175,6 +179,7 @@ def translate_array(
     tile: int | Sequence[int] | None = None,
     overlap: int | Sequence[int] | None = None,
     seam: str = "middle",
+    margin: int | Sequence[int] | None = None,
     batch_size: int = 1,
     order: str = "wavefront",
     window: str = "gaussian",
@@ -194,6 +199,8 @@ def translate_array(
         tile / overlap: tile size and overlap, int or per dim; defaults from the config.
         seam: ``"middle"``: cut tiles in the middle of the overlap (paper III-E); ``"start"``:
             at its start (the "w/o stitching strategy" ablation).
+        margin: ``sati`` only: extra tile overlap so each strip ends inside its predecessor
+            (see :func:`satikit.stitching.stitch`); default: the config's, else 0 (the paper).
         batch_size: tiles per generator call.
         order: ``sati``: ``raster`` or ``wavefront`` (same output).
         window: ``weighted``: ``gaussian`` or ``pyramid``.
@@ -220,6 +227,7 @@ def translate_array(
         tile=tile,
         overlap=overlap,
         seam=seam,
+        margin=margin,
         out=None,
         batch_size=batch_size,
         order=order,
@@ -289,7 +297,7 @@ def translate_file(
             channel_last=len(shape) == len(view.shape),
             transform=lambda block: decode(block, "y", enabled=encoding, dtype=dtype),
         )
-        settings = {key: job[key] for key in _RECORDED}
+        settings = {key: job.get(key, _DEFAULTS[key]) for key in _RECORDED}
         run = {**_DEFAULTS, **kwargs, **settings}
         _stitch(adapter, config, view, out=sink, state_path=files.state, resume=resume, **run)
     return Path(target)
@@ -300,6 +308,7 @@ _DEFAULTS: dict[str, Any] = dict(
     tile=None,
     overlap=None,
     seam="middle",
+    margin=None,
     batch_size=1,
     order="wavefront",
     window="gaussian",
@@ -314,6 +323,7 @@ _RECORDED = (
     "tile",
     "overlap",
     "seam",
+    "margin",
     "batch_size",
     "order",
     "window",
@@ -330,6 +340,8 @@ def _settings(config: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str,
     for key in ("strategy", "tile", "overlap"):
         if settings[key] is None:
             settings[key] = inference[key]
+    if settings["margin"] is None:
+        settings["margin"] = inference.get("margin", 0) if settings["strategy"] == "sati" else 0
     return json.loads(json.dumps(settings))
 
 

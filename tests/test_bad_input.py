@@ -179,6 +179,16 @@ CASES: dict[str, Case] = {
         lambda p: p.translate("test.tif", "--strategy", "sati", "--tile", "16", "--overlap", "8"),
         "SATI needs tile > 2 x overlap",
     ),
+    "translate sati tile = 2 x (overlap + margin)": Case(
+        lambda p: p.translate(
+            "test.tif", "--strategy", "sati", "--tile", "16", "--overlap", "4", "--margin", "4"
+        ),
+        "SATI needs tile > 2 x (overlap + margin)",
+    ),
+    "translate weighted with a margin": Case(
+        lambda p: p.translate("test.tif", "--strategy", "weighted", "--margin", "4"),
+        "margin is a SATI setting",
+    ),
     "train overlap = crop / 2": Case(lambda p: p.train("--overlap", "8"), "below half the crop"),
     # empty or unreadable TIFF
     "translate empty TIFF": Case(lambda p: p.translate("empty.tif"), "file is empty"),

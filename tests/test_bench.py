@@ -274,3 +274,99 @@ def test_shipped_config_drops_local_paths_and_unshipped_checksums():
     assert shipped["data"] == {"dims": 2}
     assert shipped["checkpoint"]["files"] == {"model.safetensors": "aa"}
     assert run["data"]["x"] == ["/home/me/x"]  # the run's own config is left alone
+
+
+def test_edge_distance_is_the_centre_offset_from_the_nearest_leading_tile_edge():
+    from benchmarks.seam_profile import edge_distance
+
+    labels = np.zeros((64, 64), dtype=np.int32)
+    # 3x3 squares centred at (5, 5), (30, 5), (30, 50), (5, 26); tile 32, overlap 8: step 24
+    for i, (r, c) in enumerate([(5, 5), (30, 5), (30, 50), (5, 26)], start=1):
+        labels[r - 1 : r + 2, c - 1 : c + 2] = i
+    distance = edge_distance(labels, tile=32, overlap=8)
+    assert distance.shape == (5,)
+    assert np.isinf(distance[0]) and np.isinf(distance[1])  # first tile in both dims
+    assert distance[2] == 6  # 30 mod 24 in dim 0; dim 1 has no leading edge
+    assert distance[3] == 2  # min(30 mod 24, 50 mod 24)
+    assert distance[4] == 2  # dim 0 none; 26 mod 24
+    assert np.isinf(edge_distance(np.zeros((8, 8), np.int32), 4, 1)).all()
+
+
+def test_seam_profile_bins_every_circle_outside_the_first_tile(tiny_config, tmp_path, monkeypatch):
+    from benchmarks import common, seam_profile
+    from satikit.data.io import list_images, read_image
+
+    config = quality.load_config(str(tiny_config))
+    root = quality.workdir(config, tmp_path / "cache")
+    data = quality.ensure_dataset(config, root)
+    quality.train_all(config, root, data, quality.plan_runs(config)[:2], echo=lambda _: None)
+    payload = seam_profile.run_seam_profile(
+        str(tiny_config),
+        bin_width=8,
+        margins=[2],
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    assert (
+        set(payload["profiles"])
+        == set(payload["whole_image"])
+        == {
+            "cyclegan standard + none",
+            "cyclegan standard + weighted",
+            "cyclegan sati + none",
+            "cyclegan sati + sati",
+            "cyclegan sati + sati-margin-2",
+        }
+    )
+    # tile 32, overlap 8: step 24 in bins of 8 -> 0, 8, 16
+    assert all(list(p) == ["0", "8", "16"] for p in payload["profiles"].values())
+    expected = everything = 0
+    for path in list_images(data / "test" / "x"):
+        label = read_image(data / "test" / "labels" / path.name)
+        distance = seam_profile.edge_distance(label, 32, 8)
+        expected += int(np.isfinite(distance[1:]).sum())
+        everything += len(distance) - 1
+    assert 0 < expected < everything
+    for key in payload["profiles"]:
+        model, method = key.split(" ", 1)[1].split(" + ")
+        rows = [r for r in payload["rows"] if (r["model"], r["method"]) == (model, method)]
+        assert sum(r["n"] for r in rows if r["bin_start"] is not None) == expected
+        assert [r["n"] for r in rows if r["bin_start"] is None] == [everything]
+        assert all(0 <= r["errors"] <= r["n"] for r in rows)
+    # a validation set: same parameters, another seed (not the test set's)
+    other = seam_profile.run_seam_profile(
+        str(tiny_config),
+        validation_seed=4,
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    assert other["images"] == "validation seed 4"
+    assert other["command"].endswith("--validation-seed 4")
+    validation = root / "validation-4" / "data" / "test" / "x"
+    first = list_images(validation)[0]
+    assert not np.array_equal(read_image(first), read_image(data / "test" / "x" / first.name))
+    with pytest.raises(ValueError, match="seed of the test set"):
+        seam_profile.run_seam_profile(
+            str(tiny_config), validation_seed=3, cache=tmp_path / "cache", write=False
+        )
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(seam_profile, "plot", lambda *args: args[1].write_bytes(b""))
+    seam_profile.run_seam_profile(
+        str(tiny_config), bin_width=8, cache=tmp_path / "cache", echo=lambda _: None
+    )
+    written = sorted(p.name for p in (tmp_path / "results" / "tiny").iterdir())
+    assert [n.rsplit(".", 1)[1] for n in written] == ["json", "md", "png"]
+    text = (tmp_path / "results" / "tiny" / written[1]).read_text()
+    assert "| 0-8 (seam) | 8-16 (strip edge) | 16-24 |" in text
+
+
+def test_seam_profile_without_trained_runs_says_how_to_get_them(tiny_config, tmp_path):
+    from benchmarks import seam_profile
+
+    with pytest.raises(ValueError, match="satikit bench quality"):
+        seam_profile.run_seam_profile(
+            str(tiny_config), cache=tmp_path / "cache", echo=lambda _: None, write=False
+        )

@@ -110,6 +110,17 @@ def test_translate_defaults_raster_order_and_folders(tmp_path, run):
         "start",
         "--quiet",
     )
+    # beyond the paper: strips end inside their predecessors; recorded for --resume
+    invoke(
+        "translate",
+        run,
+        tmp_path / "test_x.tif",
+        tmp_path / "margin.npy",
+        "--margin",
+        "4",
+        "--quiet",
+    )
+    assert np.abs(np.load(tmp_path / "margin.npy").astype(int) - wave.astype(int)).max() > 1
 
 
 @pytest.mark.parametrize("strategy", ["none", "weighted", "sati"])

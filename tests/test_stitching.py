@@ -52,6 +52,12 @@ def test_identity_fn_reproduces_input_exactly(ndim, strategy, order, batch_size,
     tile = tuple(data.draw(st.integers(2, 16)) for _ in range(ndim))
     limit = [(t - 1) // 2 if strategy == "sati" else t - 1 for t in tile]  # SATI: T > 2 O
     overlap = tuple(data.draw(st.integers(0, lim)) for lim in limit)
+    # SATI may add a margin to the window overlap: T > 2 (O + m)
+    extra = {}
+    if strategy == "sati":
+        extra["margin"] = tuple(
+            data.draw(st.integers(0, lim - o)) for lim, o in zip(limit, overlap)
+        )
     image = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
     result = stitch(
         image,
@@ -61,28 +67,23 @@ def test_identity_fn_reproduces_input_exactly(ndim, strategy, order, batch_size,
         strategy=strategy,
         order=order,
         batch_size=batch_size,
+        **extra,
     )
     assert result.dtype == np.float32 and result.shape == image.shape
     np.testing.assert_array_equal(result, image)
 
 
 @pytest.mark.parametrize(
-    "ndim,shape,tile,overlap", [(2, (70, 53), 16, 6), (3, (21, 30, 17), 10, 4)]
+    "ndim,shape,tile,overlap,margin",
+    [(2, (70, 53), 16, 6, 0), (3, (21, 30, 17), 10, 4, 0), (2, (70, 53), 16, 4, 3)],
 )
-def test_wavefront_equals_raster_for_a_context_dependent_net(ndim, shape, tile, overlap):
+def test_wavefront_equals_raster_for_a_context_dependent_net(ndim, shape, tile, overlap, margin):
     net = small_net(ndim)
     image = np.random.default_rng(1).standard_normal((2, *shape)).astype(np.float32)
-    raster = stitch(image, net, tile=tile, overlap=overlap, strategy="sati", order="raster")
+    sati = dict(tile=tile, overlap=overlap, strategy="sati", margin=margin)
+    raster = stitch(image, net, order="raster", **sati)
     for batch_size in (1, 3, 64):
-        wave = stitch(
-            image,
-            net,
-            tile=tile,
-            overlap=overlap,
-            strategy="sati",
-            order="wavefront",
-            batch_size=batch_size,
-        )
+        wave = stitch(image, net, order="wavefront", batch_size=batch_size, **sati)
         np.testing.assert_allclose(wave, raster, atol=1e-5, rtol=0)
     simple = stitch(image, net, tile=tile, overlap=overlap, strategy="simple")
     assert np.abs(simple - raster).max() > 1e-3  # the conditioning changes the result
@@ -98,14 +99,19 @@ def _last_writer_map(grid: TileGrid, upto: int, outputs, channels) -> np.ndarray
     return canvas
 
 
-@pytest.mark.parametrize("ndim,shape,tile,overlap", [(2, (40, 35), 12, 4), (3, (20, 17, 15), 8, 3)])
+@pytest.mark.parametrize(
+    "ndim,shape,tile,overlap,margin",
+    [(2, (40, 35), 12, 4, 0), (3, (20, 17, 15), 8, 3, 0), (2, (40, 35), 12, 3, 2)],
+)
 def test_z_holds_predecessors_outputs_in_leading_strips_and_input_elsewhere(
-    ndim, shape, tile, overlap
+    ndim, shape, tile, overlap, margin
 ):
     image = np.random.default_rng(2).standard_normal((2, *shape)).astype(np.float32)
     rec = Recorder(small_net(ndim))
-    result = stitch(image, rec, tile=tile, overlap=overlap, strategy="sati", order="raster")
-    grid = TileGrid.create(shape, tile, overlap, sati=True)
+    result = stitch(
+        image, rec, tile=tile, overlap=overlap, strategy="sati", order="raster", margin=margin
+    )
+    grid = TileGrid.create(shape, tile, overlap, sati=True, margin=margin)
     outputs = [o.numpy() for o in rec.outputs]
     assert len(rec.inputs) == grid.n_tiles
     for t, (index, z) in enumerate(zip(grid.raster(), rec.inputs)):
@@ -331,3 +337,30 @@ def test_stitch_on_grid_checks_the_grid():
         stitch_on_grid(image, identity, TileGrid.create((20, 20), 8, 4), strategy="sati")
     with pytest.raises(ValueError, match="seam"):
         TileGrid.create((20, 20), 8, 2, seam="edge")
+
+
+def test_sati_margin_widens_the_window_overlap_but_not_the_strip():
+    grid = TileGrid.create((100, 60), 32, 8, sati=True, margin=(4, 0))
+    assert grid.window_overlap == (12, 8) and grid.step == (20, 24)
+    assert grid.cut == (4, 4)  # the seam stays in the middle of the strip
+    # a tile's strip (O = 8 rows) ends 4 rows before its predecessor's last row
+    above, below = grid.window((0, 0))[0], grid.window((1, 0))[0]
+    assert below.start + grid.overlap[0] == above.stop - 4
+    assert TileGrid.create((100, 60), 32, 8, sati=True).margin is None  # 0: the paper's grid
+    with pytest.raises(ValueError, match=r"tile > 2 x \(overlap \+ margin\)"):
+        TileGrid.create((100, 60), 32, 8, sati=True, margin=8)
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        TileGrid.create((100, 60), 32, 8, sati=True, margin=-1)
+    with pytest.raises(ValueError, match="margin is a SATI setting"):
+        TileGrid.create((100, 60), 32, 8, margin=2)
+    image = np.zeros((1, 100, 60), np.float32)
+    with pytest.raises(ValueError, match="margin is a SATI setting"):
+        stitch(image, identity, tile=32, overlap=8, strategy="weighted", margin=2)
+
+
+def test_sati_margin_changes_what_a_context_dependent_net_makes():
+    image = np.random.default_rng(5).standard_normal((2, 60, 50)).astype(np.float32)
+    net = small_net(2)
+    paper = stitch(image, net, tile=16, overlap=4, strategy="sati")
+    wider = stitch(image, net, tile=16, overlap=4, strategy="sati", margin=2)
+    assert np.abs(paper - wider).max() > 1e-3

@@ -76,6 +76,13 @@ def _interruption() -> Iterator[None]:
     help="Cut tiles in the middle of the overlap (paper III-E) or at its start "
     "(the 'w/o stitching strategy' ablation).",
 )
+@click.option(
+    "--margin",
+    type=_Sizes(),
+    help="SATI only (beyond the paper): tiles overlap by --overlap plus this many px, so the "
+    "strip each tile takes from its predecessors ends inside them, not at their border "
+    "[default: the run's, else 0].",
+)
 @click.option("--style-seed", type=int, help="Image-level seed for adapters with styles.")
 @click.option(
     "--style-ref",
@@ -104,6 +111,7 @@ def translate(
     order: str,
     window: str,
     seam: str,
+    margin,
     style_seed: int | None,
     style_ref: str | None,
     force: bool,
@@ -128,6 +136,7 @@ def translate(
         order=order,
         window=window,
         seam=seam,
+        margin=margin,
         style_seed=style_seed,
         style_ref=style_ref,
     )

@@ -49,6 +49,7 @@ def stitch(
     batch_size: int = 1,
     order: Literal["raster", "wavefront"] = "wavefront",
     window: Literal["pyramid", "gaussian"] = "gaussian",
+    margin: int | Sequence[int] = 0,
     out=None,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -70,6 +71,10 @@ def stitch(
         order: ``sati`` only: ``"raster"`` (the paper's sequential walk) or ``"wavefront"``
             (independent tiles batched; same output).
         window: ``weighted`` only: ``"gaussian"`` (MONAI-style) or ``"pyramid"`` (the paper's).
+        margin: ``sati`` only, beyond the paper: tiles overlap by ``overlap + margin`` while
+            the strip each takes from its predecessors stays ``overlap`` wide, so the strip
+            ends ``margin`` px inside the predecessor rather than at its border (needs
+            ``T > 2 (O + margin)``; 0: the paper's grid). See :class:`TileGrid`.
         out: optional ``(C_out, *spatial)`` array to fill (e.g. a memmap); float32 expected.
         device: where tiles run; default: ``fn``'s parameters' device, else CPU.
         progress: show a tqdm progress bar.
@@ -85,7 +90,7 @@ def stitch(
     """
     spatial = _spatial_shape(image)
     grid = (
-        TileGrid.create(spatial, tile, overlap, sati=strategy == "sati")
+        TileGrid.create(spatial, tile, overlap, sati=strategy == "sati", margin=margin)
         if strategy != "none"
         else None
     )
@@ -162,8 +167,10 @@ def stitch_on_grid(
             raise ValueError(
                 f"grid shape {None if grid is None else grid.shape} does not match the image {spatial}"
             )
-        if strategy == "sati" and any(2 * o >= t for o, t in zip(grid.overlap, grid.tile)):
-            raise ValueError(sati_overlap_message(grid.tile, grid.overlap))
+        if strategy == "sati" and any(2 * o >= t for o, t in zip(grid.window_overlap, grid.tile)):
+            raise ValueError(sati_overlap_message(grid.tile, grid.overlap, grid.margin))
+        if strategy != "sati" and grid.margin is not None:
+            raise ValueError(f"margin is a SATI setting; the {strategy} strategy got {grid.margin}")
     tile_fn = TileFn(fn, resolve_device(fn, device), image.shape[0] if strategy == "sati" else None)
     allocate = _allocator(out, spatial)
     resumer = Resumer(
@@ -194,6 +201,7 @@ def _identity(
         "tile": None if grid is None else list(grid.tile),
         "overlap": None if grid is None else list(grid.overlap),
         "seam": None if grid is None else grid.seam,
+        "margin": None if grid is None or grid.margin is None else list(grid.margin),
         "batch_size": int(batch_size),
         "order": order,
         "window": window,
