@@ -18,15 +18,12 @@ own error is a matter of training budget. Writes
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks import quality
-
-RUN_NAME = re.compile(r"(?P<variant>.+)-seed(?P<seed>\d+)")
 
 
 def methods_for(variant: str) -> tuple[str, ...]:
@@ -37,15 +34,9 @@ def methods_for(variant: str) -> tuple[str, ...]:
 
 def kept_runs(root: Path) -> list[tuple[quality.Run, list[tuple[int, Path]]]]:
     """Every run under ``root/runs`` that kept snapshots, with them (oldest first)."""
-    found = []
-    for folder in sorted((root / "runs").glob("*/*")):
-        match = RUN_NAME.fullmatch(folder.name)
-        if match is None:
-            continue
-        run = quality.Run(folder.parent.name, match["variant"], int(match["seed"]))
-        if kept := quality.snapshots(root, run):
-            found.append((run, kept))
-    return found
+    return [
+        (run, kept) for run in quality.found_runs(root) if (kept := quality.snapshots(root, run))
+    ]
 
 
 def curve_rows(

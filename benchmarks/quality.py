@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import statistics
 import tomllib
@@ -160,6 +161,18 @@ def _train_config(config: dict[str, Any], run: Run):
 
 def run_dir(root: Path, run: Run) -> Path:
     return root / "runs" / run.adapter / f"{run.variant}-seed{run.seed}"
+
+
+RUN_NAME = re.compile(r"(?P<variant>.+)-seed(?P<seed>\d+)")
+
+
+def found_runs(root: Path) -> list[Run]:
+    """Every run folder under ``root/runs`` (any state: trained, partial), sorted by path."""
+    runs = []
+    for folder in sorted((root / "runs").glob("*/*")):
+        if match := RUN_NAME.fullmatch(folder.name):
+            runs.append(Run(folder.parent.name, match["variant"], int(match["seed"])))
+    return runs
 
 
 def _matches(path: Path, config: dict[str, Any], run: Run) -> bool:

@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 from benchmarks import quality
-from benchmarks.learning_curve import RUN_NAME
 
 
 def methods_for(variant: str, margins: Sequence[int] = ()) -> tuple[str, ...]:
@@ -112,11 +111,11 @@ def profile_rows(
     from satikit.data.io import list_images, read_image
     from satikit.metrics import colour_error
 
-    runs = []
-    for folder in sorted((root / "runs").glob("*/*")):
-        match = RUN_NAME.fullmatch(folder.name)
-        if match and (folder / "model.safetensors").is_file():
-            runs.append(quality.Run(folder.parent.name, match["variant"], int(match["seed"])))
+    runs = [
+        run
+        for run in quality.found_runs(root)
+        if (quality.run_dir(root, run) / "model.safetensors").is_file()
+    ]
     if not runs:
         raise ValueError(
             f"no trained runs under {root / 'runs'}: run `satikit bench quality` first"
