@@ -279,16 +279,19 @@ def test_shipped_config_drops_local_paths_and_unshipped_checksums():
 def test_edge_distance_is_the_centre_offset_from_the_nearest_leading_tile_edge():
     from benchmarks.seam_profile import edge_distance
 
-    labels = np.zeros((64, 64), dtype=np.int32)
-    # 3x3 squares centred at (5, 5), (30, 5), (30, 50), (5, 26); tile 32, overlap 8: step 24
-    for i, (r, c) in enumerate([(5, 5), (30, 5), (30, 50), (5, 26)], start=1):
+    labels = np.zeros((72, 72), dtype=np.int32)
+    # 3x3 squares centred at (10, 10), (30, 10), (30, 50), (10, 26), (30, 66);
+    # tile 32, overlap 8: step 24, image border band 8 px
+    centres = [(10, 10), (30, 10), (30, 50), (10, 26), (30, 66)]
+    for i, (r, c) in enumerate(centres, start=1):
         labels[r - 1 : r + 2, c - 1 : c + 2] = i
     distance = edge_distance(labels, tile=32, overlap=8)
-    assert distance.shape == (5,)
+    assert distance.shape == (6,)
     assert np.isinf(distance[0]) and np.isinf(distance[1])  # first tile in both dims
     assert distance[2] == 6  # 30 mod 24 in dim 0; dim 1 has no leading edge
     assert distance[3] == 2  # min(30 mod 24, 50 mod 24)
     assert distance[4] == 2  # dim 0 none; 26 mod 24
+    assert np.isinf(distance[5])  # reaches the image border band (column 67 > 72 - 8)
     assert np.isinf(edge_distance(np.zeros((8, 8), np.int32), 4, 1)).all()
 
 
