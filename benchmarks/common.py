@@ -53,3 +53,14 @@ def write_results(
     json_path.write_text(json.dumps(payload, indent=indent) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path
+
+
+def save_figure(fig, ax, path: Path, title: str) -> None:
+    """Title, legend to the right of the axes, write ``path`` (PNG, 110 dpi) and close ``fig``."""
+    import matplotlib.pyplot as plt
+
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -111,6 +111,8 @@ def plot(curves: dict[str, dict[int, float]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from benchmarks.common import save_figure
+
     fig, ax = plt.subplots(figsize=(8, 4.5))
     models = sorted({label.rsplit(" + ", 1)[0] for label in curves})
     colours = plt.get_cmap("tab10")
@@ -127,11 +129,7 @@ def plot(curves: dict[str, dict[int, float]], path: Path, title: str) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel("median error over seeds, % (log)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, ax, path, title)
 
 
 def run_learning_curve(

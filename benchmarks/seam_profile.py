@@ -238,6 +238,8 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from benchmarks.common import save_figure
+
     # the standard and SATI models only (ablations would bury them; they are in the table)
     main = {k: p for k, p in profiles.items() if k.split(" + ")[0].split(" ", 1)[1] in MAIN}
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -249,11 +251,7 @@ def plot(
         ax.text(at, 1.0, f" {name}", transform=ax.get_xaxis_transform(), fontsize=7, va="top")
     ax.set_xlabel("circle centre: distance from the nearest leading tile edge (px)")
     ax.set_ylabel("error, % (pooled over seeds)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, ax, path, title)
 
 
 def run_seam_profile(
