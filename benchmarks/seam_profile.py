@@ -20,7 +20,8 @@ standard models with ``none`` and ``weighted``, SATI models (ablations too) with
 
 ``--margin M ...`` adds ``sati-margin-M`` for the SATI models: SATI inference on a grid whose
 tiles overlap by ``O + M`` while the strip stays ``O`` wide (beyond the paper, see
-:class:`satikit.grid.TileGrid`), so the strip edge lies ``M`` px inside the predecessor.
+:class:`satikit.grid.TileGrid`), so the strip edge lies ``M`` px inside the predecessor; its
+circles are binned on that grid (step ``T - O - M``).
 ``--validation-seed S`` scores the test images of a second dataset drawn with seed ``S``
 instead (same parameters; generated once), for choosing ``M`` without looking at the test set.
 Writes ``results/<config>/<date>-<commit>-seam-profile[-variant-X][-validation-S].{json,md,png}``::
@@ -62,12 +63,13 @@ def _inference_for(method: str, inference: dict[str, Any]) -> tuple[str, dict[st
     return method, inference
 
 
-def edge_distance(labels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+def edge_distance(labels: np.ndarray, tile: int, overlap: int, margin: int = 0) -> np.ndarray:
     """Distance (px) of each object's centre from the nearest leading tile edge.
 
     Args:
         labels: ``(*spatial)`` int label image, 0 background, objects ``1..n``.
-        tile, overlap: the SATI inference grid (tiles start at ``k (tile - overlap)``).
+        tile, overlap, margin: the SATI inference grid (tiles start at
+            ``k (tile - overlap - margin)``).
 
     Returns:
         ``(n + 1,)`` float array indexed by object id (entry 0 unused, ``inf``); ``inf`` for an
@@ -77,7 +79,7 @@ def edge_distance(labels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
     """
     from scipy import ndimage
 
-    step = tile - overlap
+    step = tile - overlap - margin
     n = int(labels.max())
     distance = np.full(n + 1, np.inf)
     if n == 0:
@@ -128,16 +130,20 @@ def profile_rows(
             f"no trained runs under {root / 'runs'}: run `satikit bench quality` first"
         )
     tile, overlap = int(inference["tile"]), int(inference["overlap"])
-    edges = np.arange(0, tile - overlap + bin_width, bin_width)
     images = list_images(data_dir / "test" / "x")[:n_images]
     labels = [read_image(data_dir / "test" / "labels" / p.name) for p in images]
-    distances = [edge_distance(label, tile, overlap) for label in labels]
     xs = [read_image(p) for p in images]
+    by_margin: dict[int, list[np.ndarray]] = {}  # each method is binned on its own grid
     rows = []
     for run in runs:
         adapter, run_config = load_adapter(quality.run_dir(root, run))
         for method in methods_for(run.variant, margins):
             strategy, settings = _inference_for(method, inference)
+            margin = int(settings.get("margin", 0))
+            if margin not in by_margin:
+                by_margin[margin] = [edge_distance(lb, tile, overlap, margin) for lb in labels]
+            distances = by_margin[margin]
+            edges = np.arange(0, tile - overlap - margin + bin_width, bin_width)
             n = np.zeros(len(edges) - 1, dtype=np.int64)
             errors = np.zeros_like(n)
             total = [0, 0]
@@ -216,7 +222,8 @@ def markdown(
         "|---|" + "---:|" * len(starts),
     ]
     for key, profile in profiles.items():
-        lines.append(f"| {key} | " + " | ".join(f"{profile[b]:.1f}" for b in starts) + " |")
+        cells = [f"{profile[b]:.1f}" if b in profile else "" for b in starts]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     if whole:
         lines += [
             "",

@@ -292,6 +292,8 @@ def test_edge_distance_is_the_centre_offset_from_the_nearest_leading_tile_edge()
     assert distance[3] == 2  # min(30 mod 24, 50 mod 24)
     assert distance[4] == 2  # dim 0 none; 26 mod 24
     assert np.isinf(distance[5])  # reaches the image border band (column 67 > 72 - 8)
+    # with a margin of 4 the tiles start every 20 px
+    assert list(edge_distance(labels, tile=32, overlap=8, margin=4)[2:5]) == [10, 10, 6]
     assert np.isinf(edge_distance(np.zeros((8, 8), np.int32), 4, 1)).all()
 
 
@@ -322,19 +324,21 @@ def test_seam_profile_bins_every_circle_outside_the_first_tile(tiny_config, tmp_
             "cyclegan sati + sati-margin-2",
         }
     )
-    # tile 32, overlap 8: step 24 in bins of 8 -> 0, 8, 16
+    # tile 32, overlap 8: step 24 in bins of 8 -> 0, 8, 16; with margin 2, step 22 -> same
     assert all(list(p) == ["0", "8", "16"] for p in payload["profiles"].values())
-    expected = everything = 0
+    expected, everything = {}, 0
     for path in list_images(data / "test" / "x"):
         label = read_image(data / "test" / "labels" / path.name)
-        distance = seam_profile.edge_distance(label, 32, 8)
-        expected += int(np.isfinite(distance[1:]).sum())
+        for margin in (0, 2):
+            distance = seam_profile.edge_distance(label, 32, 8, margin)
+            expected[margin] = expected.get(margin, 0) + int(np.isfinite(distance[1:]).sum())
         everything += len(distance) - 1
-    assert 0 < expected < everything
+    assert 0 < expected[0] < everything
     for key in payload["profiles"]:
         model, method = key.split(" ", 1)[1].split(" + ")
         rows = [r for r in payload["rows"] if (r["model"], r["method"]) == (model, method)]
-        assert sum(r["n"] for r in rows if r["bin_start"] is not None) == expected
+        binned = sum(r["n"] for r in rows if r["bin_start"] is not None)
+        assert binned == expected[2 if method.endswith("margin-2") else 0]
         assert [r["n"] for r in rows if r["bin_start"] is None] == [everything]
         assert all(0 <= r["errors"] <= r["n"] for r in rows)
     # a validation set: same parameters, another seed (not the test set's)
