@@ -98,6 +98,11 @@ def reference_style(
         return encode_style(torch.from_numpy(np.ascontiguousarray(crop))[None].to(device))
 
 
+def _default_margin(inference: Mapping[str, Any], strategy: str) -> Any:
+    """The run's SATI margin (0 when it records none: the paper's grid); 0 for other strategies."""
+    return inference.get("margin", 0) if strategy == "sati" else 0
+
+
 def _stitch(
     adapter: Adapter,
     config: Mapping[str, Any],
@@ -148,9 +153,7 @@ def _stitch(
         inference["overlap"] if overlap is None else overlap,
         sati=strategy == "sati",
         seam=seam,
-        margin=(inference.get("margin", 0) if strategy == "sati" else 0)
-        if margin is None
-        else margin,
+        margin=_default_margin(inference, strategy) if margin is None else margin,
     )
     return stitch_on_grid(
         view,
@@ -341,7 +344,7 @@ def _settings(config: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str,
         if settings[key] is None:
             settings[key] = inference[key]
     if settings["margin"] is None:
-        settings["margin"] = inference.get("margin", 0) if settings["strategy"] == "sati" else 0
+        settings["margin"] = _default_margin(inference, settings["strategy"])
     return json.loads(json.dumps(settings))
 
 
