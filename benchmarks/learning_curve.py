@@ -147,7 +147,7 @@ def run_learning_curve(
 
     config = quality.load_config(config_name)
     home = quality.workdir(config, cache)
-    root = home if variant is None else home / "variants" / variant
+    root = quality.runs_root(home, variant)
     rows = curve_rows(root, home / "data", config["inference"], n_images)
     curves = medians(rows)
     command = f"python -m benchmarks.learning_curve --config {config_name} --images {n_images}"

@@ -159,6 +159,12 @@ def _train_config(config: dict[str, Any], run: Run):
     )
 
 
+def runs_root(home: Path, variant: str | None = None) -> Path:
+    """Where a config's runs live: ``home`` itself, or ``home/variants/<label>`` for the
+    :mod:`benchmarks.variants` run labelled ``variant``."""
+    return home if variant is None else home / "variants" / variant
+
+
 def run_dir(root: Path, run: Run) -> Path:
     return root / "runs" / run.adapter / f"{run.variant}-seed{run.seed}"
 

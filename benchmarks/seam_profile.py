@@ -280,7 +280,7 @@ def run_seam_profile(
 
     config = quality.load_config(config_name)
     home = quality.workdir(config, cache)
-    root = home if variant is None else home / "variants" / variant
+    root = quality.runs_root(home, variant)
     inference = config["inference"]
     n_images = int(config["data"]["n_test"]) if n_images is None else n_images
     data_dir = (

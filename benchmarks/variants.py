@@ -99,7 +99,7 @@ def run_variant(
     label = label or default_label(variant, overrides, steps, options)
     home = quality.workdir(base, cache)
     data_dir = quality.ensure_dataset(base, home)
-    root = home / "variants" / label
+    root = quality.runs_root(home, label)
     runs = [quality.Run(adapter, variant, int(s)) for adapter in base["adapters"] for s in seeds]
     quality.train_all(config, root, data_dir, runs, echo)
     rows = []
