@@ -91,20 +91,57 @@ def config_hash(config: dict[str, Any], *sections: str) -> str:
 
 def workdir(config: dict[str, Any], cache: Path = CACHE) -> Path:
     """Cache folder of the data and trained runs: keyed by what they depend on only, so
-    changing inference settings re-evaluates without retraining."""
-    return cache / f"{config['name']}-{config_hash(config, 'data', 'train')}"
+    changing inference settings re-evaluates without retraining. Adapter options
+    (``[train.options.<adapter>]``) are left out of the key: each run checks its own (see
+    :func:`is_stale`), so adding an adapter to a config keeps the other adapters' runs."""
+    train = {k: v for k, v in config["train"].items() if k != "options"}
+    return cache / f"{config['name']}-{config_hash({**config, 'train': train}, 'data', 'train')}"
 
 
-def plan_runs(config: dict[str, Any]) -> list[Run]:
-    """Standard and SATI runs for every seed, ablations for the ablation seeds."""
+PLAN_KEYS = ("seeds", "ablation_seeds", "ablations")
+
+
+def adapter_plan(config: dict[str, Any], adapter: str) -> dict[str, list]:
+    """``seeds`` / ``ablation_seeds`` / ``ablations`` for one adapter: the top-level values,
+    overridden by the config's ``[per_adapter.<adapter>]`` table (e.g. no ablations for a
+    slower adapter)."""
+    unknown = set(config.get("per_adapter", {}).get(adapter, {})) - set(PLAN_KEYS)
+    if unknown:
+        raise ValueError(
+            f"[per_adapter.{adapter}] has unknown key(s) {sorted(unknown)}; "
+            f"known: {', '.join(PLAN_KEYS)}"
+        )
+    plan = {"seeds": config["seeds"], "ablation_seeds": [], "ablations": []}
+    plan.update({k: config[k] for k in PLAN_KEYS if k in config})
+    plan.update(config.get("per_adapter", {}).get(adapter, {}))
+    return plan
+
+
+def select_adapters(config: dict[str, Any], adapters: Iterable[str] | None) -> list[str]:
+    """The config's adapters, or the given subset of them (in the config's order)."""
+    if not adapters:
+        return list(config["adapters"])
+    wanted = list(adapters)
+    missing = [a for a in wanted if a not in config["adapters"]]
+    if missing:
+        raise ValueError(
+            f"adapter(s) {', '.join(missing)} not in config {config['name']!r}; "
+            f"it lists: {', '.join(config['adapters'])}"
+        )
+    return [a for a in config["adapters"] if a in wanted]
+
+
+def plan_runs(config: dict[str, Any], adapters: Iterable[str] | None = None) -> list[Run]:
+    """Standard and SATI runs for every seed, ablations for the ablation seeds, per adapter
+    (all of the config's, or ``adapters``)."""
     runs = []
-    for adapter in config["adapters"]:
-        for seed in config["seeds"]:
+    for adapter in select_adapters(config, adapters):
+        plan = adapter_plan(config, adapter)
+        for seed in plan["seeds"]:
             runs += [Run(adapter, "standard", seed), Run(adapter, "sati", seed)]
-        for seed in config.get("ablation_seeds", []):
+        for seed in plan["ablation_seeds"]:
             runs += [
-                Run(adapter, f"sati-wo-{a.replace('_', '-')}", seed)
-                for a in config.get("ablations", [])
+                Run(adapter, f"sati-wo-{a.replace('_', '-')}", seed) for a in plan["ablations"]
             ]
     return runs
 
@@ -460,7 +497,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "seam": statistics.median(100 * r["error_seam"] for r in items),
                 "interior": statistics.median(100 * r["error_interior"] for r in items),
                 "border": statistics.median(100 * r.get("error_border", 0.0) for r in items),
-                "paper_median": PAPER_MEDIAN.get((model, method)),
+                # Table 1 is CycleGAN's
+                "paper_median": PAPER_MEDIAN.get((model, method))
+                if adapter == "cyclegan"
+                else None,
             }
         )
     return summary
@@ -524,7 +564,7 @@ def montage(
     half = max(16, tile // 4)
     image = read_image(list_images(data_dir / "test" / "x")[0])
     crop = (slice(corner - half, corner + half), slice(corner - half, corner + half))
-    seed = config["seeds"][0]
+    seed = adapter_plan(config, adapter_name)["seeds"][0]
     panels = [("X input", image[crop])]
     for variant, methods in (
         ("standard", ["none", "simple", "weighted", "weighted-gaussian"]),
@@ -558,11 +598,13 @@ def montage(
 def run_benchmark(
     config_name: str,
     *,
+    adapters: Iterable[str] | None = None,
     cache: Path = CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
-    """Dataset -> training -> evaluation -> report, resuming from the cache."""
+    """Dataset -> training -> evaluation -> report, resuming from the cache; ``adapters``
+    picks some of the config's adapters (the report then names them)."""
     import datetime as dt
 
     from benchmarks.common import RESULTS, git_commit, machine
@@ -571,7 +613,8 @@ def run_benchmark(
     root = workdir(config, cache)
     root.mkdir(parents=True, exist_ok=True)
     data_dir = ensure_dataset(config, root)
-    runs = plan_runs(config)
+    chosen = select_adapters(config, adapters)
+    runs = plan_runs(config, chosen)
     train_all(config, root, data_dir, runs, echo)
     rows: list[dict[str, Any]] = []
     for run in runs:
@@ -584,7 +627,11 @@ def run_benchmark(
         "settings": config,
         "commit": git_commit(),
         "machine": machine(),
-        "command": f"satikit bench quality --config {config_name}",
+        "command": " ".join(
+            [f"satikit bench quality --config {config_name}"]
+            + [f"--adapter {a}" for a in adapters or []]
+        ),
+        "adapters": chosen,
         "rows": rows,
         "summary": summary,
     }
@@ -592,11 +639,14 @@ def run_benchmark(
         folder = RESULTS / config["name"]
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{dt.date.today().isoformat()}-{payload['commit']}"
+        if adapters:
+            stem += "-" + "-".join(chosen)
         (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
-        header = f'# Quality benchmark `{config["name"]}`\n\n`{payload["command"]}` on {payload["machine"]}, commit {payload["commit"]}\n\nErrors in % of circles (paper metric, section II); seeds {config["seeds"]}; "seam circles" cross a seam of the tile grid the method used (simple: its own; the others: the SATI grid).\n\n'
+        seeds = ", ".join(f"{a} {adapter_plan(config, a)['seeds']}" for a in chosen)
+        header = f'# Quality benchmark `{config["name"]}`\n\n`{payload["command"]}` on {payload["machine"]}, commit {payload["commit"]}\n\nErrors in % of circles (paper metric, section II); seeds {seeds}; "seam circles" cross a seam of the tile grid the method used (simple: its own; the others: the SATI grid).\n\n'
         (folder / f"{stem}.md").write_text(header + markdown_table(summary))
         box_plot(rows, folder / f"{stem}-boxplot.png", f"{config['name']} ({payload['commit']})")
-        for adapter in config["adapters"]:
+        for adapter in chosen:
             montage(config, root, data_dir, adapter, folder / f"{stem}-montage-{adapter}.png")
         echo(f"wrote {folder / stem}.*")
     echo(markdown_table(summary))
@@ -608,5 +658,6 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="satikit quality benchmark")
     parser.add_argument("--config", default="cpu-small")
+    parser.add_argument("--adapter", dest="adapters", action="append", help="repeatable")
     args = parser.parse_args()
-    run_benchmark(args.config)
+    run_benchmark(args.config, adapters=args.adapters)

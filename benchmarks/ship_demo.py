@@ -49,7 +49,9 @@ def ship(config_name: str, adapter: str = "cyclegan", target: Path = PRETRAINED)
     data_dir = quality.ensure_dataset(config, root)
     shipped = []
     for variant, (name, method) in SHIPPED.items():
-        runs = [quality.Run(adapter, variant, s) for s in config["seeds"]]
+        runs = [
+            quality.Run(adapter, variant, s) for s in quality.adapter_plan(config, adapter)["seeds"]
+        ]
         rows = [row for run in runs for row in quality.evaluate_run(config, root, data_dir, run)]
         seed = median_seed(rows, variant, method)
         source = quality.run_dir(root, quality.Run(adapter, variant, seed))

@@ -87,6 +87,7 @@ def run_variant(
     steps: int | None = None,
     options: dict[str, Any] | None = None,
     label: str | None = None,
+    adapters: Sequence[str] | None = None,
     cache=quality.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
@@ -100,7 +101,8 @@ def run_variant(
     home = quality.workdir(base, cache)
     data_dir = quality.ensure_dataset(base, home)
     root = quality.runs_root(home, label)
-    runs = [quality.Run(adapter, variant, int(s)) for adapter in base["adapters"] for s in seeds]
+    chosen = quality.select_adapters(base, adapters)
+    runs = [quality.Run(adapter, variant, int(s)) for adapter in chosen for s in seeds]
     quality.train_all(config, root, data_dir, runs, echo)
     rows = []
     for run in runs:
@@ -162,6 +164,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--steps", type=int, help="training steps [default: the config's]")
     parser.add_argument("--label", help="name of the variant [default: from the settings]")
+    parser.add_argument(
+        "--adapter",
+        dest="adapters",
+        action="append",
+        help="only this adapter of the config (repeatable) [default: all of them]",
+    )
     args = parser.parse_args(argv)
     pairs: dict[str, dict[str, Any]] = {"--set": {}, "--option": {}}
     for flag, items in (("--set", args.overrides), ("--option", args.options)):
@@ -178,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         steps=args.steps,
         options=pairs["--option"],
         label=args.label,
+        adapters=args.adapters,
     )
 
 

@@ -66,6 +66,34 @@ def test_plan_covers_standard_sati_and_ablations(tiny_config):
     assert quality._train_config(config, runs[1]).sati.domain_encoding is True
 
 
+def test_per_adapter_plan_overrides_seeds_and_ablations(tiny_config):
+    config = quality.load_config(str(tiny_config))
+    config["adapters"] = ["cyclegan", "munit"]
+    config["per_adapter"] = {"munit": {"seeds": [1, 2], "ablation_seeds": []}}
+    munit = [r for r in quality.plan_runs(config) if r.adapter == "munit"]
+    assert [(r.variant, r.seed) for r in munit] == [
+        ("standard", 1),
+        ("sati", 1),
+        ("standard", 2),
+        ("sati", 2),
+    ]
+    assert [r.adapter for r in quality.plan_runs(config, ["munit"])] == ["munit"] * 4
+    with pytest.raises(ValueError, match="unit.*not in config"):
+        quality.plan_runs(config, ["unit"])
+    config["per_adapter"]["munit"]["seed"] = [0]
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['seed'\]"):
+        quality.plan_runs(config)
+
+
+def test_adapter_options_do_not_move_the_cache_folder(tiny_config, tmp_path):
+    config = quality.load_config(str(tiny_config))
+    before = quality.workdir(config, tmp_path)
+    config["train"]["options"]["munit"] = {"dim": 8}
+    assert quality.workdir(config, tmp_path) == before
+    config["train"]["steps"] = 3
+    assert quality.workdir(config, tmp_path) != before
+
+
 def test_unknown_config_lists_known_ones():
     with pytest.raises(ValueError, match="cpu-small"):
         quality.load_config("no-such-config")

@@ -40,11 +40,17 @@ def bench() -> None:
     show_default=True,
     help="benchmarks/configs/<NAME>.toml or a path to a TOML file",
 )
-def quality(config_name: str) -> None:
+@click.option(
+    "--adapter",
+    "adapters",
+    multiple=True,
+    help="only this adapter of the config (repeatable) [default: all the config lists]",
+)
+def quality(config_name: str, adapters: tuple[str, ...]) -> None:
     """Strategies x adapters on the circle dataset; resumes from benchmarks/cache/."""
     module = _benchmarks("quality")
     with user_errors():
-        module.run_benchmark(config_name, echo=click.echo)
+        module.run_benchmark(config_name, adapters=adapters, echo=click.echo)
 
 
 @bench.command(context_settings={"ignore_unknown_options": True})
