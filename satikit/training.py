@@ -3,7 +3,9 @@
 Per step, on a batch of random crops ``x`` (domain X) and ``y`` (domain Y):
 
 1. ``loss_host, ŷ_x = adapter.generator_step(x, y)`` (the host's losses; ``ŷ_x`` reused);
-2. ``z, M, W = merge(x, ŷ_x.detach(), overlap)`` (target treated as a constant);
+2. ``z, M, W = merge(x, ŷ_x.detach(), overlap)`` (target treated as a constant; with
+   ``strip_source="neighbour"``, beyond the paper, the strips come from the neighbours'
+   translations instead);
 3. ``ŷ_z = G_XY(z)``;
 4. ``loss_G = loss_host + L_adv^ZY + λ_stitch(t) · L_stitch`` (paper eq. 3), one generator
    optimizer step;
@@ -66,6 +68,7 @@ __all__ = [
 ]
 
 LOG_NAME = "log.jsonl"
+STRIP_SOURCES = ("crop", "neighbour")
 SAMPLES_DIR = "samples"
 
 
@@ -89,6 +92,12 @@ class SATISettings:
             III-D ramps "throughout the training": 1.0).
         lambda_d_sati: weight of ``L_D^SATI`` in the discriminator loss (Alg. 1 adds it
             unweighted: 1.0; 0.5 gives ``y_hat_z`` the weight of the host's own fake term).
+        strip_source: where the merged strips come from. ``"crop"`` (paper Alg. 1): the
+            crop's own translation ``ŷ_x``, which saw the strip's objects whole. ``"neighbour"``
+            (beyond the paper): the translation of the crop's neighbour along each merged
+            border, shifted by ``crop - overlap`` so the strip is its trailing edge, as the
+            predecessor tile is at inference. It samples crops ``2 * crop - overlap`` wide and
+            costs one no-grad generator pass per spatial dim and step.
     """
 
     enabled: bool = True
@@ -100,10 +109,25 @@ class SATISettings:
     lambda_stitch: float | None = None
     ramp_end: float = 1.0
     lambda_d_sati: float = 1.0
+    strip_source: str = "crop"
 
     def __post_init__(self) -> None:
         if self.domain_encoding is None:
             object.__setattr__(self, "domain_encoding", bool(self.enabled))
+        if self.strip_source not in STRIP_SOURCES:
+            raise ValueError(
+                f"strip_source must be one of {', '.join(STRIP_SOURCES)}, got {self.strip_source!r}"
+            )
+
+    def sample_crop(self, crop: Sequence[int]) -> tuple[int, ...]:
+        """Size of the X crops to sample for training crops ``crop``: ``crop`` itself, or
+        with ``strip_source="neighbour"`` ``2 * crop - overlap`` (the crop is the trailing
+        window, its neighbours are shifted by ``crop - overlap``)."""
+        crop = tuple(int(c) for c in crop)
+        if not (self.enabled and self.strip_source == "neighbour"):
+            return crop
+        overlap = int(self.resolve(crop).overlap or 0)
+        return tuple(2 * c - overlap for c in crop)
 
     def resolve(self, crop: Sequence[int]) -> SATISettings:
         """Fill the ``None`` defaults for a crop size."""
@@ -270,7 +294,8 @@ class SATITrainer:
         """
         crop = config.crop_size()
         encoding = config.sati.domain_encoding
-        x_sampler = CropSampler(domain_images(x_dirs, "x"), crop, "x", encoding=encoding)
+        x_crop = config.sati.sample_crop(crop)
+        x_sampler = CropSampler(domain_images(x_dirs, "x"), x_crop, "x", encoding=encoding)
         y_sampler = CropSampler(domain_images(y_dirs, "y"), crop, "y", encoding=encoding)
         if config.sati.enabled and x_sampler.channels != y_sampler.channels:
             raise ValueError(
@@ -326,7 +351,9 @@ class SATITrainer:
         """One generator and one discriminator update on a batch.
 
         Args:
-            x: ``(B, C, *crop)`` encoded X on the trainer's device.
+            x: ``(B, C, *crop)`` encoded X on the trainer's device; with
+                ``strip_source="neighbour"`` ``(B, C, *(2 * crop - overlap))``, whose trailing
+                ``crop`` window is the crop (:meth:`SATISettings.sample_crop`).
             y: ``(B, C_y, *crop)`` encoded Y.
 
         Returns:
@@ -335,6 +362,7 @@ class SATITrainer:
             ``lambda_stitch``.
         """
         a, opt = self.adapter, self.optimizers
+        context, x = self._split_context(x)
         terms: dict[str, torch.Tensor] = {}
         _set_requires_grad(opt.discriminator, False)
         with self._autocast():
@@ -342,9 +370,12 @@ class SATITrainer:
             terms["g_host"] = loss_g.detach()
             y_hat_z = None
             if self.sati.enabled:
+                strips = y_hat_x.detach()
+                if context is not None:
+                    strips = self._neighbour_strips(context, strips)
                 z, mask, weight = merge(
                     x,
-                    y_hat_x.detach(),
+                    strips,
                     self.sati.overlap,
                     generator=self.merge_generator,
                     cases="all" if self.sati.overlap_sampling else "leading",
@@ -385,6 +416,41 @@ class SATITrainer:
         terms.update(g_total=loss_g.detach(), d_total=loss_d.detach())
         self.last = {**{k: v for k, v in a.loss_terms.items()}, **terms}
         return self.last
+
+    def _split_context(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(context, crop)``: with ``strip_source="neighbour"`` the sampled region and its
+        trailing crop window; else ``(None, x)``."""
+        expected = self.sati.sample_crop(self.crop)
+        if expected == self.crop:
+            return None, x
+        if tuple(x.shape[2:]) != expected:
+            raise ValueError(
+                f"strip_source='neighbour' needs X batches of spatial size {expected} "
+                f"(2 * crop - overlap), got {tuple(x.shape[2:])}"
+            )
+        shift = [e - c for e, c in zip(expected, self.crop)]
+        return x, x[(slice(None), slice(None), *(slice(s, None) for s in shift))]
+
+    @torch.no_grad()
+    def _neighbour_strips(self, context: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """``own`` with each leading strip replaced by the trailing strip of the neighbour's
+        translation along that axis (no gradient, like ``ŷ_x.detach()``): ``(B, C_y, *crop)``.
+        Where strips cross (corners), the last axis's neighbour wins."""
+        overlap = int(self.sati.overlap or 0)
+        shift = [s - c for s, c in zip(context.shape[2:], self.crop)]
+        strips = own.clone()
+        for axis in range(len(self.crop)):
+            window = [slice(s, None) for s in shift]
+            window[axis] = slice(0, self.crop[axis])  # the neighbour ends `overlap` into the crop
+            neighbour = self.adapter.generator_xy(context[(slice(None), slice(None), *window)])
+            inside = [slice(None)] * len(self.crop)
+            inside[axis] = slice(0, overlap)
+            trailing = [slice(None)] * len(self.crop)
+            trailing[axis] = slice(self.crop[axis] - overlap, None)
+            strips[(slice(None), slice(None), *inside)] = neighbour[
+                (slice(None), slice(None), *trailing)
+            ].to(strips.dtype)
+        return strips
 
     def _merge_cases(self, batch_size: int) -> torch.Tensor | None:
         """This rank's share of the global batch's merger cases (None: no overlap sampling)."""

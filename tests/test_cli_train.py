@@ -150,7 +150,7 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
     ablation = tmp_path / "ablation"
     ablation_flags = (
         "--no-overlap-sampling --no-domain-encoding --no-loss-ramping --no-pixel-weighting "
-        "--lambda-stitch 5 --overlap 6"
+        "--lambda-stitch 5 --overlap 6 --strip-source neighbour"
     )
     train(tmp_path, ablation, *ablation_flags.split())
     epochs = tmp_path / "epochs"
@@ -167,6 +167,7 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
         "lambda_stitch": 5.0,
         "ramp_end": 1.0,
         "lambda_d_sati": 1.0,
+        "strip_source": "neighbour",
     }
 
 

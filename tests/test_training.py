@@ -106,6 +106,36 @@ def test_ablation_switches_reach_the_merger(monkeypatch, switches, expected):
     assert not target_has_graph  # the stitch target is a constant
 
 
+def test_neighbour_strips_are_the_shifted_neighbours_trailing_edges():
+    """strip_source="neighbour": each leading strip is the trailing strip of the translation
+    of the crop shifted back by crop - overlap along that axis; the rest is the crop's own."""
+    trainer = make_trainer(strip_source="neighbour")  # crop 32, overlap 8 -> context 56
+    assert trainer.sati.sample_crop(trainer.crop) == (56, 56)
+    context = batch(size=56)[0]
+    _, x = trainer._split_context(context)
+    assert torch.equal(x, context[:, :, 24:, 24:])
+    own = torch.zeros(2, 3, 32, 32)
+    with torch.no_grad():
+        strips = trainer._neighbour_strips(context, own)
+        above = trainer.adapter.generator_xy(context[:, :, :32, 24:])
+        left = trainer.adapter.generator_xy(context[:, :, 24:, :32])
+    assert torch.allclose(strips[:, :, :8, 8:], above[:, :, 24:, 8:], atol=1e-6)
+    assert torch.allclose(strips[:, :, :, :8], left[:, :, :, 24:], atol=1e-6)  # wins the corner
+    assert torch.equal(strips[:, :, 8:, 8:], own[:, :, 8:, 8:])
+
+
+def test_neighbour_strips_train_and_reject_crop_sized_batches():
+    trainer = make_trainer(strip_source="neighbour")
+    x, _ = batch(size=56)
+    terms = trainer.train_step(x, batch()[1])
+    assert torch.isfinite(terms["stitch"]) and trainer.step == 1
+    with pytest.raises(ValueError, match=r"needs X batches of spatial size \(56, 56\)"):
+        trainer.train_step(*batch())
+    with pytest.raises(ValueError, match="strip_source must be one of crop, neighbour"):
+        SATISettings(strip_source="left")
+    assert SATISettings(enabled=False, strip_source="neighbour").sample_crop((32, 32)) == (32, 32)
+
+
 def test_loss_ramping_schedule():
     ramped = make_trainer(steps=10)
     assert ramped.lambda_stitch(0) == 0 and ramped.lambda_stitch(5) == 5.0
@@ -185,6 +215,30 @@ def test_fit_logs_every_term_and_writes_samples(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "run" / "samples" / samples[0]).size == (4 * 16, 16)
+
+
+def test_neighbour_strips_sample_wider_x_crops_from_disk(tmp_path):
+    rng = np.random.default_rng(0)
+    for domain in "xy":
+        (tmp_path / domain).mkdir()
+        write_image(tmp_path / domain / "a.tif", rng.integers(0, 256, (40, 40, 3), np.uint8))
+    config = TrainConfig(
+        options={**TEST_OPTIONS, "n_layers": 1},
+        crop=16,
+        steps=2,
+        device="cpu",
+        sati=SATISettings(strip_source="neighbour"),
+    )
+    trainer = SATITrainer.from_dirs(config, [tmp_path / "x"], [tmp_path / "y"])
+    x, y = trainer.next_batch()
+    assert x.shape[2:] == (28, 28) and y.shape[2:] == (16, 16)  # 2 * 16 - 4
+    trainer.fit(progress=False)
+    assert trainer.step == 2
+    small = tmp_path / "small"
+    small.mkdir()
+    write_image(small / "b.tif", rng.integers(0, 256, (24, 24, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"smaller than the crop \(28, 28\)"):
+        SATITrainer.from_dirs(config, [small], [tmp_path / "y"])
 
 
 def test_sati_needs_equal_channels(tmp_path):

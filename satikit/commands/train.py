@@ -98,6 +98,15 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
 )
 @click.option("--loss-ramping/--no-loss-ramping", default=True, show_default=True)
 @click.option("--pixel-weighting/--no-pixel-weighting", default=True, show_default=True)
+@click.option(
+    "--strip-source",
+    type=click.Choice(["crop", "neighbour"]),
+    default="crop",
+    show_default=True,
+    help="Merged strips from the crop's own translation (paper Alg. 1) or, beyond the paper, "
+    "from its neighbour's, shifted by crop - overlap as at inference (samples X crops "
+    "2 * crop - overlap wide).",
+)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the networks.")
 @click.option("--log-every", type=click.IntRange(min=1), default=1, show_default=True)
@@ -151,6 +160,7 @@ def train(
     domain_encoding: bool | None,
     loss_ramping: bool,
     pixel_weighting: bool,
+    strip_source: str,
     amp: bool,
     compile_: bool,
     log_every: int,
@@ -214,6 +224,7 @@ def train(
                     domain_encoding=domain_encoding,
                     loss_ramping=loss_ramping,
                     pixel_weighting=pixel_weighting,
+                    strip_source=strip_source,
                 ),
             )
             if epochs is not None:
