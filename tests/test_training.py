@@ -195,11 +195,16 @@ def test_crop_sampler_reads_lazily_and_checks_files(tmp_path):
     assert infer_dims((20, 24, 28)) == 3 and infer_dims((20, 24, 3)) == 2
 
 
-def test_fit_logs_every_term_and_writes_samples(tmp_path):
+def write_domains(root, size: int) -> None:
+    """``root/x/a.tif`` and ``root/y/a.tif``: random ``(size, size, 3)`` uint8 images."""
     rng = np.random.default_rng(0)
     for domain in "xy":
-        (tmp_path / domain).mkdir()
-        write_image(tmp_path / domain / "a.tif", rng.integers(0, 256, (48, 48, 3), np.uint8))
+        (root / domain).mkdir()
+        write_image(root / domain / "a.tif", rng.integers(0, 256, (size, size, 3), np.uint8))
+
+
+def test_fit_logs_every_term_and_writes_samples(tmp_path):
+    write_domains(tmp_path, 48)
     config = TrainConfig(
         options={**TEST_OPTIONS, "n_layers": 1}, crop=16, steps=4, device="cpu", sample_every=2
     )
@@ -218,10 +223,7 @@ def test_fit_logs_every_term_and_writes_samples(tmp_path):
 
 
 def test_neighbour_strips_sample_wider_x_crops_from_disk(tmp_path):
-    rng = np.random.default_rng(0)
-    for domain in "xy":
-        (tmp_path / domain).mkdir()
-        write_image(tmp_path / domain / "a.tif", rng.integers(0, 256, (40, 40, 3), np.uint8))
+    write_domains(tmp_path, 40)
     config = TrainConfig(
         options={**TEST_OPTIONS, "n_layers": 1},
         crop=16,
@@ -234,11 +236,10 @@ def test_neighbour_strips_sample_wider_x_crops_from_disk(tmp_path):
     assert x.shape[2:] == (28, 28) and y.shape[2:] == (16, 16)  # 2 * 16 - 4
     trainer.fit(progress=False)
     assert trainer.step == 2
-    small = tmp_path / "small"
-    small.mkdir()
-    write_image(small / "b.tif", rng.integers(0, 256, (24, 24, 3), np.uint8))
+    (tmp_path / "small").mkdir()
+    write_domains(tmp_path / "small", 24)
     with pytest.raises(ValueError, match=r"smaller than the crop \(28, 28\)"):
-        SATITrainer.from_dirs(config, [small], [tmp_path / "y"])
+        SATITrainer.from_dirs(config, [tmp_path / "small" / "x"], [tmp_path / "y"])
 
 
 def test_sati_needs_equal_channels(tmp_path):
