@@ -610,11 +610,11 @@ def run_benchmark(
     from benchmarks.common import RESULTS, git_commit, machine
 
     config = load_config(config_name)
+    chosen = select_adapters(config, adapters)
+    runs = plan_runs(config, chosen)
     root = workdir(config, cache)
     root.mkdir(parents=True, exist_ok=True)
     data_dir = ensure_dataset(config, root)
-    chosen = select_adapters(config, adapters)
-    runs = plan_runs(config, chosen)
     train_all(config, root, data_dir, runs, echo)
     rows: list[dict[str, Any]] = []
     for run in runs:

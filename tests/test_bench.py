@@ -85,6 +85,19 @@ def test_per_adapter_plan_overrides_seeds_and_ablations(tiny_config):
         quality.plan_runs(config)
 
 
+def test_bench_cli_names_an_adapter_the_config_lacks(tiny_config, tmp_path):
+    from click.testing import CliRunner
+
+    from satikit.cli import cli
+
+    with pytest.raises(ValueError, match="adapter"):
+        quality.run_benchmark(str(tiny_config), adapters=["unit"], cache=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()  # refused before any data or training
+    args = ["bench", "quality", "--config", str(tiny_config), "--adapter", "unit"]
+    result = CliRunner().invoke(cli, args)  # fails in the same place: no files written
+    assert result.exit_code != 0 and "adapter(s) unit not in config 'tiny'" in result.output
+
+
 def test_adapter_options_do_not_move_the_cache_folder(tiny_config, tmp_path):
     config = quality.load_config(str(tiny_config))
     before = quality.workdir(config, tmp_path)
