@@ -97,7 +97,8 @@ class SATISettings:
             (beyond the paper): the translation of the crop's neighbour along each merged
             border, shifted by ``crop - overlap`` so the strip is its trailing edge, as the
             predecessor tile is at inference. It samples crops ``2 * crop - overlap`` wide and
-            costs one no-grad generator pass per spatial dim and step.
+            costs one no-grad generator pass per spatial dim and step. On the ``cpu-small``
+            benchmark it did not lower the error (README, Benchmarks).
     """
 
     enabled: bool = True
