@@ -105,16 +105,14 @@ def adapter_plan(config: dict[str, Any], adapter: str) -> dict[str, list]:
     """``seeds`` / ``ablation_seeds`` / ``ablations`` for one adapter: the top-level values,
     overridden by the config's ``[per_adapter.<adapter>]`` table (e.g. no ablations for a
     slower adapter)."""
-    unknown = set(config.get("per_adapter", {}).get(adapter, {})) - set(PLAN_KEYS)
-    if unknown:
+    overrides = config.get("per_adapter", {}).get(adapter, {})
+    if unknown := set(overrides) - set(PLAN_KEYS):
         raise ValueError(
             f"[per_adapter.{adapter}] has unknown key(s) {sorted(unknown)}; "
             f"known: {', '.join(PLAN_KEYS)}"
         )
-    plan = {"seeds": config["seeds"], "ablation_seeds": [], "ablations": []}
-    plan.update({k: config[k] for k in PLAN_KEYS if k in config})
-    plan.update(config.get("per_adapter", {}).get(adapter, {}))
-    return plan
+    defaults = {"seeds": config["seeds"], "ablation_seeds": [], "ablations": []}
+    return {k: overrides.get(k, config.get(k, defaults[k])) for k in PLAN_KEYS}
 
 
 def select_adapters(config: dict[str, Any], adapters: Iterable[str] | None) -> list[str]:
