@@ -4,11 +4,13 @@ Diagnoses a benchmark result without touching its config: trains the variant for
 seeds (cached under the config's cache folder, ``variants/<label>/``, two at a time like the
 benchmark), evaluates it with the config's inference settings and writes
 ``results/<config>/<date>-<commit>-variant-<label>.{json,md}``. Example (is SATI better after
-twice the steps? without domain encoding?)::
+twice the steps? without domain encoding?); without ``--adapter`` every adapter of the
+config gets the variant::
 
-    python -m benchmarks.variants --config cpu-small --variant sati --seeds 1 --steps 4800
+    python -m benchmarks.variants --config cpu-small --variant sati --seeds 1 --steps 4800 \\
+        --adapter cyclegan
     python -m benchmarks.variants --config cpu-small --variant sati --seeds 1 \\
-        --set domain_encoding=false
+        --set domain_encoding=false --adapter cyclegan
 """
 
 from __future__ import annotations
@@ -98,10 +100,10 @@ def run_variant(
     base = quality.load_config(config_name)
     config = variant_config(base, variant, overrides, steps, options)
     label = label or default_label(variant, overrides, steps, options)
+    chosen = quality.select_adapters(base, adapters)  # before any data is made
     home = quality.workdir(base, cache)
     data_dir = quality.ensure_dataset(base, home)
     root = quality.runs_root(home, label)
-    chosen = quality.select_adapters(base, adapters)
     runs = [quality.Run(adapter, variant, int(s)) for adapter in chosen for s in seeds]
     quality.train_all(config, root, data_dir, runs, echo)
     rows = []
