@@ -12,20 +12,21 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["git_commit", "machine", "write_results"]
+__all__ = ["git_commit", "machine", "save_figure", "write_results"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def git_commit() -> str:
-    """Short hash of HEAD (``+dirty`` when the work tree has changes), or ``unknown``."""
+    """Short hash of HEAD (``+dirty`` when the code a result depends on, the core, the adapters
+    or the benchmarks with their configs, differs from HEAD), or ``unknown``."""
     try:
         root = Path(__file__).resolve().parent.parent
         commit = subprocess.check_output(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True
         ).strip()
         dirty = subprocess.run(
-            ["git", "diff", "--quiet", "HEAD", "--", "satikit"], cwd=root
+            ["git", "diff", "--quiet", "HEAD", "--", "satikit", "adapters", "benchmarks"], cwd=root
         ).returncode
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -207,26 +207,39 @@ def run_dir(root: Path, run: Run) -> Path:
 RUN_NAME = re.compile(r"(?P<variant>.+)-seed(?P<seed>\d+)")
 
 
-def found_runs(root: Path) -> list[Run]:
-    """Every run folder under ``root/runs`` (any state: trained, partial), sorted by path."""
+def found_runs(root: Path, *, finished: bool = False) -> list[Run]:
+    """Every run folder under ``root/runs``, sorted by path: in any state (trained, partial),
+    or with ``finished`` only those whose saved step reached their own target."""
     runs = []
     for folder in sorted((root / "runs").glob("*/*")):
         if match := RUN_NAME.fullmatch(folder.name):
             runs.append(Run(folder.parent.name, match["variant"], int(match["seed"])))
-    return runs
+    return [r for r in runs if _finished(run_dir(root, r))] if finished else runs
+
+
+def _finished(folder: Path) -> bool:
+    path = folder / "config.json"
+    training = json.loads(path.read_text()).get("training", {}) if path.is_file() else {}
+    return "steps" in training and training.get("step") == training["steps"]
 
 
 def _matches(path: Path, config: dict[str, Any], run: Run) -> bool:
-    """Whether the run in ``path`` (its config.json) was trained with the SATI settings and
-    adapter options ``config`` asks for (SATI fields it predates take their defaults)."""
+    """Whether the run in ``path`` (its config.json) was trained towards the steps, with the
+    SATI settings and the adapter options ``config`` asks for. Options are compared resolved
+    (defaults included), so dropping an override from a config is a change too; SATI fields
+    and options a run predates take their defaults."""
+    from satikit.plugins import get_adapter_info
     from satikit.training import SATISettings
 
     planned = _train_config(config, run)
     saved = json.loads(path.read_text())
     options = saved.get("adapter", {}).get("options", {})
-    return SATISettings(**saved.get("sati", {})) == planned.sati.resolve(
-        planned.crop_size()
-    ) and all(options.get(k) == v for k, v in planned.options.items())
+    resolved = get_adapter_info(run.adapter).resolve_options(planned.options)
+    return (
+        saved.get("training", {}).get("steps", planned.steps) == planned.steps
+        and SATISettings(**saved.get("sati", {})) == planned.sati.resolve(planned.crop_size())
+        and all(options.get(k, v) == v for k, v in resolved.items())
+    )
 
 
 def is_trained(root: Path, run: Run, steps: int, config: dict[str, Any] | None = None) -> bool:
@@ -329,14 +342,15 @@ def train_all(
 
 
 # -- evaluation ----------------------------------------------------------------------------
-def seam_objects(labels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+def seam_objects(labels: np.ndarray, tile: int, overlap: int, margin: int = 0) -> np.ndarray:
     """Bool per object id (index = id): does the object cross a tile seam of the SATI grid?
 
-    Seams lie in the middle of each overlap (paper III-E), at ``k * (T - O) + O // 2``.
+    Seams lie in the middle of each overlap (paper III-E), at ``k * (T - O - m) + O // 2``
+    (``m``: the SATI ``margin``, beyond the paper; 0 on the paper's grid).
     """
     from scipy import ndimage
 
-    step = tile - overlap
+    step = tile - overlap - margin
     boxes = ndimage.find_objects(labels)
     crossing = np.zeros(len(boxes) + 1, dtype=bool)
     for index, box in enumerate(boxes, start=1):
@@ -365,12 +379,13 @@ def border_objects(labels: np.ndarray, margin: int) -> np.ndarray:
     return near
 
 
-def seam_overlap(method: str, inference: dict[str, Any]) -> int:
-    """Overlap of the grid whose seams split a method's circles into "seam" and "interior":
-    simple tiling's own grid; the SATI grid for every other method (a common reference)."""
+def seam_grid(method: str, inference: dict[str, Any]) -> tuple[int, int]:
+    """``(overlap, margin)`` of the grid whose seams split a method's circles into "seam" and
+    "interior": simple tiling's own grid; the SATI grid (with the config's ``margin``) for
+    every other method (a common reference)."""
     if method == "simple":
-        return int(inference.get("simple_overlap", inference["overlap"]))
-    return int(inference["overlap"])
+        return int(inference.get("simple_overlap", inference["overlap"])), 0
+    return int(inference["overlap"]), int(inference.get("margin", 0))
 
 
 def translate_with(
@@ -416,7 +431,7 @@ def evaluate_run(
 ) -> list[dict[str, Any]]:
     """Score every method of ``run`` on every test image (cached per run)."""
     from satikit.checkpoint import load_adapter
-    from satikit.data.io import list_images, read_image
+    from satikit.data.io import list_images, read_image, write_json
     from satikit.metrics import colour_error
 
     key = config_hash({**config, "evaluation": EVALUATION_VERSION}, "inference", "evaluation")
@@ -431,14 +446,14 @@ def evaluate_run(
     tile = int(inference["tile"])
     for path in images:
         image, labels = read_image(path), read_image(labels_dir / path.name)
-        overlaps = {seam_overlap(m, inference) for m in methods_for(run)}
-        seams = {o: seam_objects(labels, tile, o) for o in overlaps}
+        grids = {seam_grid(m, inference) for m in methods_for(run)}
+        seams = {g: seam_objects(labels, tile, *g) for g in grids}
         border = border_objects(labels, int(inference["overlap"]))
         for method in methods_for(run):
             result = colour_error(
                 translate_with(adapter, run_config, image, method, inference), labels
             )
-            on_seam = seams[seam_overlap(method, inference)][result.ids]
+            on_seam = seams[seam_grid(method, inference)][result.ids]
             at_border = border[result.ids]
             errors = result.errors
             counts[method] += [
@@ -469,7 +484,7 @@ def evaluate_run(
                 "n_border_objects": int(n_border),
             }
         )
-    cache.write_text(json.dumps(rows, indent=1))
+    write_json(cache, rows)  # atomically: an interrupted run never leaves a truncated cache
     return rows
 
 
@@ -528,13 +543,12 @@ def box_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
     groups: dict[str, list[float]] = {}
     for row in rows:
-        label = (
-            row["method"]
-            if row["model"] in ("standard", row["method"]) or row["model"].startswith("sati-wo")
-            else f"{row['model']}+{row['method']}"
-        )
         if row["model"] == "standard":
             label = f"standard + {row['method']}"
+        elif row["model"] == row["method"] or row["model"].startswith("sati-wo"):
+            label = row["method"]
+        else:
+            label = f"{row['model']}+{row['method']}"
         groups.setdefault(f"{row['adapter']}: {label}", []).append(max(100 * row["error"], 1e-2))
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(groups)), 4.5))
     ax.boxplot(list(groups.values()), showfliers=True)
@@ -558,14 +572,14 @@ def montage(
 
     inference = config["inference"]
     tile, overlap = int(inference["tile"]), int(inference["overlap"])
-    corner = tile - overlap + overlap // 2  # first SATI/simple seam crossing
+    corner = tile - overlap + overlap // 2  # first SATI seam crossing
     half = max(16, tile // 4)
     image = read_image(list_images(data_dir / "test" / "x")[0])
     crop = (slice(corner - half, corner + half), slice(corner - half, corner + half))
     seed = adapter_plan(config, adapter_name)["seeds"][0]
     panels = [("X input", image[crop])]
     for variant, methods in (
-        ("standard", ["none", "simple", "weighted", "weighted-gaussian"]),
+        ("standard", methods_for(Run(adapter_name, "standard", seed))),
         ("sati", ["sati"]),
     ):
         adapter, run_config = load_adapter(run_dir(root, Run(adapter_name, variant, seed)))
@@ -582,7 +596,7 @@ def montage(
         tile_img = Image.fromarray(np.ascontiguousarray(panel)).resize((size, size), Image.NEAREST)
         canvas.paste(tile_img, (i * (size + 4), pad))
         draw.text((i * (size + 4) + 2, 2), label, fill="black")
-        # mark the seam lines of the SATI/simple grid (in the middle of the crop)
+        # mark the seam lines of the SATI grid (in the middle of the crop)
         x0 = i * (size + 4) + half * scale
         draw.line([(x0, pad), (x0, pad + size)], fill=(255, 255, 0), width=1)
         draw.line(
@@ -603,9 +617,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Dataset -> training -> evaluation -> report, resuming from the cache; ``adapters``
     picks some of the config's adapters (the report then names them)."""
-    import datetime as dt
-
-    from benchmarks.common import RESULTS, git_commit, machine
+    from benchmarks.common import git_commit, machine, write_results
 
     config = load_config(config_name)
     chosen = select_adapters(config, adapters)
@@ -634,19 +646,17 @@ def run_benchmark(
         "summary": summary,
     }
     if write:
-        folder = RESULTS / config["name"]
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{dt.date.today().isoformat()}-{payload['commit']}"
-        if adapters:
-            stem += "-" + "-".join(chosen)
-        (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
         seeds = ", ".join(f"{a} {adapter_plan(config, a)['seeds']}" for a in chosen)
         header = f'# Quality benchmark `{config["name"]}`\n\n`{payload["command"]}` on {payload["machine"]}, commit {payload["commit"]}\n\nErrors in % of circles (paper metric, section II); seeds {seeds}; "seam circles" cross a seam of the tile grid the method used (simple: its own; the others: the SATI grid).\n\n'
-        (folder / f"{stem}.md").write_text(header + markdown_table(summary))
-        box_plot(rows, folder / f"{stem}-boxplot.png", f"{config['name']} ({payload['commit']})")
+        suffix = "-" + "-".join(chosen) if adapters else ""
+        json_path, _ = write_results(
+            config["name"], payload, header + markdown_table(summary), suffix, 1
+        )
+        stem = json_path.with_suffix("")
+        box_plot(rows, Path(f"{stem}-boxplot.png"), f"{config['name']} ({payload['commit']})")
         for adapter in chosen:
-            montage(config, root, data_dir, adapter, folder / f"{stem}-montage-{adapter}.png")
-        echo(f"wrote {folder / stem}.*")
+            montage(config, root, data_dir, adapter, Path(f"{stem}-montage-{adapter}.png"))
+        echo(f"wrote {stem}.*")
     echo(markdown_table(summary))
     return payload
 

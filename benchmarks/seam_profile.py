@@ -120,11 +120,7 @@ def profile_rows(
     from satikit.data.io import list_images, read_image
     from satikit.metrics import colour_error
 
-    runs = [
-        run
-        for run in quality.found_runs(root)
-        if (quality.run_dir(root, run) / "model.safetensors").is_file()
-    ]
+    runs = quality.found_runs(root, finished=True)  # a partial run saves weights too
     if not runs:
         raise ValueError(
             f"no trained runs under {root / 'runs'}: run `satikit bench quality` first"
@@ -170,13 +166,16 @@ def profile_rows(
     return rows
 
 
+def _key(row: dict[str, Any]) -> str:
+    return f"{row['adapter']} {row['model']} + {row['method']}"
+
+
 def totals(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """``"<adapter> <model> + <method>"`` -> median / best whole-image error in % over seeds."""
     errors: dict[str, list[float]] = {}
     for r in rows:
         if r["bin_start"] is None:
-            key = f"{r['adapter']} {r['model']} + {r['method']}"
-            errors.setdefault(key, []).append(100.0 * r["errors"] / max(r["n"], 1))
+            errors.setdefault(_key(r), []).append(100.0 * r["errors"] / max(r["n"], 1))
     return {
         key: {"median": statistics.median(v), "best": min(v), "seeds": len(v)}
         for key, v in errors.items()
@@ -189,8 +188,7 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
     for r in rows:
         if r["bin_start"] is None:
             continue
-        key = f"{r['adapter']} {r['model']} + {r['method']}"
-        cell = sums.setdefault(key, {}).setdefault(r["bin_start"], [0, 0])
+        cell = sums.setdefault(_key(r), {}).setdefault(r["bin_start"], [0, 0])
         cell[0] += r["n"]
         cell[1] += r["errors"]
     return {
@@ -290,6 +288,7 @@ def run_seam_profile(
     profiles = pooled(rows)
     whole = totals(rows)
     command = f"python -m benchmarks.seam_profile --config {config_name} --images {n_images}"
+    command += "" if bin_width == 4 else f" --bin {bin_width}"
     command += "" if variant is None else f" --variant {variant}"
     command += "" if not margins else " --margin " + " ".join(map(str, margins))
     command += "" if validation_seed is None else f" --validation-seed {validation_seed}"

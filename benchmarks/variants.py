@@ -117,6 +117,12 @@ def run_variant(
         + [f"--set {k}={v}" for k, v in overrides.items()]
         + [f"--option {k}={v}" for k, v in (options or {}).items()]
         + ([f"--steps {steps}"] if steps is not None else [])
+        + (
+            [f"--label {label}"]
+            if label != default_label(variant, overrides, steps, options)
+            else []
+        )
+        + [f"--adapter {a}" for a in adapters or []]
     )
     payload = {
         "config": base["name"],

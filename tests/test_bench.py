@@ -118,6 +118,12 @@ def test_seam_objects_marks_circles_crossing_the_middle_of_an_overlap():
     labels[26:31, 3:6] = 2  # crosses the seam at 24 + 4 = 28 (tile 32, overlap 8)
     crossing = quality.seam_objects(labels, 32, 8)
     assert crossing.tolist() == [False, False, True]
+    # with a SATI margin of 4 the tiles start every 20 px: the seam moves to 20 + 4 = 24
+    labels[22:26, 40:44] = 3
+    assert quality.seam_objects(labels, 32, 8, margin=4).tolist() == [False, False, False, True]
+    config = {"overlap": 8, "simple_overlap": 0, "margin": 4}
+    assert quality.seam_grid("simple", config) == (0, 0)  # simple tiling's own grid
+    assert quality.seam_grid("weighted", config) == quality.seam_grid("sati", config) == (8, 4)
 
 
 def test_border_objects_marks_circles_near_the_image_edge():
@@ -171,6 +177,41 @@ def test_cached_run_with_other_sati_settings_is_retrained(tiny_config, tmp_path)
     assert json.loads(path.read_text())["sati"]["domain_encoding"] is False
 
 
+def test_dropped_option_or_other_steps_make_a_cached_run_stale(tiny_config, tmp_path):
+    config = quality.load_config(str(tiny_config))
+    standard = quality.plan_runs(config)[0]
+    root = tmp_path / "cache" / "root"
+    data = quality.ensure_dataset(config, root)
+    quality.train_all(config, root, data, [standard], echo=lambda _: None)
+    assert not quality.is_stale(root, standard, config)
+    path = quality.run_dir(root, standard) / "config.json"
+    saved = json.loads(path.read_text())
+    del saved["adapter"]["options"]["pool_size"]  # an option the run predates: its default
+    path.write_text(json.dumps(saved))
+    assert not quality.is_stale(root, standard, config)
+    dropped = json.loads(json.dumps(config))
+    del dropped["train"]["options"]["cyclegan"]["ngf"]  # back to the default ngf (64)
+    assert quality.is_stale(root, standard, dropped)
+    longer = json.loads(json.dumps(config))
+    longer["train"]["steps"] = 3  # same folder (a variant label), another target
+    assert quality.is_stale(root, standard, longer)
+    assert not quality.is_trained(root, standard, 3, longer)
+
+
+def test_found_runs_can_skip_partial_runs(tiny_config, tmp_path):
+    config = quality.load_config(str(tiny_config))
+    standard, sati = quality.plan_runs(config)[:2]
+    root = tmp_path / "cache" / "root"
+    data = quality.ensure_dataset(config, root)
+    quality.train_all(config, root, data, [standard, sati], echo=lambda _: None)
+    path = quality.run_dir(root, sati) / "config.json"
+    saved = json.loads(path.read_text())
+    saved["training"]["step"] = 1  # as a checkpoint of an unfinished run leaves it
+    path.write_text(json.dumps(saved))
+    assert quality.found_runs(root) == sorted([standard, sati], key=lambda r: r.name)
+    assert quality.found_runs(root, finished=True) == [standard]
+
+
 def test_variant_trains_with_its_overrides_and_reports_under_its_label(tiny_config, tmp_path):
     payload = variants.run_variant(
         str(tiny_config),
@@ -179,12 +220,14 @@ def test_variant_trains_with_its_overrides_and_reports_under_its_label(tiny_conf
         {"domain_encoding": False, "lambda_d_sati": 0.5},
         steps=3,
         options={"lambda_idt": 2.5},
+        adapters=["cyclegan"],
         cache=tmp_path / "cache",
         echo=lambda _: None,
         write=False,
     )
     label = "sati-domain-encoding-false-lambda-d-sati-0.5-lambda-idt-2.5-3steps"
     assert payload["label"] == label and {r["model"] for r in payload["rows"]} == {label}
+    assert payload["command"].endswith("--steps 3 --adapter cyclegan")  # the default label
     assert {r["method"] for r in payload["rows"]} == {"sati", "sati-wo-stitching-strategy", "none"}
     (run,) = (tmp_path / "cache").glob(f"tiny-*/variants/{label}/runs/cyclegan/sati-seed0")
     saved = json.loads((run / "config.json").read_text())
