@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,7 +136,9 @@ def test_border_objects_marks_circles_near_the_image_edge():
     assert quality.border_objects(labels, 8).tolist() == [False, False, True, True, False]
 
 
-def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path):
+def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path, monkeypatch):
+    from benchmarks import common
+
     payload = quality.run_benchmark(
         str(tiny_config), cache=tmp_path / "cache", echo=lambda _: None, write=False
     )
@@ -148,11 +151,22 @@ def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path)
     for row in payload["rows"]:
         assert 0.0 <= row["error"] <= 1.0 and row["n_objects"] > 0
         assert 0.0 <= row["error_border"] <= 1.0 and row["n_border_objects"] <= row["n_objects"]
-    # a second call reuses the cached runs and evaluations: same numbers
+    # a second call reuses the cached runs and evaluations: same numbers, now written out
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
     again = quality.run_benchmark(
-        str(tiny_config), cache=tmp_path / "cache", echo=lambda _: None, write=False
+        str(tiny_config),
+        adapters=["cyclegan"],
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
     )
     assert json.dumps(again["rows"], sort_keys=True) == json.dumps(payload["rows"], sort_keys=True)
+    (written,) = (tmp_path / "results" / "tiny").glob("*-cyclegan.json")
+    stem = str(written.with_suffix(""))
+    for tail in (".md", "-boxplot.png", "-montage-cyclegan.png"):
+        assert Path(stem + tail).is_file()
+    saved = json.loads(written.read_text())
+    assert saved["command"].endswith("--adapter cyclegan") and saved["rows"] == again["rows"]
+    assert {"config", "commit", "machine"} <= set(saved)
     table = quality.markdown_table(payload["summary"])
     assert "| cyclegan | standard | simple |" in table
 
