@@ -89,12 +89,17 @@ def config_hash(config: dict[str, Any], *sections: str) -> str:
     return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:10]
 
 
+# [train] tables every run checks against its own saved config instead (see `_matches`)
+PER_RUN_TRAIN = ("options", "sati", "standard")
+
+
 def workdir(config: dict[str, Any], cache: Path = CACHE) -> Path:
     """Cache folder of the data and trained runs: keyed by what they depend on only, so
     changing inference settings re-evaluates without retraining. Adapter options
-    (``[train.options.<adapter>]``) are left out of the key: each run checks its own (see
-    :func:`is_stale`), so adding an adapter to a config keeps the other adapters' runs."""
-    train = {k: v for k, v in config["train"].items() if k != "options"}
+    (``[train.options.<adapter>]``) and SATI overrides (``[train.sati]``, ``[train.standard]``)
+    are left out of the key: each run checks its own (see :func:`is_stale`), so adding an
+    adapter keeps the other adapters' runs and a SATI override keeps the standard models."""
+    train = {k: v for k, v in config["train"].items() if k not in PER_RUN_TRAIN}
     return cache / f"{config['name']}-{config_hash({**config, 'train': train}, 'data', 'train')}"
 
 

@@ -99,11 +99,14 @@ def test_bench_cli_names_an_adapter_the_config_lacks(tiny_config, tmp_path):
     assert result.exit_code != 0 and "adapter(s) unit not in config 'tiny'" in result.output
 
 
-def test_adapter_options_do_not_move_the_cache_folder(tiny_config, tmp_path):
+def test_adapter_options_and_sati_overrides_do_not_move_the_cache_folder(tiny_config, tmp_path):
     config = quality.load_config(str(tiny_config))
     before = quality.workdir(config, tmp_path)
     config["train"]["options"]["munit"] = {"dim": 8}
+    config["train"]["sati"] = {"lambda_stitch": 5.0}  # checked per run: standard runs stay
     assert quality.workdir(config, tmp_path) == before
+    sati = quality.plan_runs(config)[1]
+    assert quality._train_config(config, sati).sati.lambda_stitch == 5.0
     config["train"]["steps"] = 3
     assert quality.workdir(config, tmp_path) != before
 
