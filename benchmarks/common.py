@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import json
 import os
 import platform
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["git_commit", "machine", "save_figure", "write_results"]
+__all__ = ["git_commit", "machine", "require_plotting", "save_figure", "write_results"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -54,6 +55,19 @@ def write_results(
     json_path.write_text(json.dumps(payload, indent=indent) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path
+
+
+def require_plotting(module: str = "matplotlib") -> None:
+    """Refuse up front, before any data or training, when the pictures could not be drawn.
+
+    Raises:
+        ValueError: ``module`` (matplotlib, a benchmark extra) is not installed.
+    """
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(
+            f"the benchmark pictures need {module}, which is not installed: "
+            "pip install -c constraints.txt -e '.[bench]'"
+        )
 
 
 def save_figure(fig, ax, path: Path, title: str) -> None:

@@ -143,8 +143,10 @@ def run_learning_curve(
 ) -> dict[str, Any]:
     """Score every snapshot of a quality run (or of the ``benchmarks.variants`` run labelled
     ``variant``); returns the payload written as JSON."""
-    from benchmarks.common import git_commit, machine, write_results
+    from benchmarks.common import git_commit, machine, require_plotting, write_results
 
+    if write:
+        require_plotting()
     config = quality.load_config(config_name)
     home = quality.workdir(config, cache)
     root = quality.runs_root(home, variant)

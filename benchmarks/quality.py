@@ -622,10 +622,12 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Dataset -> training -> evaluation -> report, resuming from the cache; ``adapters``
     picks some of the config's adapters (the report then names them)."""
-    from benchmarks.common import git_commit, machine, write_results
+    from benchmarks.common import git_commit, machine, require_plotting, write_results
 
     config = load_config(config_name)
     chosen = select_adapters(config, adapters)
+    if write:
+        require_plotting()
     runs = plan_runs(config, chosen)
     root = workdir(config, cache)
     root.mkdir(parents=True, exist_ok=True)

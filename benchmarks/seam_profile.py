@@ -274,8 +274,10 @@ def run_seam_profile(
     """Profile the trained runs of a quality run (or of the ``benchmarks.variants`` run labelled
     ``variant``) on ``n_images`` test images (default all) of the config's dataset, or of the
     validation dataset drawn with ``validation_seed``; returns the payload written as JSON."""
-    from benchmarks.common import git_commit, machine, write_results
+    from benchmarks.common import git_commit, machine, require_plotting, write_results
 
+    if write:
+        require_plotting()
     config = quality.load_config(config_name)
     home = quality.workdir(config, cache)
     root = quality.runs_root(home, variant)

@@ -111,6 +111,19 @@ def test_adapter_options_and_sati_overrides_do_not_move_the_cache_folder(tiny_co
     assert quality.workdir(config, tmp_path) != before
 
 
+def test_reports_without_matplotlib_are_refused_before_any_work(tiny_config, tmp_path, monkeypatch):
+    from benchmarks import common
+
+    check = common.require_plotting
+    with pytest.raises(ValueError, match=r"no_such_plotter.*\[bench\]"):
+        check("no_such_plotter")
+    check("json")  # an installed module passes
+    monkeypatch.setattr(common, "require_plotting", lambda: check("no_such_plotter"))
+    with pytest.raises(ValueError, match="no_such_plotter"):
+        quality.run_benchmark(str(tiny_config), cache=tmp_path / "cache", echo=lambda _: None)
+    assert not (tmp_path / "cache").exists()  # no data made, nothing trained
+
+
 def test_unknown_config_lists_known_ones():
     with pytest.raises(ValueError, match="cpu-small"):
         quality.load_config("no-such-config")
@@ -156,6 +169,9 @@ def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path,
         assert 0.0 <= row["error_border"] <= 1.0 and row["n_border_objects"] <= row["n_objects"]
     # a second call reuses the cached runs and evaluations: same numbers, now written out
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    # the box plot needs matplotlib (the bench extra, not the test one): record where it goes
+    monkeypatch.setattr(common, "require_plotting", lambda: None)
+    monkeypatch.setattr(quality, "box_plot", lambda rows, path, title: path.write_bytes(b""))
     again = quality.run_benchmark(
         str(tiny_config),
         adapters=["cyclegan"],
@@ -342,6 +358,7 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
     # written as JSON + markdown + picture under one stem
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
     # the picture needs matplotlib (the bench extra, not the test one): record where it goes
+    monkeypatch.setattr(common, "require_plotting", lambda: None)
     monkeypatch.setattr(learning_curve, "plot", lambda curves, path, title: path.write_bytes(b""))
     learning_curve.run_learning_curve(
         str(with_snapshots), 1, variant="sati-2steps", cache=tmp_path / "cache", echo=print
@@ -461,6 +478,7 @@ def test_seam_profile_bins_every_circle_outside_the_first_tile(tiny_config, tmp_
         )
 
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(common, "require_plotting", lambda: None)  # matplotlib: bench extra
     monkeypatch.setattr(seam_profile, "plot", lambda *args: args[1].write_bytes(b""))
     seam_profile.run_seam_profile(
         str(tiny_config), bin_width=8, cache=tmp_path / "cache", echo=lambda _: None
