@@ -190,12 +190,18 @@ def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path,
     assert "| cyclegan | standard | simple |" in table
 
 
-def test_cached_run_with_other_sati_settings_is_retrained(tiny_config, tmp_path):
+def _trained(tiny_config, tmp_path, n_runs: int):
+    """The tiny config, its cache root and dataset, and its first ``n_runs`` runs trained."""
     config = quality.load_config(str(tiny_config))
-    standard = quality.plan_runs(config)[0]
+    runs = quality.plan_runs(config)[:n_runs]
     root = tmp_path / "cache" / "root"
     data = quality.ensure_dataset(config, root)
-    quality.train_all(config, root, data, [standard], echo=lambda _: None)
+    quality.train_all(config, root, data, runs, echo=lambda _: None)
+    return config, root, data, runs
+
+
+def test_cached_run_with_other_sati_settings_is_retrained(tiny_config, tmp_path):
+    config, root, data, (standard,) = _trained(tiny_config, tmp_path, 1)
     assert quality.is_trained(root, standard, 2, config)
     path = quality.run_dir(root, standard) / "config.json"
     saved = json.loads(path.read_text())
@@ -211,11 +217,7 @@ def test_cached_run_with_other_sati_settings_is_retrained(tiny_config, tmp_path)
 
 
 def test_dropped_option_or_other_steps_make_a_cached_run_stale(tiny_config, tmp_path):
-    config = quality.load_config(str(tiny_config))
-    standard = quality.plan_runs(config)[0]
-    root = tmp_path / "cache" / "root"
-    data = quality.ensure_dataset(config, root)
-    quality.train_all(config, root, data, [standard], echo=lambda _: None)
+    config, root, data, (standard,) = _trained(tiny_config, tmp_path, 1)
     assert not quality.is_stale(root, standard, config)
     path = quality.run_dir(root, standard) / "config.json"
     saved = json.loads(path.read_text())
@@ -232,11 +234,7 @@ def test_dropped_option_or_other_steps_make_a_cached_run_stale(tiny_config, tmp_
 
 
 def test_found_runs_can_skip_partial_runs(tiny_config, tmp_path):
-    config = quality.load_config(str(tiny_config))
-    standard, sati = quality.plan_runs(config)[:2]
-    root = tmp_path / "cache" / "root"
-    data = quality.ensure_dataset(config, root)
-    quality.train_all(config, root, data, [standard, sati], echo=lambda _: None)
+    config, root, _, (standard, sati) = _trained(tiny_config, tmp_path, 2)
     path = quality.run_dir(root, sati) / "config.json"
     saved = json.loads(path.read_text())
     saved["training"]["step"] = 1  # as a checkpoint of an unfinished run leaves it
