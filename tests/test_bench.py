@@ -494,3 +494,70 @@ def test_seam_profile_without_trained_runs_says_how_to_get_them(tiny_config, tmp
         seam_profile.run_seam_profile(
             str(tiny_config), cache=tmp_path / "cache", echo=lambda _: None, write=False
         )
+
+
+def test_strip_swap_shows_the_generator_the_source_in_every_leading_strip():
+    from benchmarks.strip_probe import StripSwap, sati_with_source
+    from satikit.grid import TileGrid
+    from satikit.weights import strip_mask
+
+    grid = TileGrid.create((40, 36), 16, 4, sati=True)
+    x = np.full((3, 40, 36), -1.0, dtype=np.float32)
+    source = np.full_like(x, 0.5)
+    seen: list[torch.Tensor] = []
+
+    def identity(tiles: torch.Tensor) -> torch.Tensor:
+        seen.append(tiles.clone())
+        return tiles
+
+    sati_with_source(x, identity, grid, source)
+    order = list(grid.raster())
+    assert len(seen) == len(order) == grid.n_tiles > 4
+    for tiles, index in zip(seen, order):
+        strip = strip_mask(grid.tile, grid.overlap, grid.leading(index))
+        expected = np.where(strip, 0.5, -1.0)
+        np.testing.assert_array_equal(tiles[0].numpy(), np.broadcast_to(expected, (3, 16, 16)))
+    assert not strip_mask(grid.tile, grid.overlap, grid.leading(order[0])).any()
+    # without a source it is plain SATI: the identity's canvas is x everywhere
+    np.testing.assert_array_equal(sati_with_source(x, identity, grid, None), x)
+    with pytest.raises(ValueError, match="batch_size=1"):
+        StripSwap(identity, grid, source)(torch.zeros(2, 3, 16, 16))
+    swap = StripSwap(identity, grid, None)
+    for _ in order:
+        swap(torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="more often"):
+        swap(torch.zeros(1, 3, 16, 16))
+
+
+def test_strip_probe_real_condition_is_the_quality_benchmarks_sati(
+    tiny_config, tmp_path, monkeypatch
+):
+    from benchmarks import common, strip_probe
+
+    config = quality.load_config(str(tiny_config))
+    with pytest.raises(ValueError, match="satikit bench quality"):
+        strip_probe.run_strip_probe(str(tiny_config), cache=tmp_path / "cache", write=False)
+    root = quality.workdir(config, tmp_path / "cache")
+    data = quality.ensure_dataset(config, root)
+    standard, sati = quality.plan_runs(config)[:2]
+    quality.train_all(config, root, data, [standard, sati], echo=lambda _: None)
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    payload = strip_probe.run_strip_probe(
+        str(tiny_config), ["cyclegan"], cache=tmp_path / "cache", echo=lambda _: None
+    )
+    rows = {r["condition"]: r for r in payload["rows"]}
+    assert list(rows) == ["none", *strip_probe.CONDITIONS]  # the standard run is not probed
+    assert {r["model"] for r in payload["rows"]} == {"sati"}
+    reference = {r["method"]: r for r in quality.evaluate_run(config, root, data, sati)}
+    for condition, method in (("real", "sati"), ("none", "none")):
+        assert rows[condition]["n_errors"] == reference[method]["n_errors"]
+        assert rows[condition]["n_objects"] == reference[method]["n_objects"]
+    for r in rows.values():
+        assert r["n_objects"] == rows["none"]["n_objects"] > 0
+        assert 0 <= r["n_seam_errors"] <= r["n_seam_objects"] < r["n_objects"]
+        assert r["n_seam_errors"] <= r["n_errors"] <= r["n_objects"]
+    assert payload["command"].endswith("--config " + str(tiny_config) + " --adapter cyclegan")
+    written = sorted(p.name for p in (tmp_path / "results" / "tiny").iterdir())
+    assert [n.rsplit(".", 1)[1] for n in written] == ["json", "md"]
+    table = (tmp_path / "results" / "tiny" / written[1]).read_text()
+    assert "| cyclegan | 1 |" in table and "| none | real | other-image |" in table
