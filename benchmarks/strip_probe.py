@@ -2,9 +2,9 @@
 
 SATI inference (paper III-A) hands every tile after the first its predecessors' output in the
 leading overlap strip. This probe runs the same inference (raster order, one tile at a time) on
-the config's test images with the strip filled from somewhere else, so that the circles away
-from the seams tell whether the model uses the strip only to continue the circles it cuts, or
-as a cue for the whole tile:
+the config's test images with the strip filled from somewhere else, so that the circles far
+from the strip tell whether the model uses it only to continue the circles it cuts, or as a
+cue for the whole tile:
 
 - ``real``: the predecessors' output, i.e. plain SATI (equals ``benchmarks.quality``'s ``sati``);
 - ``other-image``: the same window of the model's SATI output for *another* test image
@@ -15,8 +15,11 @@ as a cue for the whole tile:
 - ``y-background``: a Y image without circles (noise only).
 
 Only what the generator *sees* changes: the final image keeps each tile's real output, so in
-every condition but ``real`` the circles that cross a seam mix two sources and are mostly wrong;
-read the ``interior`` column. ``none`` (the model on the whole image, no strip) is scored too.
+every condition but ``real`` the circles that cross a seam mix two sources and are mostly wrong,
+and those at the strip's inner edge are cut by a strip that does not match them. The circles
+that tell are the ones centred at least one diameter past the strip edge ("far"): the strip
+touches them only through the generator's receptive field. ``none`` (the model on the whole
+image, no strip) is scored too.
 SATI models of every adapter (``--adapter`` for some) and seed; writes
 ``results/<config>/<date>-<commit>-strip-probe.{json,md}``::
 
@@ -96,12 +99,23 @@ def ideal_y(labels: np.ndarray, noise_sigma: float, seed: int) -> np.ndarray:
     return render_y(labels, noise_sigma, np.random.default_rng(seed))[0]
 
 
-def _noise_sigma(config: dict[str, Any]) -> float:
+def _data_value(config: dict[str, Any], name: str) -> float:
+    """A circle-data parameter (``noise_sigma``, ``diameter``): the config's, else its preset's."""
     from satikit.data.presets import get_preset
 
     data = config["data"]
     preset = get_preset(data.get("preset", "small"), int(data.get("dims", 2)))
-    return float(data.get("noise_sigma", preset.noise_sigma))
+    return float(data.get(name, getattr(preset, name)))
+
+
+def far_objects(labels: np.ndarray, tile: int, overlap: int, diameter: float) -> np.ndarray:
+    """``(n + 1,)`` bool per object id: centred at least ``overlap + diameter`` px past the
+    nearest leading tile edge of the SATI grid (so at least a radius clear of the strip), not in
+    the first tile and not at the image border (:func:`benchmarks.seam_profile.edge_distance`)."""
+    from benchmarks.seam_profile import edge_distance
+
+    distance = edge_distance(labels, tile, overlap)
+    return np.isfinite(distance) & (distance >= overlap + diameter)
 
 
 @dataclass
@@ -111,6 +125,7 @@ class TestImages:
     images: list[np.ndarray]  # (*spatial, 3) uint8 X images
     labels: list[np.ndarray]  # (*spatial) int labels, 0 background
     seams: list[np.ndarray]  # (n + 1,) bool per object id: crosses a SATI seam
+    far: list[np.ndarray]  # (n + 1,) bool per object id: see far_objects
     truth: list[np.ndarray]  # (*spatial, 3) uint8 ideal Y of each image
     empty: list[np.ndarray]  # (*spatial, 3) uint8 Y without circles
 
@@ -121,11 +136,12 @@ class TestImages:
         tile, overlap = int(config["inference"]["tile"]), int(config["inference"]["overlap"])
         paths = list_images(data_dir / "test" / "x")
         labels = [read_image(data_dir / "test" / "labels" / p.name) for p in paths]
-        sigma = _noise_sigma(config)
+        sigma, diameter = _data_value(config, "noise_sigma"), _data_value(config, "diameter")
         return cls(
             images=[read_image(p) for p in paths],
             labels=labels,
             seams=[quality.seam_objects(label, tile, overlap) for label in labels],
+            far=[far_objects(label, tile, overlap, diameter) for label in labels],
             truth=[ideal_y(label, sigma, i) for i, label in enumerate(labels)],
             empty=[ideal_y(np.zeros_like(lb), sigma, 1000 + i) for i, lb in enumerate(labels)],
         )
@@ -198,16 +214,18 @@ def probe_rows(
         counts: dict[str, np.ndarray] = {}
         for condition, i, y in _translations(adapter, run_config, test, config["inference"]):
             result = colour_error(y, test.labels[i])
-            on_seam = test.seams[i][result.ids]
+            on_seam, far = test.seams[i][result.ids], test.far[i][result.ids]
             counts[condition] = counts.get(condition, 0) + np.array(
                 [
                     result.n_objects,
                     result.n_errors,
                     on_seam.sum(),
                     (result.errors & on_seam).sum(),
+                    far.sum(),
+                    (result.errors & far).sum(),
                 ]
             )
-        for condition, (total, wrong, n_seam, wrong_seam) in counts.items():
+        for condition, (total, wrong, n_seam, wrong_seam, n_far, wrong_far) in counts.items():
             rows.append(
                 {
                     "adapter": run.adapter,
@@ -221,35 +239,41 @@ def probe_rows(
                     "error": wrong / max(total, 1),
                     "error_seam": wrong_seam / max(n_seam, 1),
                     "error_interior": (wrong - wrong_seam) / max(total - n_seam, 1),
+                    "n_far_objects": int(n_far),
+                    "n_far_errors": int(wrong_far),
+                    "error_far": wrong_far / max(n_far, 1),
                 }
             )
     return rows
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """Interior (and whole-image) error in % per adapter and condition, median over seeds."""
+    """Two tables, error in % per adapter and condition, median over seeds: the circles far
+    from the strip (:func:`far_objects`), then all circles."""
     conditions = ("none", *CONDITIONS)
-    cells: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    errors: dict[tuple[str, str, str], list[float]] = {}
     for r in rows:
-        per = cells.setdefault(r["adapter"], {}).setdefault(r["condition"], [])
-        per.append((100 * r["error_interior"], 100 * r["error"]))
-    lines = [
-        "| adapter | seeds | " + " | ".join(conditions) + " |",
-        "|---|---:|" + "---:|" * len(conditions),
-    ]
-    for adapter, per in cells.items():
-        values = []
-        for c in conditions:
-            pairs = per.get(c, [])
-            if not pairs:
-                values.append("")
-                continue
-            interior = statistics.median(p[0] for p in pairs)
-            whole = statistics.median(p[1] for p in pairs)
-            values.append(f"{interior:.2f} ({whole:.2f})")
-        seeds = max(len(v) for v in per.values())
-        lines.append(f"| {adapter} | {seeds} | " + " | ".join(values) + " |")
-    return "\n".join(lines) + "\n"
+        for measure in ("error_far", "error"):
+            errors.setdefault((measure, r["adapter"], r["condition"]), []).append(100 * r[measure])
+    adapters = list(dict.fromkeys(r["adapter"] for r in rows))
+    lines = []
+    for measure, title in (
+        ("error_far", "Circles at least one diameter past the strip edge"),
+        ("error", "All circles"),
+    ):
+        lines += [
+            f"{title}:",
+            "",
+            "| adapter | seeds | " + " | ".join(conditions) + " |",
+            "|---|---:|" + "---:|" * len(conditions),
+        ]
+        for adapter in adapters:
+            cells = [errors.get((measure, adapter, c), []) for c in conditions]
+            values = [f"{statistics.median(v):.2f}" if v else "" for v in cells]
+            seeds = max(len(v) for v in cells)
+            lines.append(f"| {adapter} | {seeds} | " + " | ".join(values) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def run_strip_probe(
@@ -285,9 +309,9 @@ def run_strip_probe(
             f"# What SATI models take from the leading strip, `{config['name']}`\n\n"
             f"`{command}` on {payload['machine']}, commit {payload['commit']}. SATI inference "
             f"(tile {payload['tile']}, overlap {payload['overlap']}, raster order) with the "
-            "generator shown another strip (see `benchmarks/strip_probe.py`); error in % of the "
-            "circles that do not cross a SATI seam (whole image in brackets), median over "
-            "seeds. `none`: the whole image without tiling; `real`: plain SATI.\n\n"
+            "generator shown another strip (see `benchmarks/strip_probe.py`); error in % of "
+            "circles, median over seeds. `none`: the whole image without tiling; `real`: plain "
+            "SATI. The JSON rows also split off the circles crossing a seam.\n\n"
         )
         json_path, _ = write_results(config["name"], payload, header + table, "-strip-probe", 1)
         echo(f"wrote {json_path.with_suffix('')}.*")

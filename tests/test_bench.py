@@ -533,6 +533,7 @@ def test_strip_probe_real_condition_is_the_quality_benchmarks_sati(
     tiny_config, tmp_path, monkeypatch
 ):
     from benchmarks import common, strip_probe
+    from satikit.data.io import list_images, read_image
 
     config = quality.load_config(str(tiny_config))
     with pytest.raises(ValueError, match="satikit bench quality"):
@@ -552,12 +553,29 @@ def test_strip_probe_real_condition_is_the_quality_benchmarks_sati(
     for condition, method in (("real", "sati"), ("none", "none")):
         assert rows[condition]["n_errors"] == reference[method]["n_errors"]
         assert rows[condition]["n_objects"] == reference[method]["n_objects"]
+    far = sum(
+        int(strip_probe.far_objects(read_image(p), 32, 8, 10)[1:].sum())
+        for p in list_images(data / "test" / "labels")
+    )
     for r in rows.values():
         assert r["n_objects"] == rows["none"]["n_objects"] > 0
+        assert r["n_far_objects"] == far and 0 <= r["n_far_errors"] <= far
         assert 0 <= r["n_seam_errors"] <= r["n_seam_objects"] < r["n_objects"]
         assert r["n_seam_errors"] <= r["n_errors"] <= r["n_objects"]
     assert payload["command"].endswith("--config " + str(tiny_config) + " --adapter cyclegan")
     written = sorted(p.name for p in (tmp_path / "results" / "tiny").iterdir())
     assert [n.rsplit(".", 1)[1] for n in written] == ["json", "md"]
     table = (tmp_path / "results" / "tiny" / written[1]).read_text()
-    assert "| cyclegan | 1 |" in table and "| none | real | other-image |" in table
+    assert table.count("| adapter | seeds | none | real | other-image |") == 2  # far, all
+    assert "| cyclegan | 1 |" in table
+
+
+def test_far_objects_are_a_diameter_past_the_strip_edge():
+    from benchmarks.strip_probe import far_objects
+
+    labels = np.zeros((72, 72), dtype=np.int32)
+    # tile 32, overlap 8 (step 24): centres at 30 and 44 in dim 0 are 6 and 20 px past an edge
+    for i, (r, c) in enumerate([(30, 10), (44, 10), (10, 10)], start=1):
+        labels[r - 1 : r + 2, c - 1 : c + 2] = i
+    assert far_objects(labels, 32, 8, 10).tolist() == [False, False, True, False]
+    assert far_objects(labels, 32, 8, 14).tolist() == [False] * 4
