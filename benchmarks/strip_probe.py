@@ -12,7 +12,8 @@ cue for the whole tile:
 - ``true-y-other``: the same window of an ideal Y image of another test image (its circles in
   random pure colours, the dataset's noise);
 - ``true-y``: the ideal Y image of this test image (an ideal predecessor);
-- ``y-background``: a Y image without circles (noise only).
+- ``y-background``: a Y image without circles (noise only);
+- ``x``: the tile's own X pixels, i.e. no strip at all (the same tiles as SATI, plain input).
 
 Only what the generator *sees* changes: the final image keeps each tile's real output, so in
 every condition but ``real`` the circles that cross a seam mix two sources and are mostly wrong,
@@ -42,7 +43,7 @@ import torch
 from benchmarks import quality
 
 #: Where the strip comes from, in the order the table shows them.
-CONDITIONS = ("real", "other-image", "true-y-other", "true-y", "y-background")
+CONDITIONS = ("real", "other-image", "true-y-other", "true-y", "y-background", "x")
 
 
 class StripSwap:
@@ -175,6 +176,8 @@ def _translations(
             else:
                 if condition == "other-image":
                     source = real[(i + 1) % n]
+                elif condition == "x":
+                    source = x
                 else:
                     ideal = {
                         "true-y-other": test.truth[(i + 1) % n],
