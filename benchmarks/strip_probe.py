@@ -120,7 +120,7 @@ def far_objects(labels: np.ndarray, tile: int, overlap: int, diameter: float) ->
 
 
 @dataclass
-class TestImages:
+class ProbeImages:
     """The test images of a quality run with what every probed model is scored against."""
 
     images: list[np.ndarray]  # (*spatial, 3) uint8 X images
@@ -131,7 +131,7 @@ class TestImages:
     empty: list[np.ndarray]  # (*spatial, 3) uint8 Y without circles
 
     @classmethod
-    def load(cls, config: dict[str, Any], data_dir: Path) -> TestImages:
+    def load(cls, config: dict[str, Any], data_dir: Path) -> ProbeImages:
         from satikit.data.io import list_images, read_image
 
         tile, overlap = int(config["inference"]["tile"]), int(config["inference"]["overlap"])
@@ -149,7 +149,7 @@ class TestImages:
 
 
 def _translations(
-    adapter, run_config: dict[str, Any], test: TestImages, inference: dict[str, Any]
+    adapter, run_config: dict[str, Any], test: ProbeImages, inference: dict[str, Any]
 ) -> Iterator[tuple[str, int, np.ndarray]]:
     """``(condition, image index, (*spatial, 3) uint8 translation)`` for ``none`` and every
     condition of :data:`CONDITIONS`."""
@@ -210,7 +210,7 @@ def probe_rows(
         raise ValueError(
             f"no trained SATI runs under {root / 'runs'}: run `satikit bench quality` first"
         )
-    test = TestImages.load(config, data_dir)
+    test = ProbeImages.load(config, data_dir)
     rows = []
     for run in runs:
         adapter, run_config = load_adapter(quality.run_dir(root, run))
