@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.methods import parse_method
+
 ROOT = Path(__file__).resolve().parent
 CONFIGS = ROOT / "configs"
 CACHE = ROOT / "cache"
@@ -46,7 +48,7 @@ PAPER_MEDIAN = {
 SNAPSHOTS = "snapshots"
 
 # bump when evaluate_run's output changes, so cached evaluations are redone
-EVALUATION_VERSION = 2
+EVALUATION_VERSION = 3
 
 # model variant -> SATISettings overrides
 ABLATION_SETTINGS = {
@@ -89,6 +91,9 @@ def config_hash(config: dict[str, Any], *sections: str) -> str:
     return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:10]
 
 
+# [data] keys of the validation set: they do not change the training data
+VALIDATION_KEYS = ("validation_seed", "n_validation")
+
 # [train] tables every run checks against its own saved config instead (see `_matches`)
 PER_RUN_TRAIN = ("options", "sati", "standard")
 
@@ -100,7 +105,9 @@ def workdir(config: dict[str, Any], cache: Path = CACHE) -> Path:
     are left out of the key: each run checks its own (see :func:`is_stale`), so adding an
     adapter keeps the other adapters' runs and a SATI override keeps the standard models."""
     train = {k: v for k, v in config["train"].items() if k not in PER_RUN_TRAIN}
-    return cache / f"{config['name']}-{config_hash({**config, 'train': train}, 'data', 'train')}"
+    data = {k: v for k, v in config["data"].items() if k not in VALIDATION_KEYS}
+    key = config_hash({**config, "data": data, "train": train}, "data", "train")
+    return cache / f"{config['name']}-{key}"
 
 
 PLAN_KEYS = ("seeds", "ablation_seeds", "ablations")
@@ -134,14 +141,21 @@ def select_adapters(config: dict[str, Any], adapters: Iterable[str] | None) -> l
     return [a for a in config["adapters"] if a in wanted]
 
 
+# a SATI model fine-tuned from the standard model of its seed (config table [finetune])
+FINETUNE = "sati-finetune"
+
+
 def plan_runs(config: dict[str, Any], adapters: Iterable[str] | None = None) -> list[Run]:
-    """Standard and SATI runs for every seed, ablations for the ablation seeds, per adapter
-    (all of the config's, or ``adapters``)."""
+    """Standard and SATI runs for every seed (and, with a ``[finetune]`` table, SATI
+    fine-tunes of each standard model), ablations for the ablation seeds, per adapter (all of
+    the config's, or ``adapters``)."""
     runs = []
     for adapter in select_adapters(config, adapters):
         plan = adapter_plan(config, adapter)
         for seed in plan["seeds"]:
             runs += [Run(adapter, "standard", seed), Run(adapter, "sati", seed)]
+            if "finetune" in config:
+                runs.append(Run(adapter, FINETUNE, seed))
         for seed in plan["ablation_seeds"]:
             runs += [
                 Run(adapter, f"sati-wo-{a.replace('_', '-')}", seed) for a in plan["ablations"]
@@ -155,6 +169,8 @@ def methods_for(run: Run) -> list[str]:
         return ["none", "simple", "weighted", "weighted-gaussian"]
     if run.variant == "sati":
         return ["sati", "sati-wo-stitching-strategy", "none"]
+    if run.variant == FINETUNE:
+        return ["sati", "none"]
     return [run.variant]
 
 
@@ -163,7 +179,7 @@ def ensure_dataset(config: dict[str, Any], root: Path) -> Path:
     """Generate the config's circle dataset once (cached)."""
     from satikit.data import make_circle_dataset
 
-    data = dict(config["data"])
+    data = {k: v for k, v in config["data"].items() if k not in VALIDATION_KEYS}
     out = root / "data"
     if (out / "manifest.json").is_file():
         return out
@@ -173,28 +189,49 @@ def ensure_dataset(config: dict[str, Any], root: Path) -> Path:
 
 
 # -- training ------------------------------------------------------------------------------
+def run_steps(config: dict[str, Any], run: Run) -> int:
+    """Training steps of a run: ``[finetune] steps`` for fine-tunes, else ``[train] steps``."""
+    if run.variant == FINETUNE:
+        return int(config["finetune"]["steps"])
+    return int(config["train"]["steps"])
+
+
+def init_run(config: dict[str, Any], run: Run) -> Run | None:
+    """The standard run whose weights a SATI run starts from (fine-tunes, and every SATI run
+    of a config with ``[train] init = "standard"``), or None: trained from scratch."""
+    if run.variant == "standard":
+        return None
+    if run.variant == FINETUNE or config["train"].get("init") == "standard":
+        return Run(run.adapter, "standard", run.seed)
+    return None
+
+
 def _train_config(config: dict[str, Any], run: Run):
     from satikit.training import SATISettings, TrainConfig
 
     train = config["train"]
     sati: dict[str, Any] = {"enabled": run.variant != "standard"}
     # optional SATISettings overrides: [train.sati] for SATI models, [train.standard] for the
-    # baselines (e.g. lambda_stitch = 5 / domain_encoding = true)
+    # baselines (e.g. lambda_stitch = 5 / domain_encoding = true), [finetune.sati] on top for
+    # fine-tunes
     sati.update(train.get("sati" if sati["enabled"] else "standard", {}))
+    if run.variant == FINETUNE:
+        sati.update(config["finetune"].get("sati", {}))
     for adaptation, overrides in ABLATION_SETTINGS.items():
         if run.variant == f"sati-wo-{adaptation.replace('_', '-')}":
             sati.update(overrides)
+    steps = run_steps(config, run)
     return TrainConfig(
         adapter=run.adapter,
         options=dict(train.get("options", {}).get(run.adapter, {})),
         dims=int(config["data"].get("dims", 2)),
         crop=int(train["crop"]),
         batch_size=int(train["batch_size"]),
-        steps=int(train["steps"]),
+        steps=steps,
         seed=int(run.seed),
         device=str(train.get("device", "auto")),
         log_every=50,
-        checkpoint_every=max(1, int(train["steps"]) // 6),
+        checkpoint_every=max(1, steps // 6),
         sati=SATISettings(**sati),
     )
 
@@ -297,15 +334,20 @@ def _trainer_class(keep_snapshots: bool):
     return SnapshotTrainer
 
 
-def train_one(config: dict[str, Any], run: Run, root: str, data_dir: str) -> str:
-    """Train (or resume) one run in this process; returns its run directory."""
+def train_one(
+    config: dict[str, Any], run: Run, root: str, data_dir: str, home: str | None = None
+) -> str:
+    """Train (or resume) one run in this process; returns its run directory. A fine-tune
+    starts from the standard run of its seed in ``home`` (default: ``root``), which must be
+    trained already."""
     import torch
+
+    from satikit.checkpoint import load_init
 
     SATITrainer = _trainer_class(bool(config.get("snapshots", False)))
     torch.set_num_threads(int(config.get("threads_per_job", 1)))
     target = run_dir(Path(root), run)
-    steps = int(config["train"]["steps"])
-    if is_trained(Path(root), run, steps, config):
+    if is_trained(Path(root), run, run_steps(config, run), config):
         return str(target)
     if is_stale(Path(root), run, config):
         shutil.rmtree(target)  # trained by an older harness with other settings
@@ -316,6 +358,8 @@ def train_one(config: dict[str, Any], run: Run, root: str, data_dir: str) -> str
         trainer = SATITrainer.from_dirs(
             _train_config(config, run), [data / "x"], [data / "y"], target
         )
+        if (source := init_run(config, run)) is not None:
+            load_init(trainer.adapter, run_dir(Path(home or root), source))
     trainer.fit(progress=False)
     trainer.save()
     return str(target)
@@ -327,23 +371,32 @@ def train_all(
     data_dir: Path,
     runs: Iterable[Run],
     echo: Callable[[str], None] = print,
+    home: Path | None = None,
 ) -> None:
-    """Train the missing runs, ``jobs`` at a time in separate processes."""
-    steps = int(config["train"]["steps"])
-    todo = [r for r in runs if not is_trained(root, r, steps, config)]
+    """Train the missing runs, ``jobs`` at a time in separate processes: first those trained
+    from scratch, then the fine-tunes of standard runs (from ``home``, default ``root``)."""
+    todo = [r for r in runs if not is_trained(root, r, run_steps(config, r), config)]
     for run in todo:
         if is_stale(root, run, config):
             echo(f"  {run.name}: cached with other settings, retraining")
     if not todo:
         return
     echo(f"training {len(todo)} run(s), {config.get('jobs', 1)} at a time")
+    phases = [
+        [r for r in todo if init_run(config, r) is None],
+        [r for r in todo if init_run(config, r) is not None],
+    ]
     with ProcessPoolExecutor(
         max_workers=int(config.get("jobs", 1)), mp_context=get_context("spawn")
     ) as pool:
-        futures = {pool.submit(train_one, config, r, str(root), str(data_dir)): r for r in todo}
-        for future, run in futures.items():
-            future.result()
-            echo(f"  trained {run.name}")
+        for phase in phases:
+            futures = {
+                pool.submit(train_one, config, r, str(root), str(data_dir), str(home or root)): r
+                for r in phase
+            }
+            for future, run in futures.items():
+                future.result()
+                echo(f"  trained {run.name}")
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -386,111 +439,154 @@ def border_objects(labels: np.ndarray, margin: int) -> np.ndarray:
 
 def seam_grid(method: str, inference: dict[str, Any]) -> tuple[int, int]:
     """``(overlap, margin)`` of the grid whose seams split a method's circles into "seam" and
-    "interior": simple tiling's own grid; the SATI grid (with the config's ``margin``) for
-    every other method (a common reference)."""
-    if method == "simple":
-        return int(inference.get("simple_overlap", inference["overlap"])), 0
-    return int(inference["overlap"]), int(inference.get("margin", 0))
+    "interior" (:meth:`benchmarks.methods.Method.seam_grid`)."""
+    return parse_method(method, inference).seam_grid(inference)
 
 
 def translate_with(
     adapter, run_config: dict[str, Any], image: np.ndarray, method: str, inference: dict[str, Any]
 ) -> np.ndarray:
-    """Translate one ``(*spatial, C)`` uint8 X image with ``method``; returns uint8 RGB."""
+    """Translate one ``(*spatial, C)`` uint8 X image with ``method`` (a name of
+    :mod:`benchmarks.methods`); returns uint8 RGB."""
     from satikit.encoding import decode, encode
-    from satikit.grid import TileGrid
     from satikit.stitching import stitch_on_grid
 
     encoding = bool(run_config["encoding"]["domain_encoding"])
     x = np.moveaxis(encode(image, "x", enabled=encoding), -1, 0)
-    tile, overlap = int(inference["tile"]), int(inference["overlap"])
-    spatial = x.shape[1:]
+    spec = parse_method(method, inference)
     kwargs: dict[str, Any] = {"batch_size": int(inference.get("batch_size", 4))}
-    strategy = method
-    if method == "none":
-        grid = None
-    elif method == "simple":  # paper Fig. 2d: independent tiles, by default without overlap
-        grid = TileGrid.create(spatial, tile, int(inference.get("simple_overlap", overlap)))
-    elif method == "weighted":  # the paper's baseline: pyramid window, shift T/4
-        grid = TileGrid.create(spatial, tile, tile - int(inference["weighted_shift"]))
-        kwargs["window"] = "pyramid"
-    elif method == "weighted-gaussian":
-        strategy = "weighted"
-        grid = TileGrid.create(spatial, tile, int(inference["gaussian_overlap"]))
-        kwargs["window"] = "gaussian"
-    elif method == "sati-wo-stitching-strategy":
-        strategy = "sati"
-        grid = TileGrid.create(spatial, tile, overlap, sati=True, seam="start")
-    elif method.startswith("sati"):  # `margin` (beyond the paper): 0 unless a config sets it
-        strategy = "sati"
-        margin = int(inference.get("margin", 0))
-        grid = TileGrid.create(spatial, tile, overlap, sati=True, margin=margin)
-    else:
-        raise ValueError(f"unknown method {method!r}")
-    y = stitch_on_grid(x, lambda t: adapter.translate(t), grid, strategy=strategy, **kwargs)
+    if spec.window is not None:
+        kwargs["window"] = spec.window
+    grid = spec.grid(x.shape[1:])
+    y = stitch_on_grid(x, lambda t: adapter.translate(t), grid, strategy=spec.strategy, **kwargs)
     return np.moveaxis(decode(y, "y", enabled=encoding), 0, -1)
 
 
-def evaluate_run(
-    config: dict[str, Any], root: Path, data_dir: Path, run: Run
-) -> list[dict[str, Any]]:
-    """Score every method of ``run`` on every test image (cached per run)."""
-    from satikit.checkpoint import load_adapter
-    from satikit.data.io import list_images, read_image, write_json
+SPLITS = ("test", "validation")
+
+
+def validation_data(config: dict[str, Any], home: Path, seed: int | None = None) -> Path:
+    """A second dataset with the config's parameters but another seed (``[data]
+    validation_seed``, or ``seed``) and ``n_validation`` test images (default: as many as the
+    test set), generated once under ``home``: the images every modelling choice is made on."""
+    data = config["data"]
+    seed = int(data.get("validation_seed", 777) if seed is None else seed)
+    if seed == int(data.get("seed", 0)):
+        raise ValueError(f"validation seed {seed} is the seed of the test set; pick another")
+    n_test = int(data.get("n_validation", data.get("n_test", 8)))
+    changed = {k: v for k, v in data.items() if k not in VALIDATION_KEYS}
+    changed.update(seed=seed, n_images=1, n_test=n_test)
+    return ensure_dataset({**config, "data": changed}, home / f"validation-{seed}")
+
+
+def split_data(config: dict[str, Any], home: Path, data_dir: Path, split: str) -> Path:
+    """The dataset whose ``test/`` images a split scores: the test set, or the validation set."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return data_dir if split == "test" else validation_data(config, home)
+
+
+COUNT_KEYS = (
+    "n_objects",
+    "n_errors",
+    "n_seam_objects",
+    "n_seam_errors",
+    "n_interior_objects",
+    "n_interior_errors",
+    "n_border_objects",
+    "n_border_errors",
+)
+
+
+def score_method(
+    adapter, run_config: dict[str, Any], data_dir: Path, method: str, inference: dict[str, Any]
+) -> dict[str, Any]:
+    """Error counts of one method over every test image of ``data_dir`` (keys
+    :data:`COUNT_KEYS`), with its cost (forward-pass pixels per image pixel) and tile count."""
+    from satikit.data.io import list_images, read_image
     from satikit.metrics import colour_error
 
-    key = config_hash({**config, "evaluation": EVALUATION_VERSION}, "inference", "evaluation")
-    cache = run_dir(root, run) / f"evaluation-{key}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    adapter, run_config = load_adapter(run_dir(root, run))
-    inference = config["inference"]
+    spec = parse_method(method, inference)
+    counts = np.zeros(len(COUNT_KEYS), dtype=np.int64)
+    tiles = cost = 0.0
     images = list_images(data_dir / "test" / "x")
-    labels_dir = data_dir / "test" / "labels"
-    counts: dict[str, np.ndarray] = {m: np.zeros(8, dtype=np.int64) for m in methods_for(run)}
-    tile = int(inference["tile"])
     for path in images:
-        image, labels = read_image(path), read_image(labels_dir / path.name)
-        grids = {seam_grid(m, inference) for m in methods_for(run)}
-        seams = {g: seam_objects(labels, tile, *g) for g in grids}
+        image, labels = read_image(path), read_image(data_dir / "test" / "labels" / path.name)
+        on_seam_ids = seam_objects(labels, spec.tile, *spec.seam_grid(inference))
         border = border_objects(labels, int(inference["overlap"]))
-        for method in methods_for(run):
-            result = colour_error(
-                translate_with(adapter, run_config, image, method, inference), labels
-            )
-            on_seam = seams[seam_grid(method, inference)][result.ids]
-            at_border = border[result.ids]
-            errors = result.errors
-            counts[method] += [
-                result.n_objects,
-                result.n_errors,
-                on_seam.sum(),
-                (errors & on_seam).sum(),
-                (~on_seam).sum(),
-                (errors & ~on_seam).sum(),
-                at_border.sum(),
-                (errors & at_border).sum(),
-            ]
+        result = colour_error(translate_with(adapter, run_config, image, method, inference), labels)
+        on_seam, at_border, errors = on_seam_ids[result.ids], border[result.ids], result.errors
+        counts += [
+            result.n_objects,
+            result.n_errors,
+            on_seam.sum(),
+            (errors & on_seam).sum(),
+            (~on_seam).sum(),
+            (errors & ~on_seam).sum(),
+            at_border.sum(),
+            (errors & at_border).sum(),
+        ]
+        tiles += spec.tiles(labels.shape) / len(images)
+        cost += spec.cost(labels.shape) / len(images)
+    return {**dict(zip(COUNT_KEYS, counts.tolist())), "tiles": tiles, "cost": cost}
+
+
+def evaluate_run(
+    config: dict[str, Any],
+    root: Path,
+    data_dir: Path,
+    run: Run,
+    *,
+    methods: Iterable[str] | None = None,
+    split: str = "test",
+    home: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Score ``methods`` (default: :func:`methods_for`) of ``run`` on a split's images, one
+    cached file per method and split (so a new method or split reuses the others).
+
+    Args:
+        home: the config's cache folder, where the validation set lives (default: ``root``).
+    """
+    from satikit.checkpoint import load_adapter
+    from satikit.data.io import write_json
+
+    images = split_data(config, home or root, data_dir, split)
+    inference = config["inference"]
+    loaded: tuple | None = None
     rows = []
-    for method, (n, e, n_seam, e_seam, n_int, e_int, n_border, e_border) in counts.items():
-        rows.append(
-            {
-                "adapter": run.adapter,
-                "model": run.variant,
-                "method": method,
-                "seed": run.seed,
-                "error": e / max(n, 1),
-                "n_objects": int(n),
-                "n_errors": int(e),
-                "error_seam": e_seam / max(n_seam, 1),
-                "error_interior": e_int / max(n_int, 1),
-                "n_seam_objects": int(n_seam),
-                "error_border": e_border / max(n_border, 1),
-                "n_border_objects": int(n_border),
-            }
+    for method in methods or methods_for(run):
+        spec = parse_method(method, inference)
+        key = config_hash(
+            {"method": repr(spec), "evaluation": EVALUATION_VERSION, "data": str(images)}
         )
-    write_json(cache, rows)  # atomically: an interrupted run never leaves a truncated cache
+        cache = run_dir(root, run) / "evaluations" / split / f"{method}-{key}.json"
+        if cache.is_file():
+            counts = json.loads(cache.read_text())
+        else:
+            loaded = loaded or load_adapter(run_dir(root, run))
+            counts = score_method(*loaded, images, method, inference)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            write_json(cache, counts)  # atomically: never a truncated cache
+        rows.append(_row(run, method, split, counts))
     return rows
+
+
+def _row(run: Run, method: str, split: str, counts: dict[str, Any]) -> dict[str, Any]:
+    def rate(errors: str, objects: str) -> float:
+        return counts[errors] / max(counts[objects], 1)
+
+    return {
+        "adapter": run.adapter,
+        "model": run.variant,
+        "method": method,
+        "seed": run.seed,
+        "split": split,
+        "error": rate("n_errors", "n_objects"),
+        "error_seam": rate("n_seam_errors", "n_seam_objects"),
+        "error_interior": rate("n_interior_errors", "n_interior_objects"),
+        "error_border": rate("n_border_errors", "n_border_objects"),
+        **counts,
+    }
 
 
 # -- report --------------------------------------------------------------------------------

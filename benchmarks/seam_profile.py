@@ -92,15 +92,6 @@ def edge_distance(labels: np.ndarray, tile: int, overlap: int, margin: int = 0) 
     return distance
 
 
-def validation_data(config: dict[str, Any], home: Path, seed: int) -> Path:
-    """A second dataset with the config's parameters but ``seed`` (one training image per
-    domain: only its test images are used), generated once under ``home``."""
-    if seed == int(config["data"].get("seed", 0)):
-        raise ValueError(f"validation seed {seed} is the seed of the test set; pick another")
-    data = {**config["data"], "seed": seed, "n_images": 1}
-    return quality.ensure_dataset({**config, "data": data}, home / f"validation-{seed}")
-
-
 def profile_rows(
     root: Path,
     data_dir: Path,
@@ -284,7 +275,9 @@ def run_seam_profile(
     inference = config["inference"]
     n_images = int(config["data"]["n_test"]) if n_images is None else n_images
     data_dir = (
-        home / "data" if validation_seed is None else validation_data(config, home, validation_seed)
+        home / "data"
+        if validation_seed is None
+        else quality.validation_data(config, home, validation_seed)
     )
     rows = profile_rows(root, data_dir, inference, n_images, bin_width, margins)
     profiles = pooled(rows)

@@ -11,6 +11,11 @@ config gets the variant::
         --adapter cyclegan
     python -m benchmarks.variants --config cpu-small --variant sati --seeds 1 \\
         --set domain_encoding=false --adapter cyclegan
+
+``--init standard`` fine-tunes the config's standard model of each seed (trained first if
+missing) instead of training from scratch; ``--split validation`` scores the config's
+validation images (where choices are made) instead of the test images; ``--method`` adds
+inference methods of :mod:`benchmarks.methods` (e.g. ``sati@25+m8``) to the default ones.
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ def variant_config(
     overrides: dict[str, Any],
     steps: int | None,
     options: dict[str, Any] | None = None,
+    init: str | None = None,
 ) -> dict[str, Any]:
-    """The benchmark config with ``overrides`` applied to ``variant``'s SATI settings and
-    ``options`` to every adapter's hyperparameters.
+    """The benchmark config with ``overrides`` applied to ``variant``'s SATI settings,
+    ``options`` to every adapter's hyperparameters and ``init`` (``"standard"``: fine-tune the
+    standard model of each seed) to its training.
 
     Raises:
         ValueError: an override that is not a :class:`satikit.training.SATISettings` field.
@@ -59,6 +66,10 @@ def variant_config(
     changed = copy.deepcopy(config)
     if steps is not None:
         changed["train"]["steps"] = int(steps)
+    if init is not None:
+        if init != "standard" or variant == "standard":
+            raise ValueError(f"--init takes 'standard' for a SATI variant, got {init!r}")
+        changed["train"]["init"] = init
     for adapter in changed["adapters"]:
         per_adapter = changed["train"].setdefault("options", {}).setdefault(adapter, {})
         per_adapter.update(options or {})
@@ -72,11 +83,14 @@ def default_label(
     overrides: dict[str, Any],
     steps: int | None,
     options: dict[str, Any] | None = None,
+    init: str | None = None,
 ) -> str:
     settings = {**overrides, **(options or {})}
     parts = [variant] + [f"{k}={v}" for k, v in sorted(settings.items())]
     if steps is not None:
         parts.append(f"{steps}steps")
+    if init is not None:
+        parts.append(f"from-{init}")
     return "-".join(str(p).replace("_", "-").replace("=", "-").lower() for p in parts)
 
 
@@ -90,25 +104,37 @@ def run_variant(
     options: dict[str, Any] | None = None,
     label: str | None = None,
     adapters: Sequence[str] | None = None,
+    init: str | None = None,
+    split: str = "test",
+    methods: Sequence[str] = (),
     cache=quality.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate one variant; returns the payload written as JSON."""
     from benchmarks.common import git_commit, machine, write_results
+    from benchmarks.methods import parse_method
 
     base = quality.load_config(config_name)
-    config = variant_config(base, variant, overrides, steps, options)
-    label = label or default_label(variant, overrides, steps, options)
+    config = variant_config(base, variant, overrides, steps, options, init)
+    label = label or default_label(variant, overrides, steps, options, init)
     chosen = quality.select_adapters(base, adapters)  # before any data is made
+    for method in methods:
+        parse_method(method, config["inference"])  # refuse a bad name before any training
     home = quality.workdir(base, cache)
     data_dir = quality.ensure_dataset(base, home)
     root = quality.runs_root(home, label)
     runs = [quality.Run(adapter, variant, int(s)) for adapter in chosen for s in seeds]
-    quality.train_all(config, root, data_dir, runs, echo)
+    if init is not None:  # the standard models to start from, in the config's own runs
+        sources = {quality.init_run(config, r) for r in runs}
+        quality.train_all(base, home, data_dir, sorted(sources, key=str), echo)
+    quality.train_all(config, root, data_dir, runs, echo, home=home)
     rows = []
     for run in runs:
-        for row in quality.evaluate_run(config, root, data_dir, run):
+        wanted = list(dict.fromkeys([*quality.methods_for(run), *methods]))
+        for row in quality.evaluate_run(
+            config, root, data_dir, run, methods=wanted, split=split, home=home
+        ):
             rows.append({**row, "model": label})
     summary = quality.summarise(rows)
     command = " ".join(
@@ -123,6 +149,9 @@ def run_variant(
             else []
         )
         + [f"--adapter {a}" for a in adapters or []]
+        + ([f"--init {init}"] if init is not None else [])
+        + ([f"--split {split}"] if split != "test" else [])
+        + [f"--method {m}" for m in methods]
     )
     payload = {
         "config": base["name"],
@@ -131,6 +160,8 @@ def run_variant(
         "overrides": overrides,
         "options": options or {},
         "steps": int(config["train"]["steps"]),
+        "init": init,
+        "split": split,
         "commit": git_commit(),
         "machine": machine(),
         "command": command,
@@ -143,7 +174,8 @@ def run_variant(
             f"# Variant `{label}` of `{base['name']}`\n\n`{command}` on {payload['machine']}, "
             f"commit {payload['commit']}, {payload['steps']} steps\n\n"
         )
-        json_path, _ = write_results(base["name"], payload, header + table, f"-variant-{label}", 1)
+        suffix = f"-variant-{label}" + ("" if split == "test" else f"-{split}")
+        json_path, _ = write_results(base["name"], payload, header + table, suffix, 1)
         echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)
     return payload
@@ -173,6 +205,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="training steps [default: the config's]")
     parser.add_argument("--label", help="name of the variant [default: from the settings]")
     parser.add_argument(
+        "--init",
+        choices=["standard"],
+        help="fine-tune the config's standard model of each seed instead of training from scratch",
+    )
+    parser.add_argument(
+        "--split",
+        choices=quality.SPLITS,
+        default="test",
+        help="score the test images or the validation images (where choices are made)",
+    )
+    parser.add_argument(
+        "--method",
+        dest="methods",
+        action="append",
+        default=[],
+        help="an extra inference method, e.g. sati@25+m8 (repeatable)",
+    )
+    parser.add_argument(
         "--adapter",
         dest="adapters",
         action="append",
@@ -195,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         options=pairs["--option"],
         label=args.label,
         adapters=args.adapters,
+        init=args.init,
+        split=args.split,
+        methods=args.methods,
     )
 
 

@@ -11,6 +11,7 @@ from torch import nn
 __all__ = [
     "AdversarialCriterion",
     "Schedule",
+    "consistency_loss",
     "constant",
     "linear_ramp",
     "sati_discriminator_adv",
@@ -47,6 +48,32 @@ def stitch_loss(
     """
     sq = (y_hat_z - z.detach()).pow(2) * (weight * mask)
     n = mask.sum() * y_hat_z.shape[1]
+    return sq.sum() / n.clamp_min(1)
+
+
+def consistency_loss(
+    y_hat_z: torch.Tensor, y_hat_x: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Continuation term ``L_cons`` (beyond the paper): ``y_hat_z`` should reproduce
+    ``y_hat_x`` outside the merged strips too.
+
+    The paper's stitch loss only covers the strip, where ``z`` already shows the answer. Outside
+    it, ``z`` holds every X pixel ``y_hat_x`` was made from except the strip's, so an object
+    reaching into the strip can only get ``y_hat_x``'s colour by reading the strip: the
+    continuation SATI inference needs when a predecessor tile chose the colour.
+    ``sum((y_hat_z - y_hat_x)^2 outside M) / (|not M| * C)``, ``y_hat_x`` a constant target.
+
+    Args:
+        y_hat_z: ``(B, C, *spatial)`` generator output for ``z``.
+        y_hat_x: ``(B, C, *spatial)`` generator output for ``x`` (detached here).
+        mask: bool ``(B, 1, *spatial)``, True inside the merged strips.
+
+    Returns:
+        scalar tensor >= 0 (0 when the mask covers everything).
+    """
+    outside = ~mask
+    sq = (y_hat_z - y_hat_x.detach()).pow(2) * outside
+    n = outside.sum() * y_hat_z.shape[1]
     return sq.sum() / n.clamp_min(1)
 
 

@@ -7,15 +7,17 @@ Per step, on a batch of random crops ``x`` (domain X) and ``y`` (domain Y):
    ``strip_source="neighbour"``, beyond the paper, the strips come from the neighbours'
    translations instead);
 3. ``ŷ_z = G_XY(z)``;
-4. ``loss_G = loss_host + L_adv^ZY + λ_stitch(t) · L_stitch`` (paper eq. 3), one generator
-   optimizer step;
+4. ``loss_G = loss_host + L_adv^ZY + λ_stitch(t) · L_stitch`` (paper eq. 3), plus, beyond
+   the paper and off by default, ``λ_cons(t) · L_cons`` (:func:`satikit.losses.consistency_loss`);
+   one generator optimizer step;
 5. ``loss_D = host discriminator loss + crit(D_Y(ŷ_z.detach()), fake)``, one discriminator
    optimizer step; then the host's schedulers step.
 
 With ``SATISettings(enabled=False)`` only the host steps run, so baselines share this code.
 Every adaptation of the paper is a switch: overlap sampling (III-B), domain encoding (III-C),
 loss ramping (III-D), pixel overlap weighting (III-F); the stitching strategy (III-E) is an
-inference switch (:mod:`satikit.translate`).
+inference switch (:mod:`satikit.translate`). ``SATISettings.start`` delays the SATI terms to a
+fraction of the run (the authors' code has such a start-epoch switch; the paper starts at 0).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from satikit.data.io import atomic_path, list_images
 from satikit.encoding import decode
 from satikit.losses import (
     Schedule,
+    consistency_loss,
     constant,
     linear_ramp,
     sati_discriminator_adv,
@@ -99,6 +102,12 @@ class SATISettings:
             predecessor tile is at inference. It samples crops ``2 * crop - overlap`` wide and
             costs one no-grad generator pass per spatial dim and step. On the ``cpu-small``
             benchmark it did not lower the error (README, Benchmarks).
+        lambda_consistency: final weight of the continuation term ``L_cons`` (beyond the
+            paper): ``y_hat_z`` should reproduce ``y_hat_x`` (detached) outside the merged
+            strips, which it can only do by reading the colours in the strip, since ``z`` hides
+            the strip's X pixels. Ramped like ``λ_stitch``; 0 (default): the paper's loss.
+        start: fraction of the training steps before the SATI terms (and the ramps) begin,
+            in [0, 1); 0: from the first step (paper Alg. 1).
     """
 
     enabled: bool = True
@@ -111,10 +120,18 @@ class SATISettings:
     ramp_end: float = 1.0
     lambda_d_sati: float = 1.0
     strip_source: str = "crop"
+    lambda_consistency: float = 0.0
+    start: float = 0.0
 
     def __post_init__(self) -> None:
         if self.domain_encoding is None:
             object.__setattr__(self, "domain_encoding", bool(self.enabled))
+        if not 0.0 <= self.start < 1.0:
+            raise ValueError(f"start must be a fraction of the steps in [0, 1), got {self.start!r}")
+        if not self.lambda_consistency >= 0:
+            raise ValueError(f"lambda_consistency must be >= 0, got {self.lambda_consistency!r}")
+        if not 0.0 < self.ramp_end <= 1.0:
+            raise ValueError(f"ramp_end must be in (0, 1], got {self.ramp_end!r}")
         if self.strip_source not in STRIP_SOURCES:
             raise ValueError(
                 f"strip_source must be one of {', '.join(STRIP_SOURCES)}, got {self.strip_source!r}"
@@ -269,7 +286,8 @@ class SATITrainer:
         self.optimizers = adapter.configure_optimizers(config.steps)
         self.amp = bool(config.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
-        self.lambda_stitch = self._schedule()
+        self.lambda_stitch = self._schedule(self.sati.lambda_stitch)
+        self.lambda_consistency = self._schedule(self.sati.lambda_consistency)
         self.last: dict[str, torch.Tensor] = {}
         self._started = time.perf_counter()
         if self.dist.distributed:
@@ -338,11 +356,19 @@ class SATITrainer:
         """Distributed: seed the global RNGs (the host's noise, styles) per rank and step."""
         seed_everything(distributed.rank_seed(self.config.seed, self.dist.rank, self.step))
 
-    def _schedule(self) -> Schedule:
-        final = float(self.sati.lambda_stitch or 0.0)
+    @property
+    def sati_start_step(self) -> int:
+        """First step with the SATI terms (``SATISettings.start`` of the run's steps)."""
+        return round(self.sati.start * self.config.steps)
+
+    def _schedule(self, final: float | None) -> Schedule:
+        """λ(t) of a SATI term: 0 before :attr:`sati_start_step`, then constant or (loss
+        ramping, paper III-D) linear up to ``final`` at ``ramp_end`` of the steps."""
+        final, begin = float(final or 0.0), self.sati_start_step
         if not self.sati.loss_ramping:
-            return constant(final)
-        return linear_ramp(final, 0, max(1, round(self.sati.ramp_end * self.config.steps)))
+            return constant(final)  # the terms are off before `begin` anyway
+        end = max(begin + 1, round(self.sati.ramp_end * self.config.steps))
+        return linear_ramp(final, begin, end)
 
     # -- one step (paper Alg. 1) ----------------------------------------------------------
     def _autocast(self) -> Any:
@@ -370,7 +396,7 @@ class SATITrainer:
             loss_g, y_hat_x = a.generator_step(x, y)
             terms["g_host"] = loss_g.detach()
             y_hat_z = None
-            if self.sati.enabled:
+            if self.sati.enabled and self.step >= self.sati_start_step:
                 strips = y_hat_x.detach()
                 if context is not None:
                     strips = self._neighbour_strips(context, strips)
@@ -391,6 +417,13 @@ class SATITrainer:
                 terms.update(
                     adv_zy=adv.detach(), stitch=stitch.detach(), lambda_stitch=torch.tensor(lam)
                 )
+                if self.sati.lambda_consistency > 0:
+                    cons = consistency_loss(y_hat_z.float(), y_hat_x.detach().float(), mask)
+                    lam_cons = self.lambda_consistency(self.step)
+                    loss_g = loss_g + lam_cons * cons
+                    terms.update(
+                        consistency=cons.detach(), lambda_consistency=torch.tensor(lam_cons)
+                    )
                 self._sample = (x, y_hat_x.detach(), z, mask, y_hat_z.detach())
             else:
                 self._sample = (x, y_hat_x.detach(), None, None, None)

@@ -138,7 +138,7 @@ def test_seam_objects_marks_circles_crossing_the_middle_of_an_overlap():
     # with a SATI margin of 4 the tiles start every 20 px: the seam moves to 20 + 4 = 24
     labels[22:26, 40:44] = 3
     assert quality.seam_objects(labels, 32, 8, margin=4).tolist() == [False, False, False, True]
-    config = {"overlap": 8, "simple_overlap": 0, "margin": 4}
+    config = {"tile": 32, "overlap": 8, "simple_overlap": 0, "margin": 4}
     assert quality.seam_grid("simple", config) == (0, 0)  # simple tiling's own grid
     assert quality.seam_grid("weighted", config) == quality.seam_grid("sati", config) == (8, 4)
 

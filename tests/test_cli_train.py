@@ -150,7 +150,8 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
     ablation = tmp_path / "ablation"
     ablation_flags = (
         "--no-overlap-sampling --no-domain-encoding --no-loss-ramping --no-pixel-weighting "
-        "--lambda-stitch 5 --overlap 6 --strip-source neighbour"
+        "--lambda-stitch 5 --overlap 6 --strip-source neighbour --lambda-consistency 2 "
+        "--lambda-d-sati 0.5 --sati-start 0.25"
     )
     train(tmp_path, ablation, *ablation_flags.split())
     epochs = tmp_path / "epochs"
@@ -166,8 +167,10 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
         "pixel_weighting": False,
         "lambda_stitch": 5.0,
         "ramp_end": 1.0,
-        "lambda_d_sati": 1.0,
+        "lambda_d_sati": 0.5,
         "strip_source": "neighbour",
+        "lambda_consistency": 2.0,
+        "start": 0.25,
     }
 
 

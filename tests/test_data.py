@@ -264,11 +264,26 @@ def test_small_preset_keeps_the_paper_ratios() -> None:
     assert (small.n_images, small.n_test) == (48, 8)
 
 
+def test_large_objects_preset_makes_circles_as_wide_as_the_overlap() -> None:
+    small, large = get_preset("small"), get_preset("large-objects")
+    assert large.size == small.size and large.diameter == 128 // 4  # the 25 % overlap of tile 128
+    assert large.coverage == pytest.approx(0.30, abs=0.01)
+    assert large.count * large.n_test >= 5000  # enough test objects for a stable median
+    with pytest.raises(ValueError, match="no circle preset 'large-objects' for dims=3"):
+        get_preset("large-objects", 3)
+
+
 def test_3d_presets_and_lookup() -> None:
     for name in ("paper", "small"):
         preset = get_preset(name, 3)
         assert preset.dims == 3 and preset.coverage == pytest.approx(0.3, abs=0.03)
-    assert set(CIRCLE_PRESETS) == {("paper", 2), ("small", 2), ("paper", 3), ("small", 3)}
+    assert set(CIRCLE_PRESETS) == {
+        ("paper", 2),
+        ("small", 2),
+        ("large-objects", 2),
+        ("paper", 3),
+        ("small", 3),
+    }
     with pytest.raises(ValueError, match="no circle preset 'huge'"):
         get_preset("huge")
 

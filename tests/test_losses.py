@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from satikit.losses import (
+    consistency_loss,
     constant,
     linear_ramp,
     sati_discriminator_adv,
@@ -50,6 +51,22 @@ def test_stitch_loss_treats_z_as_constant_and_empty_mask_is_zero():
     torch.testing.assert_close(y_hat.grad, expected.expand_as(y_hat))
     empty = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
     assert stitch_loss(y_hat_z, z, empty, empty.float()) == 0
+
+
+def test_consistency_loss_is_mean_outside_the_mask_with_constant_target():
+    y_hat_x = torch.zeros(1, 2, 4, 4)
+    y_hat_z = torch.zeros(1, 2, 4, 4, requires_grad=True)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[..., :1, :] = True  # the top strip: 4 of 16 pixels
+    with torch.no_grad():
+        y_hat_z[:, :, 0] = 5.0  # inside the strip: ignored
+        y_hat_z[:, 0, 1, 0] = 2.0  # one element outside: 4 / (12 px * 2 channels)
+    loss = consistency_loss(y_hat_z, y_hat_x.requires_grad_(), mask)
+    assert loss.item() == pytest.approx(4.0 / 24)
+    loss.backward()
+    assert y_hat_x.grad is None and y_hat_z.grad[:, :, 0].abs().sum() == 0
+    full = torch.ones_like(mask)
+    assert consistency_loss(y_hat_z, y_hat_x, full).item() == 0.0
 
 
 def test_sati_adversarial_terms_use_host_criterion_and_detach_for_d():

@@ -146,6 +146,50 @@ def test_loss_ramping_schedule():
     assert make_trainer(lambda_stitch=3.0, loss_ramping=False).lambda_stitch(0) == 3.0
 
 
+def test_start_delays_the_sati_terms_and_their_ramps(monkeypatch):
+    trainer = make_trainer(steps=10, start=0.4, lambda_consistency=4.0)
+    assert trainer.sati_start_step == 4
+    assert trainer.lambda_stitch(4) == 0 and trainer.lambda_stitch(7) == 5.0
+    assert trainer.lambda_consistency(7) == 2.0 and trainer.lambda_consistency(10) == 4.0
+    merged = []
+    real_merge = training.merge
+    monkeypatch.setattr(training, "merge", lambda *a, **k: merged.append(1) or real_merge(*a, **k))
+    x, y = batch()
+    for step in range(6):
+        terms = trainer.train_step(x, y)
+        assert ("stitch" in terms) == (step >= 4) and ("consistency" in terms) == (step >= 4)
+    assert len(merged) == 2
+    flat = make_trainer(steps=10, start=0.5, loss_ramping=False)
+    assert flat.lambda_stitch(5) == 10.0
+
+
+def test_consistency_term_enters_the_generator_loss(monkeypatch):
+    """g_total = g_host + adv_zy + λ_stitch · stitch + λ_cons · consistency; without the
+    switch the term is not computed (the paper's loss)."""
+    trainer = make_trainer(loss_ramping=False, lambda_consistency=3.0)
+    terms = trainer.train_step(*batch())
+    expected = (
+        terms["g_host"] + terms["adv_zy"] + 10.0 * terms["stitch"] + 3.0 * terms["consistency"]
+    )
+    assert terms["consistency"] > 0 and torch.allclose(terms["g_total"], expected)
+    assert "consistency" not in make_trainer().train_step(*batch())
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"start": 1.0}, "start must be a fraction"),
+        ({"start": -0.1}, "start must be a fraction"),
+        ({"lambda_consistency": -1.0}, "lambda_consistency must be >= 0"),
+        ({"ramp_end": 0.0}, "ramp_end must be in"),
+    ],
+)
+def test_settings_refuse_bad_switches(bad, message):
+    with pytest.raises(ValueError, match=message):
+        SATISettings(**bad)
+    assert SATISettings(start=0.5, lambda_consistency=10.0).start == 0.5  # valid ones pass
+
+
 def test_settings_validation_and_inference_defaults():
     with pytest.raises(ValueError, match="overlap"):
         SATISettings(overlap=20).resolve((32, 32))

@@ -107,6 +107,28 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
     "from its neighbour's, shifted by crop - overlap as at inference (samples X crops "
     "2 * crop - overlap wide).",
 )
+@click.option(
+    "--lambda-consistency",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Beyond the paper: weight of the continuation term (the output for z should match the "
+    "output for x outside the merged strips too; ramped like λ_stitch). 0: the paper's loss.",
+)
+@click.option(
+    "--lambda-d-sati",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Weight of D_Y's SATI fake term (paper Alg. 1: 1; 0.5 weighs it like the host's fake).",
+)
+@click.option(
+    "--sati-start",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Fraction of the steps trained as the plain host before the SATI terms start.",
+)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the networks.")
 @click.option("--log-every", type=click.IntRange(min=1), default=1, show_default=True)
@@ -161,6 +183,9 @@ def train(
     loss_ramping: bool,
     pixel_weighting: bool,
     strip_source: str,
+    lambda_consistency: float,
+    lambda_d_sati: float,
+    sati_start: float,
     amp: bool,
     compile_: bool,
     log_every: int,
@@ -225,6 +250,9 @@ def train(
                     loss_ramping=loss_ramping,
                     pixel_weighting=pixel_weighting,
                     strip_source=strip_source,
+                    lambda_consistency=lambda_consistency,
+                    lambda_d_sati=lambda_d_sati,
+                    start=sati_start,
                 ),
             )
             if epochs is not None:

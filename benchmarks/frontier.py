@@ -1,0 +1,218 @@
+"""Error versus cost: which tiling leaves the fewest seam errors at the compute a user can afford.
+
+For every model of a quality config (standard, SATI, SATI fine-tunes; or the models of a
+:mod:`benchmarks.variants` label) and every method its ``[frontier]`` table lists for that
+kind of model, scores the colour error on all objects, on objects crossing a cut line of the
+method's own grid ("seam") and on the others ("interior"), against the cost: forward-pass
+pixels per image pixel (1 for one pass over the whole image) and tiles per image. Medians over
+the seeds. Writes ``results/<config>/<date>-<commit>-frontier[-<split>].{json,md,png}``::
+
+    python -m benchmarks.frontier --config large-objects
+    python -m benchmarks.frontier --config large-objects --split validation --variant LABEL
+
+Trains what is missing first (like the quality benchmark; evaluations are cached per method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import quality
+from benchmarks.methods import parse_method
+
+__all__ = ["frontier_methods", "run_frontier", "summarise"]
+
+# [frontier] defaults: simple without overlap, both windows at 12.5 / 25 / 50 / 75 % overlap,
+# SATI at 12.5 / 25 % (T > 2 O leaves no more), with and without a margin
+DEFAULT_METHODS = {
+    "standard": ["none", "simple@0"]
+    + [f"{w}@{p}" for w in ("gaussian", "pyramid") for p in ("12.5", "25", "50", "75")],
+    "sati": ["none", "sati@12.5", "sati@25", "sati@25+m8"],
+}
+
+
+def frontier_methods(config: dict[str, Any], run: quality.Run) -> list[str]:
+    """Methods of the frontier for one model: the config's ``[frontier] standard`` list for
+    standard models, its ``sati`` list for every SATI model."""
+    kind = "standard" if run.variant == "standard" else "sati"
+    return list(config.get("frontier", {}).get(kind, DEFAULT_METHODS[kind]))
+
+
+def strategy_family(method: str, inference: dict[str, Any]) -> str:
+    """The line a method belongs to in the plot: ``none``, ``simple``, ``gaussian``,
+    ``pyramid``, ``sati`` or ``sati+margin``."""
+    spec = parse_method(method, inference)
+    if spec.strategy == "weighted":
+        return spec.window or "weighted"
+    if spec.strategy == "sati" and spec.margin:
+        return "sati+margin"
+    return spec.strategy
+
+
+def summarise(rows: list[dict[str, Any]], inference: dict[str, Any]) -> list[dict[str, Any]]:
+    """Median over seeds per (adapter, model, method), with the method's cost, sorted by model
+    then cost."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["adapter"], row["model"], row["method"]), []).append(row)
+    summary = []
+    for (adapter, model, method), items in groups.items():
+
+        def median(key: str, scale: float = 100.0, items=items) -> float:
+            return statistics.median(scale * r[key] for r in items)
+
+        summary.append(
+            {
+                "adapter": adapter,
+                "model": model,
+                "method": method,
+                "family": strategy_family(method, inference),
+                "n_seeds": len(items),
+                "seeds": [r["seed"] for r in items],
+                "errors": [100 * r["error"] for r in items],
+                "median": median("error"),
+                "seam": median("error_seam"),
+                "interior": median("error_interior"),
+                "seam_share": median("n_seam_objects", 1.0) / max(median("n_objects", 1.0), 1),
+                "cost": items[0]["cost"],
+                "tiles": items[0]["tiles"],
+                "n_objects": int(median("n_objects", 1.0)),
+            }
+        )
+    return sorted(summary, key=lambda s: (s["adapter"], s["model"], s["cost"], s["method"]))
+
+
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    lines = [
+        "| adapter | model | method | tiles / image | cost (px / px) | median error % | seam objects % | interior % | per seed % |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in summary:
+        seeds = " / ".join(f"{e:.2f}" for e in s["errors"])
+        lines.append(
+            f"| {s['adapter']} | {s['model']} | {s['method']} | {s['tiles']:.0f} | {s['cost']:.2f} "
+            f"| {s['median']:.2f} | {s['seam']:.2f} | {s['interior']:.2f} | {seeds} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Median error against cost, one line per (model, strategy family), log error axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.common import save_figure
+
+    lines: dict[str, list[tuple[float, float, str]]] = {}
+    for s in summary:
+        label = f"{s['adapter']} {s['model']}: {s['family']}"
+        lines.setdefault(label, []).append((s["cost"], max(s["median"], 1e-2), s["method"]))
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for label, points in sorted(lines.items()):
+        points.sort()
+        marker = "*" if "none" in label else "o"
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("cost: forward-pass pixels per image pixel (log)")
+    ax.set_ylabel("median colour error, % of objects (log)")
+    save_figure(fig, ax, path, title)
+
+
+def run_frontier(
+    config_name: str,
+    *,
+    adapters: Sequence[str] | None = None,
+    variant: str | None = None,
+    split: str = "test",
+    cache: Path = quality.CACHE,
+    echo: Callable[[str], None] = print,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Train what is missing, score every model's frontier methods, write the report."""
+    from benchmarks.common import git_commit, machine, require_plotting, write_results
+
+    config = quality.load_config(config_name)
+    chosen = quality.select_adapters(config, adapters)
+    for kind in ("standard", "sati"):
+        for method in frontier_methods(config, quality.Run("", kind, 0)):
+            parse_method(method, config["inference"])  # refuse a bad name before any work
+    if write:
+        require_plotting()
+    home = quality.workdir(config, cache)
+    home.mkdir(parents=True, exist_ok=True)
+    data_dir = quality.ensure_dataset(config, home)
+    root = quality.runs_root(home, variant)
+    if variant is None:
+        runs = quality.plan_runs(config, chosen)
+        quality.train_all(config, root, data_dir, runs, echo)
+    else:  # a variant's trained models (benchmarks.variants trains them)
+        runs = [r for r in quality.found_runs(root, finished=True) if r.adapter in chosen]
+        if not runs:
+            raise ValueError(f"no finished runs of variant {variant!r} under {root}")
+    rows = []
+    for run in runs:
+        methods = frontier_methods(config, run)
+        rows += quality.evaluate_run(
+            config, root, data_dir, run, methods=methods, split=split, home=home
+        )
+        echo(f"  scored {run.name} ({len(methods)} methods, {split})")
+    if variant is not None:
+        rows = [{**row, "model": f"{variant}:{row['model']}"} for row in rows]
+    summary = summarise(rows, config["inference"])
+    command = " ".join(
+        [f"python -m benchmarks.frontier --config {config_name}"]
+        + [f"--adapter {a}" for a in adapters or []]
+        + ([f"--variant {variant}"] if variant else [])
+        + ([f"--split {split}"] if split != "test" else [])
+    )
+    payload = {
+        "config": config["name"],
+        "split": split,
+        "variant": variant,
+        "commit": git_commit(),
+        "machine": machine(),
+        "command": command,
+        "settings": config,
+        "rows": rows,
+        "summary": summary,
+    }
+    table = markdown_table(summary)
+    if write:
+        images = "test" if split == "test" else "validation"
+        header = (
+            f"# Error versus cost, `{config['name']}` ({images} images)\n\n`{command}` on "
+            f"{payload['machine']}, commit {payload['commit']}\n\nCost: forward-pass pixels "
+            "per image pixel (tiles x tile area / image area; 1 = one pass over the whole "
+            "image). Errors: median over seeds of the paper's colour metric; seam objects "
+            "cross a cut line of the method's own grid (the middle of each overlap).\n\n"
+        )
+        suffix = "-frontier" + (f"-{variant}" if variant else "")
+        suffix += "" if split == "test" else f"-{split}"
+        json_path, _ = write_results(config["name"], payload, header + table, suffix, 1)
+        plot(summary, json_path.with_suffix(".png"), f"{config['name']} ({payload['commit']})")
+        echo(f"wrote {json_path.with_suffix('')}.*")
+    echo(table)
+    return payload
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="large-objects")
+    parser.add_argument("--adapter", dest="adapters", action="append", help="repeatable")
+    parser.add_argument(
+        "--variant", help="score the finished runs of this benchmarks.variants label"
+    )
+    parser.add_argument("--split", choices=quality.SPLITS, default="test")
+    args = parser.parse_args(argv)
+    run_frontier(args.config, adapters=args.adapters, variant=args.variant, split=args.split)
+
+
+if __name__ == "__main__":
+    main()

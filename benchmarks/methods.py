@@ -1,0 +1,125 @@
+"""Inference methods of the benchmarks, by name: how each one tiles and what it costs.
+
+Names the quality report has always used keep their meaning (settings from the config's
+``[inference]`` table):
+
+- ``none``: the whole image in one pass (the quality reference);
+- ``simple``: independent tiles with ``simple_overlap`` (paper Fig. 2d: 0);
+- ``weighted``: the paper's baseline, pyramid window, shift ``weighted_shift``;
+- ``weighted-gaussian``: gaussian window at ``gaussian_overlap``;
+- ``sati``: SATI at ``overlap`` (and the config's ``margin``, beyond the paper);
+- ``sati-wo-stitching-strategy``: SATI with the cut at the start of the overlap (III-E off).
+
+The error-versus-cost frontier adds names with the overlap as a percentage of the tile:
+``simple@P``, ``gaussian@P``, ``pyramid@P``, ``sati@P`` and ``sati@P+mM`` (a SATI margin of
+``M`` px), e.g. ``gaussian@12.5`` or ``sati@25+m8``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Method", "parse_method"]
+
+_PARAMETRISED = re.compile(
+    r"(?P<kind>simple|gaussian|pyramid|sati)@(?P<percent>\d+(?:\.\d+)?)(?:\+m(?P<margin>\d+))?"
+)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way to translate an image: a strategy on a tile grid.
+
+    Attributes:
+        name: the name it was parsed from.
+        strategy: ``none``, ``simple``, ``weighted`` or ``sati`` (:func:`satikit.stitching.stitch`).
+        tile: tile edge in px (unused for ``none``).
+        overlap: overlap in px.
+        window: blending window of ``weighted`` (``pyramid`` or ``gaussian``), else None.
+        margin: SATI margin in px (beyond the paper; 0 on the paper's grid).
+        seam: where SATI cuts inside the overlap: ``middle`` (paper III-E) or ``start``.
+    """
+
+    name: str
+    strategy: str
+    tile: int
+    overlap: int = 0
+    window: str | None = None
+    margin: int = 0
+    seam: str = "middle"
+
+    def grid(self, shape: tuple[int, ...]):
+        """The :class:`satikit.grid.TileGrid` over an image of spatial ``shape`` (None for
+        ``none``)."""
+        from satikit.grid import TileGrid
+
+        if self.strategy == "none":
+            return None
+        sati = self.strategy == "sati"
+        return TileGrid.create(
+            shape, self.tile, self.overlap, sati=sati, seam=self.seam, margin=self.margin
+        )
+
+    def tiles(self, shape: tuple[int, ...]) -> int:
+        """Forward passes per image (1 for ``none``)."""
+        grid = self.grid(shape)
+        return 1 if grid is None else grid.n_tiles
+
+    def cost(self, shape: tuple[int, ...]) -> float:
+        """Forward-pass pixels per image pixel: tiles x tile size / image size (1 for ``none``)."""
+        grid = self.grid(shape)
+        if grid is None:
+            return 1.0
+        return grid.n_tiles * math.prod(grid.tile) / math.prod(shape)
+
+    def seam_grid(self, inference: dict[str, Any]) -> tuple[int, int]:
+        """``(overlap, margin)`` of the grid whose cut lines split objects into "seam" and
+        "interior": the method's own for the parametrised names and ``simple``; the SATI grid of
+        the config for the others (the quality report's common reference)."""
+        if "@" in self.name or self.strategy == "simple":
+            return self.overlap, self.margin
+        return int(inference["overlap"]), int(inference.get("margin", 0))
+
+
+def parse_method(name: str, inference: dict[str, Any]) -> Method:
+    """The :class:`Method` called ``name`` under a config's ``[inference]`` settings.
+
+    Raises:
+        ValueError: an unknown name, naming the known forms.
+    """
+    tile, overlap = int(inference["tile"]), int(inference["overlap"])
+    fixed = {
+        "none": Method(name, "none", tile),
+        "simple": Method(name, "simple", tile, int(inference.get("simple_overlap", overlap))),
+        "weighted": Method(
+            name,
+            "weighted",
+            tile,
+            tile - int(inference.get("weighted_shift", tile // 4)),
+            "pyramid",
+        ),
+        "weighted-gaussian": Method(
+            name, "weighted", tile, int(inference.get("gaussian_overlap", tile // 2)), "gaussian"
+        ),
+        "sati-wo-stitching-strategy": Method(name, "sati", tile, overlap, seam="start"),
+    }
+    if name in fixed:
+        return fixed[name]
+    if name.startswith("sati") and "@" not in name:  # "sati" and model-named SATI variants
+        return Method(name, "sati", tile, overlap, margin=int(inference.get("margin", 0)))
+    match = _PARAMETRISED.fullmatch(name)
+    if match is None:
+        raise ValueError(
+            f"unknown method {name!r}; known: {', '.join(fixed)}, sati, or simple@P / "
+            "gaussian@P / pyramid@P / sati@P[+mM] with P the overlap in % of the tile"
+        )
+    kind, margin = match["kind"], int(match["margin"] or 0)
+    px = round(tile * float(match["percent"]) / 100)
+    if margin and kind != "sati":
+        raise ValueError(f"a margin is a SATI setting, got {name!r}")
+    if kind in ("gaussian", "pyramid"):
+        return Method(name, "weighted", tile, px, kind)
+    return Method(name, kind, tile, px, margin=margin)

@@ -1,0 +1,164 @@
+"""Fine-tunes, the validation split and the error-versus-cost frontier on a tiny config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_bench import TINY
+
+from benchmarks import frontier, quality, variants
+from satikit.checkpoint import load_adapter
+
+FINETUNE = """
+[finetune]
+steps = 1
+
+[finetune.sati]
+domain_encoding = false
+lambda_consistency = 5.0
+
+[frontier]
+standard = ["none", "simple@0", "gaussian@25", "pyramid@50"]
+sati = ["none", "sati@25"]
+"""
+
+
+@pytest.fixture()
+def config_path(tmp_path) -> Path:
+    path = tmp_path / "tiny.toml"
+    text = TINY.replace("ablation_seeds = [0]", "ablation_seeds = []")
+    text = text.replace("seed = 3\n", "seed = 3\nvalidation_seed = 5\nn_validation = 1\n")
+    path.write_text(text + FINETUNE)
+    return path
+
+
+def test_finetunes_are_planned_from_the_standard_model_of_their_seed(config_path):
+    config = quality.load_config(str(config_path))
+    runs = quality.plan_runs(config)
+    finetune = quality.Run("cyclegan", quality.FINETUNE, 0)
+    assert runs == [
+        quality.Run("cyclegan", "standard", 0),
+        quality.Run("cyclegan", "sati", 0),
+        finetune,
+    ]
+    assert quality.init_run(config, finetune) == runs[0]
+    assert quality.init_run(config, runs[1]) is None and quality.init_run(config, runs[0]) is None
+    settings = quality._train_config(config, finetune)
+    assert settings.steps == 1 and quality.run_steps(config, runs[1]) == 2
+    assert settings.sati.lambda_consistency == 5.0 and settings.sati.domain_encoding is False
+    assert quality._train_config(config, runs[1]).sati.lambda_consistency == 0.0
+    assert quality.methods_for(finetune) == ["sati", "none"]
+
+
+def test_finetune_starts_from_the_trained_standard_weights(config_path, tmp_path, monkeypatch):
+    from satikit import checkpoint
+
+    config = quality.load_config(str(config_path))
+    standard, _, finetune = quality.plan_runs(config)
+    root = tmp_path / "root"
+    data = quality.ensure_dataset(config, root)
+    loaded: list[Path] = []
+    real = checkpoint.load_init
+    monkeypatch.setattr(checkpoint, "load_init", lambda a, p: loaded.append(Path(p)) or real(a, p))
+    quality.train_one(config, standard, str(root), str(data))
+    quality.train_one(config, finetune, str(root), str(data))
+    assert loaded == [quality.run_dir(root, standard)]
+    saved = json.loads((quality.run_dir(root, finetune) / "config.json").read_text())
+    assert saved["training"]["step"] == 1 and saved["sati"]["lambda_consistency"] == 5.0
+    # one step of fine-tuning moved the weights away from the standard model's, not from scratch
+    base = load_adapter(quality.run_dir(root, standard))[0].state_dict()
+    tuned = load_adapter(quality.run_dir(root, finetune))[0].state_dict()
+    gap = max((base[k].float() - tuned[k].float()).abs().max().item() for k in base)
+    assert 0 < gap < 0.05
+
+
+def test_validation_split_scores_other_images_and_is_refused_on_the_test_seed(
+    config_path, tmp_path
+):
+    config = quality.load_config(str(config_path))
+    root = tmp_path / "root"
+    data = quality.ensure_dataset(config, root)
+    validation = quality.split_data(config, root, data, "validation")
+    assert (
+        validation == root / "validation-5" / "data"
+        and quality.split_data(config, root, data, "test") == data
+    )
+    assert len(list((validation / "test" / "x").glob("*.tif"))) == 1
+    test_image = (data / "test" / "x" / "00000.tif").read_bytes()
+    assert (validation / "test" / "x" / "00000.tif").read_bytes() != test_image
+    same_seed = {**config, "data": {**config["data"], "validation_seed": 3}}
+    with pytest.raises(ValueError, match="is the seed of the test set"):
+        quality.validation_data(same_seed, tmp_path / "other")
+    with pytest.raises(ValueError, match="split must be one of test, validation"):
+        quality.split_data(config, root, data, "train")
+    # the validation keys do not move the cache folder (the training data is the same)
+    plain = {**config, "data": {k: v for k, v in config["data"].items() if "validation" not in k}}
+    assert quality.workdir(config, tmp_path) == quality.workdir(plain, tmp_path)
+
+
+def test_frontier_scores_every_method_with_its_cost_and_caches(config_path, tmp_path):
+    payload = frontier.run_frontier(
+        str(config_path), cache=tmp_path / "cache", echo=lambda _: None, write=False
+    )
+    by_key = {(s["model"], s["method"]): s for s in payload["summary"]}
+    assert set(by_key) == {
+        ("standard", m) for m in ("none", "simple@0", "gaussian@25", "pyramid@50")
+    } | {(model, m) for model in ("sati", quality.FINETUNE) for m in ("none", "sati@25")}
+    # 64 px images, tile 32: overlap 8 -> step 24 -> 3 x 3 tiles (the last ones padded)
+    assert by_key[("standard", "gaussian@25")]["tiles"] == 9
+    assert by_key[("standard", "gaussian@25")]["cost"] == pytest.approx(9 * 32**2 / 64**2)
+    assert by_key[("standard", "simple@0")]["cost"] == by_key[("standard", "none")]["cost"] == 1.0
+    assert by_key[("standard", "pyramid@50")]["tiles"] == 9  # step 16: 3 x 3 from 0..32
+    for row in payload["rows"]:
+        assert row["n_seam_objects"] + row["n_interior_objects"] == row["n_objects"] > 0
+        assert row["n_errors"] == row["n_seam_errors"] + row["n_interior_errors"]
+    assert by_key[("standard", "none")]["family"] == "none"
+    assert by_key[("sati", "sati@25")]["family"] == "sati"
+    root = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
+    cached = list(
+        (root / "runs" / "cyclegan" / "standard-seed0" / "evaluations" / "test").glob("*.json")
+    )
+    assert len(cached) == 4
+    table = frontier.markdown_table(payload["summary"])
+    assert "| cyclegan | standard | gaussian@25 | 9 | 2.25 |" in table
+
+
+def test_frontier_refuses_a_bad_method_before_any_work(config_path, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(config_path.read_text().replace('"pyramid@50"', '"pyramid@fifty"'))
+    with pytest.raises(ValueError, match="unknown method 'pyramid@fifty'"):
+        frontier.run_frontier(str(bad), cache=tmp_path / "cache", echo=lambda _: None, write=False)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_variant_fine_tunes_the_configs_standard_model_and_scores_validation(config_path, tmp_path):
+    payload = variants.run_variant(
+        str(config_path),
+        "sati",
+        [0],
+        {"lambda_consistency": 2.0, "domain_encoding": False},
+        steps=1,
+        init="standard",
+        split="validation",
+        methods=["sati@25"],
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    assert payload["label"].endswith("-1steps-from-standard")
+    assert payload["command"].endswith("--init standard --split validation --method sati@25")
+    assert {r["split"] for r in payload["rows"]} == {"validation"}
+    assert {r["method"] for r in payload["rows"]} == {
+        "sati",
+        "sati-wo-stitching-strategy",
+        "none",
+        "sati@25",
+    }
+    home = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
+    assert quality.is_trained(home, quality.Run("cyclegan", "standard", 0), 2)
+    with pytest.raises(ValueError, match="--init takes 'standard' for a SATI variant"):
+        variants.variant_config(
+            quality.load_config(str(config_path)), "standard", {}, None, None, "standard"
+        )
