@@ -110,21 +110,32 @@ def workdir(config: dict[str, Any], cache: Path = CACHE) -> Path:
     return cache / f"{config['name']}-{key}"
 
 
-PLAN_KEYS = ("seeds", "ablation_seeds", "ablations")
+# a SATI model fine-tuned from the standard model of its seed (config table [finetune])
+FINETUNE = "sati-finetune"
+MODELS = ("standard", "sati", FINETUNE)
+
+PLAN_KEYS = ("models", "seeds", "ablation_seeds", "ablations")
 
 
 def adapter_plan(config: dict[str, Any], adapter: str) -> dict[str, list]:
-    """``seeds`` / ``ablation_seeds`` / ``ablations`` for one adapter: the top-level values,
-    overridden by the config's ``[per_adapter.<adapter>]`` table (e.g. no ablations for a
-    slower adapter)."""
+    """``models`` / ``seeds`` / ``ablation_seeds`` / ``ablations`` for one adapter: the
+    top-level values, overridden by the config's ``[per_adapter.<adapter>]`` table (e.g. no
+    ablations for a slower adapter). ``models`` defaults to the standard and the SATI model,
+    plus the SATI fine-tune when the config has a ``[finetune]`` table."""
     overrides = config.get("per_adapter", {}).get(adapter, {})
     if unknown := set(overrides) - set(PLAN_KEYS):
         raise ValueError(
             f"[per_adapter.{adapter}] has unknown key(s) {sorted(unknown)}; "
             f"known: {', '.join(PLAN_KEYS)}"
         )
-    defaults = {"seeds": config["seeds"], "ablation_seeds": [], "ablations": []}
-    return {k: overrides.get(k, config.get(k, defaults[k])) for k in PLAN_KEYS}
+    models = ["standard", "sati"] + ([FINETUNE] if "finetune" in config else [])
+    defaults = {"models": models, "seeds": config["seeds"], "ablation_seeds": [], "ablations": []}
+    plan = {k: overrides.get(k, config.get(k, defaults[k])) for k in PLAN_KEYS}
+    if unknown := set(plan["models"]) - set(MODELS):
+        raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {', '.join(MODELS)}")
+    if FINETUNE in plan["models"] and "finetune" not in config:
+        raise ValueError(f"model {FINETUNE!r} needs a [finetune] table (its steps)")
+    return plan
 
 
 def select_adapters(config: dict[str, Any], adapters: Iterable[str] | None) -> list[str]:
@@ -141,21 +152,15 @@ def select_adapters(config: dict[str, Any], adapters: Iterable[str] | None) -> l
     return [a for a in config["adapters"] if a in wanted]
 
 
-# a SATI model fine-tuned from the standard model of its seed (config table [finetune])
-FINETUNE = "sati-finetune"
-
-
 def plan_runs(config: dict[str, Any], adapters: Iterable[str] | None = None) -> list[Run]:
-    """Standard and SATI runs for every seed (and, with a ``[finetune]`` table, SATI
-    fine-tunes of each standard model), ablations for the ablation seeds, per adapter (all of
-    the config's, or ``adapters``)."""
+    """The plan's models (standard, SATI, SATI fine-tunes of each standard model) for every
+    seed, ablations for the ablation seeds, per adapter (all of the config's, or
+    ``adapters``)."""
     runs = []
     for adapter in select_adapters(config, adapters):
         plan = adapter_plan(config, adapter)
         for seed in plan["seeds"]:
-            runs += [Run(adapter, "standard", seed), Run(adapter, "sati", seed)]
-            if "finetune" in config:
-                runs.append(Run(adapter, FINETUNE, seed))
+            runs += [Run(adapter, model, seed) for model in plan["models"]]
         for seed in plan["ablation_seeds"]:
             runs += [
                 Run(adapter, f"sati-wo-{a.replace('_', '-')}", seed) for a in plan["ablations"]
@@ -677,15 +682,16 @@ def montage(
     half = max(16, tile // 4)
     image = read_image(list_images(data_dir / "test" / "x")[0])
     crop = (slice(corner - half, corner + half), slice(corner - half, corner + half))
-    seed = adapter_plan(config, adapter_name)["seeds"][0]
+    plan = adapter_plan(config, adapter_name)
+    seed = plan["seeds"][0]
     panels = [("X input", image[crop])]
-    for variant, methods in (
-        ("standard", methods_for(Run(adapter_name, "standard", seed))),
-        ("sati", ["sati"]),
-    ):
+    shown = [(m, ["sati"]) for m in plan["models"] if m != "standard"]
+    if "standard" in plan["models"]:
+        shown.insert(0, ("standard", methods_for(Run(adapter_name, "standard", seed))))
+    for variant, methods in shown:
         adapter, run_config = load_adapter(run_dir(root, Run(adapter_name, variant, seed)))
         for method in methods:
-            label = f"{variant} + {method}" if variant == "standard" else "SATI"
+            label = f"{variant} + {method}"
             panels.append(
                 (label, translate_with(adapter, run_config, image, method, inference)[crop])
             )

@@ -162,3 +162,15 @@ def test_variant_fine_tunes_the_configs_standard_model_and_scores_validation(con
         variants.variant_config(
             quality.load_config(str(config_path)), "standard", {}, None, None, "standard"
         )
+
+
+def test_models_pick_what_each_seed_trains(config_path):
+    config = quality.load_config(str(config_path))
+    only_finetunes = {**config, "models": ["standard", quality.FINETUNE]}
+    assert [r.variant for r in quality.plan_runs(only_finetunes)] == ["standard", quality.FINETUNE]
+    with pytest.raises(ValueError, match="unknown model"):
+        quality.plan_runs({**config, "models": ["sati-fast"]})
+    no_table = {k: v for k, v in config.items() if k != "finetune"}
+    assert [r.variant for r in quality.plan_runs(no_table)] == ["standard", "sati"]
+    with pytest.raises(ValueError, match=r"needs a \[finetune\] table"):
+        quality.plan_runs({**no_table, "models": [quality.FINETUNE]})
