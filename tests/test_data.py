@@ -266,7 +266,7 @@ def test_small_preset_keeps_the_paper_ratios() -> None:
 
 def test_large_objects_preset_makes_circles_as_wide_as_the_overlap() -> None:
     small, large = get_preset("small"), get_preset("large-objects")
-    assert large.size == small.size and large.diameter == 128 // 4  # the 25 % overlap of tile 128
+    assert large.size == small.size and large.diameter == 64 // 4  # the 25 % overlap of tile 64
     assert large.coverage == pytest.approx(0.30, abs=0.01)
     assert large.count * large.n_test >= 5000  # enough test objects for a stable median
     with pytest.raises(ValueError, match="no circle preset 'large-objects' for dims=3"):

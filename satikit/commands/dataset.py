@@ -56,8 +56,8 @@ def dataset() -> None:
     default="paper",
     show_default=True,
     help="paper: 2048^2, 1000 x 40 px circles (section II); small: the same ratios / 4; "
-    "large-objects (2D): small's 512^2 images with 96 x 32 px circles, as wide as the 25 % "
-    "overlap of a 128 px tile, so tiling cuts objects no tile sees whole.",
+    "large-objects (2D): small's 512^2 images with 378 x 16 px circles, as wide as the 25 % "
+    "overlap of a 64 px tile, so tiling cuts objects no tile sees whole.",
 )
 @click.option(
     "--dims",
