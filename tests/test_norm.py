@@ -485,3 +485,152 @@ def test_resume_refuses_other_norm_settings(tmp_path):
         stitch_on_grid(image, net, grid, norm="kernel", norm_kernel=5, **common)
     with pytest.raises(ValueError, match=r"norm 'kernel' \(now None\)"):
         stitch_on_grid(image, net, grid, **common)
+
+
+# -- a model imported from a pytorch-CycleGAN-and-pix2pix checkpoint, and the CLI ------------------
+class TheirGenerator(nn.Module):
+    """The key layout of pytorch-CycleGAN-and-pix2pix's ``resnet_*blocks`` generator (written
+    for this test from that layout): ngf 4, two downsamplings, one reflection-padded block."""
+
+    def __init__(self, ngf: int = 4):
+        super().__init__()
+
+        class Block(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.conv_block = nn.Sequential(
+                    nn.ReflectionPad2d(1),
+                    nn.Conv2d(dim, dim, 3),
+                    nn.InstanceNorm2d(dim),
+                    nn.ReLU(),
+                    nn.ReflectionPad2d(1),
+                    nn.Conv2d(dim, dim, 3),
+                    nn.InstanceNorm2d(dim),
+                )
+
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU()]
+        layers += [nn.Conv2d(ngf, 2 * ngf, 3, 2, 1), nn.InstanceNorm2d(2 * ngf), nn.ReLU()]
+        layers += [nn.Conv2d(2 * ngf, 4 * ngf, 3, 2, 1), nn.InstanceNorm2d(4 * ngf), nn.ReLU()]
+        layers += [Block(4 * ngf)]
+        layers += [nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, 2, 1, output_padding=1)]
+        layers += [nn.InstanceNorm2d(2 * ngf), nn.ReLU()]
+        layers += [nn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, output_padding=1)]
+        layers += [nn.InstanceNorm2d(ngf), nn.ReLU()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+
+@pytest.fixture
+def imported(tmp_path):
+    """A CycleGAN adapter imported from a checkpoint in the reference code's format."""
+    from satikit_cyclegan.importer import import_cyclegan
+
+    net = TheirGenerator()
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    (tmp_path / "ckpt").mkdir()
+    torch.save(net.state_dict(), tmp_path / "ckpt" / "latest_net_G_A.pth")
+    return import_cyclegan(tmp_path / "ckpt")
+
+
+def test_imported_cyclegan_translates_with_thumbnail_and_kernel_statistics(imported):
+    layers = find_norm_layers(imported.translate)
+    assert len(layers) == 7 and all(isinstance(m, nn.InstanceNorm2d) for m in layers)
+    x = np.clip(gradient_image((72, 56), channels=3) / 4 - 0.5, -1, 1)
+    common = dict(tile=32, overlap=8, strategy="weighted", batch_size=4)
+    plain = stitch(x, imported.translate, **common)
+    one = stitch(x, imported.translate, norm="kernel", norm_kernel=1, **common)
+    np.testing.assert_allclose(one, plain, atol=1e-4, rtol=0)
+    kernel = stitch(x, imported.translate, norm="kernel", norm_kernel="3:gaussian", **common)
+    small = stitch(x, imported.translate, norm="thumbnail", thumbnail_scale=0.3, **common)
+    for result in (kernel, small):
+        assert result.shape == x.shape and np.isfinite(result).all()
+        assert np.abs(result).max() <= 1 and np.abs(result - plain).max() > 1e-3
+    # the thumbnail (72 x 56 at 0.3 -> 20 x 16) is sized to the generator's multiple of 4
+    calls = []
+    stitch(
+        x,
+        lambda t: (calls.append(tuple(t.shape)), imported.translate(t))[1],
+        norm="thumbnail",
+        thumbnail_scale=0.3,
+        norm_layers=imported,
+        **common,
+    )
+    assert calls[0] == (1, 3, 20, 16)
+
+
+def _cli(run, source, target, *extra):
+    from click.testing import CliRunner
+
+    from satikit.cli import cli
+
+    args = ["translate", str(run), str(source), str(target), "--device", "cpu", "--quiet"]
+    return CliRunner().invoke(cli, [*args, "--tile", "32", "--overlap", "8", *extra])
+
+
+def test_cli_norm_options_and_resume(imported, tmp_path, monkeypatch):
+    from satikit_cyclegan.importer import save_as_run
+
+    from satikit.arrays import partial_files
+    from satikit.checkpoint import load_adapter
+    from satikit.data.io import read_image, write_image
+    from satikit.translate import translate_array
+
+    run = save_as_run(imported, tmp_path / "run", in_channels=3, out_channels=3)
+    image = np.random.default_rng(0).integers(0, 256, (72, 56, 3), dtype=np.uint8)
+    image[36:] //= 3  # a darker half: tiles' statistics differ
+    write_image(tmp_path / "in.tif", image)
+    adapter, config = load_adapter(run, device="cpu")
+    for extra, kwargs in [
+        (
+            ["--norm", "kernel", "--norm-kernel", "3:gaussian"],
+            dict(norm="kernel", norm_kernel=(3, "gaussian")),
+        ),
+        (
+            ["--norm", "thumbnail", "--thumbnail-scale", "0.5"],
+            dict(norm="thumbnail", thumbnail_scale=0.5),
+        ),
+    ]:
+        target = tmp_path / f"{extra[1]}.tif"
+        result = _cli(run, tmp_path / "in.tif", target, "--strategy", "sati", *extra)
+        assert result.exit_code == 0, result.output
+        expected = translate_array(
+            adapter, config, image, strategy="sati", tile=32, overlap=8, **kwargs
+        )
+        np.testing.assert_array_equal(read_image(target), expected)
+    bad = _cli(
+        run, tmp_path / "in.tif", tmp_path / "bad.tif", "--norm", "kernel", "--norm-kernel", "4"
+    )
+    assert bad.exit_code == 2 and "odd integer" in bad.output
+    bad = _cli(
+        run, tmp_path / "in.tif", tmp_path / "bad.tif", "--strategy", "none", "--norm", "thumbnail"
+    )
+    assert bad.exit_code == 2 and "--strategy none" in bad.output
+
+    # interrupted in the caching pass; --resume refuses another --norm, then finishes
+    real, saves = resume_module.Resumer.save, [0]
+
+    def save(self, out, progress):
+        real(self, out, progress)
+        saves[0] += 1
+        if saves[0] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(resume_module.Resumer, "save", save)
+    target = tmp_path / "out.tif"
+    options = ("--strategy", "weighted", "--norm", "kernel", "--batch-size", "2")
+    result = _cli(run, tmp_path / "in.tif", target, *options)
+    assert result.exit_code == 1 and "--resume" in result.output, result.output
+    files = partial_files(target)
+    assert files.norm_state.exists() and not files.state.exists()
+    monkeypatch.undo()
+    result = _cli(run, tmp_path / "in.tif", target, "--resume", "--norm", "tile")
+    assert result.exit_code == 2 and "--norm tile (it used kernel)" in result.output
+    result = _cli(run, tmp_path / "in.tif", target, "--resume")
+    assert result.exit_code == 0, result.output
+    reference = _cli(run, tmp_path / "in.tif", tmp_path / "ref.tif", *options)
+    assert reference.exit_code == 0
+    np.testing.assert_array_equal(read_image(target), read_image(tmp_path / "ref.tif"))
+    assert not any(p.name.startswith(".out.tif") for p in tmp_path.iterdir())
