@@ -223,11 +223,19 @@ class PartialFiles:
     settings: Path
     state: Path
 
+    @property
+    def norm_state(self) -> Path:
+        """The state of an interrupted ``--norm kernel`` caching pass,
+        ``.NAME.resume.norm.safetensors`` (see
+        :func:`satikit.stitching.statistics.statistics_state_path`)."""
+        return self.state.with_name(f"{self.state.stem}.norm{self.state.suffix}")
+
     def remove(self) -> None:
         """Delete the partial array and its sidecar files, where they exist."""
         _remove(self.data)
         self.settings.unlink(missing_ok=True)
         self.state.unlink(missing_ok=True)
+        self.norm_state.unlink(missing_ok=True)
 
 
 def partial_files(path: str | os.PathLike[str]) -> PartialFiles:

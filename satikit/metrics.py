@@ -38,16 +38,23 @@ with other noise levels, pass ``filter_radius`` / ``area_threshold`` explicitly.
 
 Everything is vectorised over objects (numpy shifts, :func:`skimage.measure.label`,
 :func:`numpy.bincount`), so 50 000 circles cost the same as one.
+
+Beside the colour error, :func:`seam_score` measures how visible tile borders are in a stitched
+image (beyond the paper; for normalisation-aware tiling, where seams are brightness jumps rather
+than wrong colours).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from skimage import measure
+
+from satikit.grid import TileGrid
 
 __all__ = [
     "PAPER_AREA_FRACTION",
@@ -63,6 +70,8 @@ __all__ = [
     "colour_error",
     "estimate_diameter",
     "filter_radius_for",
+    "seam_positions",
+    "seam_score",
 ]
 
 #: Circle diameter (px) the paper's thresholds were chosen for (section II).
@@ -405,3 +414,86 @@ def colour_error(
         area_threshold=float(min_area),
         value_threshold=int(value_threshold),
     )
+
+
+def seam_positions(grid: TileGrid) -> tuple[tuple[int, ...], ...]:
+    """Where the tiles of ``grid`` meet in the stitched image, per spatial dim.
+
+    Position ``p`` means a border between pixels ``p - 1`` and ``p``: the first pixel a later
+    tile owns (:meth:`TileGrid.owned`: ``i * step + cut`` for tile ``i >= 1``). Positions at or
+    past the image end (in the reflect-padded part) are left out.
+    """
+    return tuple(
+        tuple(p for i in range(1, n) if (p := i * step + cut) < size)
+        for n, step, cut, size in zip(grid.counts, grid.step, grid.cut, grid.shape)
+    )
+
+
+def seam_score(
+    image: np.ndarray,
+    seams: TileGrid | Sequence[Sequence[int]],
+    *,
+    channel_axis: int | None = None,
+) -> float:
+    """How much tile borders stand out: mean jump across them over the mean jump elsewhere.
+
+    For every spatial dim ``k`` and every pair of neighbouring pixels along it, the jump is
+    ``|I[..., p, ...] - I[..., p - 1, ...]|`` (every channel). The score is the mean jump over
+    the pairs that straddle a tile border divided by the mean jump over all other pairs (the
+    neighbouring pixel columns / rows inside tiles), pooled over dims and channels. About 1: the
+    borders look like any other column; 2: they jump twice as much as the image does anyway.
+
+    Args:
+        image: a stitched image, ``(*spatial)`` or with channels at ``channel_axis``; any real
+            dtype (differences are taken in float64, so uint8 does not wrap).
+        seams: the grid the image was stitched on (see :func:`seam_positions`), or per spatial
+            dim the border positions ``p`` (``1 <= p < S``; a border between ``p - 1`` and
+            ``p``).
+        channel_axis: the channel axis (e.g. ``-1`` for the on-disk ``(*spatial, C)``, ``0``
+            for the engine's ``(C, *spatial)``); None: no channel axis.
+
+    Returns:
+        the ratio, >= 0; ``inf`` when the image is constant except at the borders, 1.0 when it
+        is constant everywhere.
+
+    Raises:
+        ValueError: seams for another number of dims, a position outside ``[1, S)``, or no
+            border / no other pair of neighbours in the image.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    if channel_axis is not None:
+        values = np.moveaxis(values, channel_axis, 0)
+    else:
+        values = values[None]
+    spatial = values.shape[1:]
+    positions = seam_positions(seams) if isinstance(seams, TileGrid) else seams
+    if isinstance(seams, TileGrid) and seams.shape != spatial:
+        raise ValueError(f"the grid covers {seams.shape}, the image is {spatial}")
+    if len(positions) != len(spatial):
+        raise ValueError(
+            f"seams given for {len(positions)} dims, the image has {len(spatial)} spatial dims"
+        )
+    sums = np.zeros(2)  # border, inside
+    counts = np.zeros(2)
+    for axis, (size, where) in enumerate(zip(spatial, positions), start=1):
+        where = np.unique(np.asarray(where, dtype=np.int64))
+        if where.size and (where.min() < 1 or where.max() >= size):
+            raise ValueError(f"seam positions {where.tolist()} outside [1, {size}) in dim {axis}")
+        if size < 2:
+            continue
+        jumps = np.abs(np.diff(values, axis=axis))
+        per_pair = jumps.sum(axis=tuple(a for a in range(jumps.ndim) if a != axis))
+        border = np.zeros(size - 1, dtype=bool)
+        border[where - 1] = True
+        pair_size = jumps.size // (size - 1)
+        sums += per_pair[border].sum(), per_pair[~border].sum()
+        counts += border.sum() * pair_size, (~border).sum() * pair_size
+    if counts[0] == 0 or counts[1] == 0:
+        raise ValueError(
+            "seam_score needs tile borders and other neighbouring pixels in the image; got "
+            f"{int(counts[0])} border and {int(counts[1])} other pairs"
+        )
+    border_mean, inside_mean = sums / counts
+    if inside_mean == 0:
+        return float("inf") if border_mean > 0 else 1.0
+    return float(border_mean / inside_mean)

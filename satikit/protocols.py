@@ -35,6 +35,8 @@ __all__ = [
     "Adapter",
     "AdapterFactory",
     "AdapterInfo",
+    "DeclaresNormLayers",
+    "NormWithStatistics",
     "Option",
     "Optimizers",
     "parse_bool",
@@ -140,6 +142,18 @@ class Adapter(Protocol):
         discriminator_y: ``(B, C_y, *spatial)`` encoded Y -> patch scores for ``criterion``.
         loss_terms: detached named terms of the latest host steps (e.g. ``adv_xy``,
             ``cycle_x``, ``d_y``), for logging only.
+
+    Optional members (not part of the runtime check; the engine looks for them with
+    ``getattr``):
+
+    * ``size_multiple: int``: every spatial size ``generator_xy`` accepts is a multiple of it
+      (whole-image and thumbnail passes are sized or padded to it).
+    * ``encode_style(y) -> style``: adapters with styles (MUNIT).
+    * ``norm_layers() -> Sequence[nn.Module]``: see :class:`DeclaresNormLayers`; the
+      normalisation layers whose statistics ``norm="thumbnail"`` / ``"kernel"`` tiling
+      (:func:`satikit.stitching.stitch`) shares between tiles. Without it the engine walks
+      ``generator_xy`` for ``torch.nn.InstanceNorm1d/2d/3d`` layers (and layers implementing
+      :class:`NormWithStatistics`).
     """
 
     name: str
@@ -208,6 +222,38 @@ class Adapter(Protocol):
 
     def train(self, mode: bool = True) -> Any:
         """Switch all modules between training and evaluation mode."""
+        ...
+
+
+@runtime_checkable
+class NormWithStatistics(Protocol):
+    """A normalisation layer other than ``torch.nn.InstanceNorm*d`` whose statistics can be
+    recorded and replaced by the tiling engine (TIN / KIN, :mod:`satikit.stitching.norm`).
+
+    The layer normalises its first forward argument ``x`` ``(B, C, *spatial)`` with statistics
+    computed from ``x`` itself (e.g. a layer norm: one mean and variance per sample). Both
+    methods work on that same ``x``.
+    """
+
+    def norm_statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The ``(mean, var)`` the layer's forward would compute from ``x``, each ``(B, *K)``
+        (instance norm: ``(B, C)``; layer norm: ``(B, 1)``); var >= 0, biased."""
+        ...
+
+    def normalize_with(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+        """The layer's forward output for ``x``, normalised with the given ``(B, *K)``
+        statistics instead of its own (its affine map, if any, still applied)."""
+        ...
+
+
+@runtime_checkable
+class DeclaresNormLayers(Protocol):
+    """An adapter (or any object handed to the engine as ``norm_layers``) that names its
+    normalisation layers itself, instead of the engine walking ``generator_xy``."""
+
+    def norm_layers(self) -> Sequence[nn.Module]:
+        """The layers, each a ``torch.nn.InstanceNorm1d/2d/3d`` or a
+        :class:`NormWithStatistics`; every one the translation runs."""
         ...
 
 

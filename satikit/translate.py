@@ -33,7 +33,7 @@ from satikit.data.io import list_images, read_json, write_json
 from satikit.encoding import check_finite, decode, encode
 from satikit.grid import TileGrid
 from satikit.protocols import Adapter
-from satikit.stitching import stitch_on_grid
+from satikit.stitching import NormKernel, stitch_on_grid
 from satikit.training import resolve_device
 
 __all__ = ["translate_array", "translate_file", "translate_path"]
@@ -121,12 +121,17 @@ def _stitch(
     style_seed: int | None,
     progress: bool,
     style_ref: str | None = None,
+    norm: str = "tile",
+    norm_kernel: Any = 3,
+    thumbnail_scale: float = 0.25,
     state_path: Path | None = None,
     resume: bool = False,
 ) -> np.ndarray:
     """Run the engine; returns encoded ``(C_out, *spatial)`` (also written to ``out``).
 
-    ``state_path``/``resume``: see :func:`satikit.stitching.stitch_on_grid` (``none`` restarts).
+    ``norm``/``norm_kernel``/``thumbnail_scale``: see :func:`satikit.stitching.stitch`; the
+    adapter is where the normalisation layers are found. ``state_path``/``resume``: see
+    :func:`satikit.stitching.stitch_on_grid` (``none`` restarts).
     """
     inference = config["inference"]
     strategy = strategy or inference["strategy"]
@@ -140,6 +145,11 @@ def _stitch(
     common = dict(
         batch_size=batch_size, order=order, window=window, device=device, progress=progress
     )
+    if norm != "tile" and strategy == "none":
+        raise ValueError(
+            f"--norm {norm} shares statistics between tiles; --strategy none runs the whole "
+            "image in one pass (use --norm tile)"
+        )
     if strategy == "none":  # one pass over the whole image: pad it to a size the net accepts
         image = _pad_to_multiple(view[...], getattr(adapter, "size_multiple", 1))
         result = stitch_on_grid(image, fn, None, strategy="none", **common)  # type: ignore[arg-type]
@@ -163,6 +173,10 @@ def _stitch(
         out=out,
         state_path=state_path,
         resume=resume,
+        norm=norm,  # type: ignore[arg-type]
+        norm_kernel=norm_kernel,
+        thumbnail_scale=thumbnail_scale,
+        norm_layers=adapter,
         **common,  # type: ignore[arg-type]
     )
 
@@ -189,6 +203,9 @@ def translate_array(
     device: str | torch.device | None = None,
     style_seed: int | None = None,
     style_ref: str | os.PathLike[str] | None = None,
+    norm: str = "tile",
+    norm_kernel: Any = 3,
+    thumbnail_scale: float = 0.25,
     progress: bool = False,
     name: str = "input",
 ) -> np.ndarray:
@@ -211,6 +228,11 @@ def translate_array(
         style_seed: image-level seed for adapters with random styles (all tiles agree).
         style_ref: a reference Y image whose style every tile uses (see
             :func:`reference_style`); overrides ``style_seed``.
+        norm: instance-norm statistics per ``tile`` (default), from a ``thumbnail`` (TIN) or
+            ``kernel``-averaged over neighbouring tiles (KIN); see
+            :func:`satikit.stitching.stitch`. Tiled strategies only.
+        norm_kernel: ``kernel``: size in tiles or spec such as ``"5:gaussian"``.
+        thumbnail_scale: ``thumbnail``: thumbnail size / image size, in (0, 1].
         progress: tqdm bar over tiles.
         name: how error messages call the input.
 
@@ -238,6 +260,9 @@ def translate_array(
         device=device,
         style_seed=style_seed,
         style_ref=None if style_ref is None else str(style_ref),
+        norm=norm,
+        norm_kernel=norm_kernel,
+        thumbnail_scale=thumbnail_scale,
         progress=progress,
     )
     _, dtype = _output_layout(config, view.shape[1:])
@@ -318,6 +343,9 @@ _DEFAULTS: dict[str, Any] = dict(
     device=None,
     style_seed=None,
     style_ref=None,
+    norm="tile",
+    norm_kernel=3,
+    thumbnail_scale=0.25,
     progress=False,
 )
 #: The settings that decide the output, recorded for ``resume``.
@@ -332,6 +360,9 @@ _RECORDED = (
     "window",
     "style_seed",
     "style_ref",
+    "norm",
+    "norm_kernel",
+    "thumbnail_scale",
 )
 
 
@@ -345,6 +376,7 @@ def _settings(config: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str,
             settings[key] = inference[key]
     if settings["margin"] is None:
         settings["margin"] = _default_margin(inference, settings["strategy"])
+    settings["norm_kernel"] = str(NormKernel.parse(settings["norm_kernel"]))  # one spelling
     return json.loads(json.dumps(settings))
 
 

@@ -66,6 +66,16 @@ def test_dataset_circles_3d(tmp_path: Path) -> None:
     assert read_image(tmp_path / "train/x/00000.tif").shape == (24, 24, 24, 3)
 
 
+def test_dataset_circles_density_gradient(tmp_path: Path) -> None:
+    args = ["--preset", "density-gradient", "--size", "64", "--count", "12", "--n-images", "1"]
+    args += ["--n-test", "1", "--no-progress", "--density-gradient", "0.5"]
+    result = run("dataset", "circles", tmp_path / "g", *args)
+    assert result.exit_code == 0, result.output
+    assert read_json(tmp_path / "g" / "manifest.json")["params"]["density_gradient"] == 0.5
+    bad = run("dataset", "circles", tmp_path / "b", *args[:-1], "1.0")
+    assert bad.exit_code == 2 and "density-gradient" in bad.output
+
+
 def test_dataset_rejects_bad_parameters(tmp_path: Path) -> None:
     result = run("dataset", "circles", tmp_path / "a", "--size", "8", "--diameter", "10")
     assert result.exit_code == 2 and "exceeds" in result.output

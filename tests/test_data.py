@@ -106,6 +106,63 @@ def test_centres_are_uniform_and_touch_the_border() -> None:
     assert quarters.min() > 0.8 * quarters.max()
 
 
+def test_density_gradient_off_leaves_images_byte_identical() -> None:
+    """Pinned on the code before the option existed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for domain in "xy":
+        image, labels = make_circle_image(
+            domain,
+            shape=(64, 48),
+            count=12,
+            diameter=6,
+            noise_sigma=20.0,
+            rng=np.random.default_rng(5),
+        )
+        digest.update(image.tobytes())
+        digest.update(labels.tobytes())
+    assert digest.hexdigest() == (
+        "734d911175b897862f6aa7c7f5498bf64f3c7f3506899ef6412ac7af2e77368c"
+    )
+    a = place_circles((96, 96), 30, 10, np.random.default_rng(5))
+    b = place_circles((96, 96), 30, 10, np.random.default_rng(5), density_gradient=0.0)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_density_gradient_thins_objects_down_the_first_axis() -> None:
+    labels = place_circles((512, 128), 160, 8, np.random.default_rng(4), density_gradient=0.9)
+    assert labels.max() == 160
+    rows, cols = np.nonzero(labels)
+    ids = labels[rows, cols].astype(np.int64)
+    size = np.bincount(ids)[1:]
+    centre_row = np.bincount(ids, weights=rows)[1:] / size
+    centre_col = np.bincount(ids, weights=cols)[1:] / size
+    # density 1 + g (1 - 2 t): 72.5 % of the centres in the first half, 5x more in the first
+    # quarter than in the last; the other axis stays uniform
+    assert 0.62 < (centre_row < 256).mean() < 0.82
+    quarters = np.histogram(centre_row, bins=4, range=(0, 512))[0]
+    assert quarters[0] > 3 * quarters[-1], quarters
+    assert 0.38 < (centre_col < 64).mean() < 0.62
+    with pytest.raises(ValueError, match=r"density_gradient must be in \[0, 1\)"):
+        place_circles((64, 64), 5, 6, np.random.default_rng(0), density_gradient=1.0)
+
+
+def test_density_gradient_preset_and_manifest(tmp_path: Path) -> None:
+    preset = get_preset("density-gradient")
+    assert preset.density_gradient == 0.8 and preset.shape == (512, 512)
+    assert "density_gradient" not in get_preset("small").as_dict()  # manifests unchanged
+    with pytest.raises(ValueError, match="density_gradient"):
+        preset.replace(density_gradient=-0.1)
+    tiny = preset.replace(size=48, count=10, diameter=6, n_images=1, n_test=1)
+    manifest = make_circle_dataset(tmp_path / "d", tiny, seed=1)
+    assert manifest["params"]["density_gradient"] == 0.8
+    again = make_circle_dataset(tmp_path / "e", tiny, seed=1)
+    assert again == manifest
+    x = read_image(tmp_path / "d" / LAYOUT["train_x"] / "00000.tif")
+    np.testing.assert_array_equal(x, read_image(tmp_path / "e" / LAYOUT["train_x"] / "00000.tif"))
+
+
 def test_too_many_circles_raise_with_the_placed_count() -> None:
     with pytest.raises(ValueError, match=r"could place only \d+ of 500"):
         place_circles((64, 64), 500, 10, np.random.default_rng(0), max_candidates=2000)
@@ -281,6 +338,7 @@ def test_3d_presets_and_lookup() -> None:
         ("paper", 2),
         ("small", 2),
         ("large-objects", 2),
+        ("density-gradient", 2),
         ("paper", 3),
         ("small", 3),
     }

@@ -18,6 +18,8 @@ from satikit.metrics import (
     colour_error,
     estimate_diameter,
     filter_radius_for,
+    seam_positions,
+    seam_score,
 )
 
 SIGMA = 58.0  # the benchmark's noise (DESIGN.md section 1)
@@ -322,3 +324,47 @@ def test_bad_thresholds_raise() -> None:
     with pytest.raises(ValueError, match="value_threshold"):
         colour_error(image, labels, value_threshold=300)
     assert isinstance(colour_error(image, labels, diameter=8), ColourErrorResult)
+
+
+# --- seam score -----------------------------------------------------------------------------
+
+
+def test_seam_positions_follow_the_grid_cut() -> None:
+    from satikit.grid import TileGrid
+
+    grid = TileGrid.create((100, 60), 32, 8)  # step 24, cut 4
+    assert seam_positions(grid) == ((28, 52, 76), (28, 52))
+    start = TileGrid.create((100, 60), 32, 8, seam="start")
+    assert seam_positions(start) == ((24, 48, 72), (24, 48))
+
+
+def test_seam_score_on_known_arrays() -> None:
+    # 1D ramp with slope 1, plus a step of 3 at each border: jumps 4 at borders, 1 elsewhere
+    ramp = np.arange(40, dtype=np.float64)
+    steps = 3.0 * (np.arange(40) >= 10) + 3.0 * (np.arange(40) >= 30)
+    assert seam_score(ramp + steps, [[10, 30]]) == pytest.approx(4.0)
+    assert seam_score(ramp, [[10, 30]]) == pytest.approx(1.0)  # no seam to see
+    # 2D, channels last, uint8 (no wrap-around): tiles of constant brightness on a gradient
+    y, x = np.mgrid[0:20, 0:30]
+    image = (2 * y + x + 10 * (x >= 15)).astype(np.uint8)
+    rgb = np.repeat(image[..., None], 3, axis=-1)
+    # dim 0: every pair jumps 2; dim 1: 1 everywhere, 11 at the border x = 15
+    border = 20 * 11 / 20  # one border column of 20 pairs
+    inside = (19 * 30 * 2 + 20 * 28 * 1) / (19 * 30 + 20 * 28)
+    assert seam_score(rgb, [[], [15]], channel_axis=-1) == pytest.approx(border / inside)
+    assert seam_score(np.moveaxis(rgb, -1, 0), [[], [15]], channel_axis=0) == pytest.approx(
+        border / inside
+    )
+    flat = np.zeros((8, 8))
+    assert seam_score(flat, [[4], [4]]) == 1.0
+    flat[4:] = 1
+    assert seam_score(flat, [[4], []]) == float("inf")
+
+
+def test_seam_score_rejects_bad_positions() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        seam_score(np.zeros((8, 8)), [[8], []])
+    with pytest.raises(ValueError, match="2 spatial dims"):
+        seam_score(np.zeros((8, 8)), [[4]])
+    with pytest.raises(ValueError, match="border"):
+        seam_score(np.zeros((8, 8)), [[], []])

@@ -46,8 +46,23 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = F.layer_norm(x, x.shape[1:], eps=self.eps)
-        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return self._affine(y)
+
+    def _affine(self, y: Tensor) -> Tensor:
+        shape = (1, -1) + (1,) * (y.ndim - 2)
         return y * self.weight.view(shape) + self.bias.view(shape)
+
+    # satikit.protocols.NormWithStatistics: lets thumbnail / kernel tiling share its statistics
+    def norm_statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mean, var)`` over ``(C, *spatial)`` of each sample, each ``(B, 1)``."""
+        var, mean = torch.var_mean(x, dim=tuple(range(1, x.ndim)), correction=0)
+        return mean[:, None], var[:, None]
+
+    def normalize_with(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+        """The forward output with the given ``(B, 1)`` statistics instead of ``x``'s own."""
+        view = (x.shape[0],) + (1,) * (x.ndim - 1)
+        y = (x - mean.reshape(view)) * torch.rsqrt(var.reshape(view) + self.eps)
+        return self._affine(y)
 
 
 def _make_norm(norm: Norm, dims: int, channels: int) -> nn.Module:

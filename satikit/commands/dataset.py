@@ -52,12 +52,14 @@ def dataset() -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--preset",
-    type=click.Choice(["paper", "small", "large-objects"]),
+    type=click.Choice(["paper", "small", "large-objects", "density-gradient"]),
     default="paper",
     show_default=True,
     help="paper: 2048^2, 1000 x 40 px circles (section II); small: the same ratios / 4; "
     "large-objects (2D): small's 512^2 images with 378 x 16 px circles, as wide as the 25 % "
-    "overlap of a 64 px tile, so tiling cuts objects no tile sees whole.",
+    "overlap of a 64 px tile, so tiling cuts objects no tile sees whole; density-gradient "
+    "(2D): small's geometry with the circle density falling from 1.8x to 0.2x the mean down "
+    "the image, so tiles differ in their instance-norm statistics.",
 )
 @click.option(
     "--dims",
@@ -72,6 +74,12 @@ def dataset() -> None:
 @click.option("--noise-sigma", type=click.FloatRange(min=0), help="Noise sigma (8-bit scale).")
 @click.option("--n-images", type=click.IntRange(min=0), help="Training images per domain.")
 @click.option("--n-test", type=click.IntRange(min=0), help="Held-out test images.")
+@click.option(
+    "--density-gradient",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Circle density falls linearly down the image from 1+G to 1-G times the mean "
+    "(0: uniform, the paper's).",
+)
 @_generation_options
 def circles(
     out_dir: Path, preset: str, dims: str, seed: int, force: bool, progress: bool, **sizes: Any

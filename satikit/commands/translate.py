@@ -83,6 +83,30 @@ def _interruption() -> Iterator[None]:
     "strip each tile takes from its predecessors ends inside them, not at their border "
     "[default: the run's, else 0].",
 )
+@click.option(
+    "--norm",
+    type=click.Choice(["tile", "thumbnail", "kernel"]),
+    default="tile",
+    show_default=True,
+    help="Where the generator's instance norms take their statistics from: each tile's own "
+    "(tile), one pass over a downscaled whole image (thumbnail: TIN, Chen et al. AAAI 2022), "
+    "or a kernel average over neighbouring tiles' (kernel: KIN, Ho et al. ECCV 2022; a "
+    "second pass over all tiles). Tiled strategies only.",
+)
+@click.option(
+    "--norm-kernel",
+    default="3",
+    show_default=True,
+    metavar="SIZE[,SIZE...][:constant|gaussian[:SIGMA]]",
+    help="--norm kernel: odd kernel size in tiles (per dim if several) and its weights.",
+)
+@click.option(
+    "--thumbnail-scale",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.25,
+    show_default=True,
+    help="--norm thumbnail: thumbnail size / image size per dim (1: full resolution).",
+)
 @click.option("--style-seed", type=int, help="Image-level seed for adapters with styles.")
 @click.option(
     "--style-ref",
@@ -112,6 +136,9 @@ def translate(
     window: str,
     seam: str,
     margin,
+    norm: str,
+    norm_kernel: str,
+    thumbnail_scale: float,
     style_seed: int | None,
     style_ref: str | None,
     force: bool,
@@ -125,6 +152,7 @@ def translate(
     Example:
       satikit translate runs/sati big_x.tif big_y.tif --strategy sati
       satikit translate runs/sati big_x.tif big_y.tif --resume   # after an interruption
+      satikit translate runs/cyclegan big_x.tif big_y.tif --strategy weighted --norm kernel
     """
     from satikit.translate import translate_path
 
@@ -137,6 +165,9 @@ def translate(
         window=window,
         seam=seam,
         margin=margin,
+        norm=norm,
+        norm_kernel=norm_kernel,
+        thumbnail_scale=thumbnail_scale,
         style_seed=style_seed,
         style_ref=style_ref,
     )

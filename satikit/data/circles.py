@@ -121,6 +121,26 @@ class _Canvas:
         return self.data[(slice(self.pad, -self.pad),) * self.data.ndim].copy()
 
 
+def _check_gradient(density_gradient: float) -> float:
+    try:
+        value = float(density_gradient)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(density_gradient, bool) or not 0 <= value < 1:
+        raise ValueError(f"density_gradient must be in [0, 1), got {density_gradient!r}")
+    return value
+
+
+def _ramped_starts(
+    low: int, high: int, gradient: float, size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Integer starts in ``[low, high)`` whose density falls linearly from ``1 + g`` to
+    ``1 - g`` (times the mean): inverse CDF of ``f(t) = 1 + g (1 - 2 t)`` on ``t`` in [0, 1)."""
+    u = rng.random(size)
+    t = ((1 + gradient) - np.sqrt((1 + gradient) ** 2 - 4 * gradient * u)) / (2 * gradient)
+    return np.minimum(low + np.floor(t * (high - low)).astype(np.int64), high - 1)
+
+
 def place_circles(
     shape: Sequence[int],
     count: int,
@@ -128,6 +148,7 @@ def place_circles(
     rng: np.random.Generator,
     *,
     max_candidates: int | None = None,
+    density_gradient: float = 0.0,
 ) -> np.ndarray:
     """Place ``count`` equal balls at uniform random centres; return their instance labels.
 
@@ -143,6 +164,12 @@ def place_circles(
         diameter: Object diameter in pixels, 1..min(shape).
         rng: Random generator (the only source of randomness).
         max_candidates: Give up after this many candidates (default ``200 * count + 10000``).
+        density_gradient: ``g`` in [0, 1), beyond the paper: candidate centres are no longer
+            uniform along the first spatial dim but drawn with a density that falls linearly
+            from ``1 + g`` times the mean at index 0 to ``1 - g`` times it at the far end (the
+            other dims stay uniform), so the object density, and with it every tile's
+            instance-norm statistics, varies smoothly across the image. 0 (default): the
+            paper's uniform placement, drawing exactly the same random numbers as before.
 
     Returns:
         ``(*spatial)`` uint16 (uint32 beyond 65535 objects) array; object ``i`` (1-based, in the
@@ -161,6 +188,7 @@ def place_circles(
     if diameter > min(shape):
         raise ValueError(f"diameter {diameter} exceeds the smallest image size {min(shape)}")
     count, diameter = int(count), int(diameter)
+    gradient = _check_gradient(density_gradient)
     budget = 200 * count + 10_000 if max_candidates is None else int(max_candidates)
     canvas = _Canvas(shape, diameter, np.argwhere(footprint), label_dtype(count))
     # box start s: centre s + diameter / 2 uniform over [0, n) on the pixel grid
@@ -176,6 +204,8 @@ def place_circles(
             )
         batch = min(budget - tried, max(256, 2 * (count - placed)))
         starts = rng.integers(low, high, size=(batch, len(shape)))
+        if gradient:
+            starts[:, 0] = _ramped_starts(low, int(high[0]), gradient, batch, rng)
         tried += batch
         for start in starts[~canvas.any_occupied(starts)]:
             pixels = canvas.footprint_index(start)
@@ -262,6 +292,7 @@ def make_circle_image(
     diameter: int,
     noise_sigma: float,
     rng: np.random.Generator,
+    density_gradient: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One benchmark image of domain ``"x"`` or ``"y"`` with its instance labels.
 
@@ -272,6 +303,8 @@ def make_circle_image(
         diameter: Object diameter in pixels.
         noise_sigma: Gaussian noise sigma on the 8-bit scale (paper: 58, see DESIGN.md).
         rng: Random generator; placement, colours and noise are drawn from it in that order.
+        density_gradient: Object density falling linearly along the first spatial dim, see
+            :func:`place_circles` (0: uniform, the paper's).
 
     Returns:
         ``(image, labels)``: ``(*shape, 3)`` uint8 image and ``(*shape)`` uint16/uint32 labels.
@@ -281,7 +314,7 @@ def make_circle_image(
     """
     if domain not in ("x", "y"):
         raise ValueError(f"domain must be 'x' or 'y', got {domain!r}")
-    labels = place_circles(shape, count, diameter, rng)
+    labels = place_circles(shape, count, diameter, rng, density_gradient=density_gradient)
     if domain == "x":
         return render_x(labels, noise_sigma, rng), labels
     return render_y(labels, noise_sigma, rng)[0], labels

@@ -170,8 +170,8 @@ def make_circle_dataset(
         progress: Show a progress bar (stderr).
         force: Write into a non-empty folder (stale images there are removed).
         **overrides: Fields of :class:`CirclePreset` to change (``size``, ``count``,
-            ``diameter``, ``noise_sigma``, ``n_images``, ``n_test``, ``dims``); ``None`` values
-            are ignored. ``dims`` also selects the named preset's 3D variant.
+            ``diameter``, ``noise_sigma``, ``n_images``, ``n_test``, ``dims``,
+            ``density_gradient``); ``None`` values are ignored. ``dims`` also selects the named preset's 3D variant.
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``).
@@ -197,6 +197,7 @@ def make_circle_dataset(
                 diameter=params.diameter,
                 noise_sigma=params.noise_sigma,
                 rng=image_rng(seed, "circles", split, domain, index),
+                density_gradient=params.density_gradient,
             )
             image_key, labels_key = _CIRCLE_KEYS[(split, domain)]
             return {image_key: image, labels_key: labels}

@@ -1,6 +1,8 @@
 """The inference engine: translate an N-D image larger than one forward pass, tile by tile.
 
-Entry point: :func:`stitch`. Strategies: ``none``, ``simple``, ``weighted``, ``sati``.
+Entry point: :func:`stitch`. Strategies: ``none``, ``simple``, ``weighted``, ``sati``; each tiled
+one combines with a normalisation mode (:mod:`satikit.stitching.norm`): ``tile`` (per-tile
+instance-norm statistics), ``thumbnail`` (TIN) or ``kernel`` (KIN).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import torch
 from tqdm.auto import tqdm
 
 from satikit.grid import TileGrid, sati_overlap_message
+from satikit.stitching.norm import NORMS, Norm, NormKernel, find_norm_layers, size_multiple_of
 from satikit.stitching.resume import Resumer
 from satikit.stitching.runner import TileFn, resolve_device
+from satikit.stitching.statistics import NormSettings, run_with_statistics
 from satikit.stitching.strategies import run_none, run_sati, run_simple, run_weighted
 
-__all__ = ["ORDERS", "STRATEGIES", "stitch", "stitch_on_grid"]
+__all__ = ["NORMS", "ORDERS", "STRATEGIES", "NormKernel", "stitch", "stitch_on_grid"]
 
 STRATEGIES = ("none", "simple", "weighted", "sati")
 ORDERS = ("raster", "wavefront")
@@ -50,6 +54,10 @@ def stitch(
     order: Literal["raster", "wavefront"] = "wavefront",
     window: Literal["pyramid", "gaussian"] = "gaussian",
     margin: int | Sequence[int] = 0,
+    norm: Norm = "tile",
+    norm_kernel: NormKernel | int | Sequence[Any] | str = 3,
+    thumbnail_scale: float = 0.25,
+    norm_layers: Any = None,
     out=None,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -75,6 +83,22 @@ def stitch(
             the strip each takes from its predecessors stays ``overlap`` wide, so the strip
             ends ``margin`` px inside the predecessor rather than at its border (needs
             ``T > 2 (O + margin)``; 0: the paper's grid). See :class:`TileGrid`.
+        norm: where ``fn``'s instance-norm layers take their statistics from (tiled
+            strategies; see :mod:`satikit.stitching.norm`): ``"tile"`` (each tile's own, the
+            default; nothing is hooked), ``"thumbnail"`` (TIN, Chen et al. AAAI 2022: one extra
+            ``fn`` call on the whole image box-downscaled by ``thumbnail_scale`` records them
+            for every tile), ``"kernel"`` (KIN, URUST, Ho et al. ECCV 2022: a caching pass of
+            the strategy records every tile's; each tile then uses the ``norm_kernel``-weighted
+            average of its neighbours'; twice the ``fn`` calls).
+        norm_kernel: ``kernel`` only: a :class:`NormKernel` or what :meth:`NormKernel.parse`
+            reads: an odd size in tiles (``3``), one per dim, ``(size, "gaussian")``, or text
+            such as ``"5:gaussian"``. Constant weights by default.
+        thumbnail_scale: ``thumbnail`` only: thumbnail size over image size per dim, in
+            ``(0, 1]`` (1.0: full resolution, one whole-image pass); sizes are rounded to the
+            ``size_multiple`` the norm layers' owner declares (adapters do).
+        norm_layers: where the normalisation layers are (see
+            :func:`~satikit.stitching.norm.find_norm_layers`): an adapter, a module, or the
+            layers; default: ``fn`` itself (a module or a bound method of one).
         out: optional ``(C_out, *spatial)`` array to fill (e.g. a memmap); float32 expected.
         device: where tiles run; default: ``fn``'s parameters' device, else CPU.
         progress: show a tqdm progress bar.
@@ -86,7 +110,9 @@ def stitch(
     Raises:
         ValueError: bad ``strategy``/``order``/``window``/``batch_size``, image with fewer than
             2 dims, invalid tile/overlap, ``fn`` changing the spatial size or the channel count
-            (``sati``), non-finite output, ``out`` of the wrong shape.
+            (``sati``), non-finite output, ``out`` of the wrong shape; unknown ``norm``, bad
+            ``norm_kernel`` or ``thumbnail_scale``, ``norm`` other than ``tile`` with
+            ``strategy="none"`` or without instance-norm layers to find.
     """
     spatial = _spatial_shape(image)
     grid = (
@@ -102,6 +128,10 @@ def stitch(
         batch_size=batch_size,
         order=order,
         window=window,
+        norm=norm,
+        norm_kernel=norm_kernel,
+        thumbnail_scale=thumbnail_scale,
+        norm_layers=norm_layers,
         out=out,
         device=device,
         progress=progress,
@@ -127,6 +157,10 @@ def stitch_on_grid(
     batch_size: int = 1,
     order: Literal["raster", "wavefront"] = "wavefront",
     window: Literal["pyramid", "gaussian"] = "gaussian",
+    norm: Norm = "tile",
+    norm_kernel: NormKernel | int | Sequence[Any] | str = 3,
+    thumbnail_scale: float = 0.25,
+    norm_layers: Any = None,
     out=None,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -147,11 +181,13 @@ def stitch_on_grid(
         resume: continue from the state in ``state_path``: finished bands are skipped (``fn`` is
             not called for their tiles), the carried band rows restored, and ``out`` must still
             hold the rows written before the interruption. No state file yet: start from the
-            beginning. ``none`` always restarts.
+            beginning. ``none`` always restarts. With ``norm="thumbnail"``/``"kernel"`` the
+            statistics table is part of the state; ``kernel``'s caching pass resumes from
+            its own state beside ``state_path`` (see :mod:`satikit.stitching.statistics`).
 
     Raises:
         ValueError: as :func:`stitch`; also a state that is unreadable or belongs to a different
-            strategy, grid, order, batch size, window or image shape.
+            strategy, grid, order, batch size, window, image shape or normalisation.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -171,24 +207,56 @@ def stitch_on_grid(
             raise ValueError(sati_overlap_message(grid.tile, grid.overlap, grid.margin))
         if strategy != "sati" and grid.margin is not None:
             raise ValueError(f"margin is a SATI setting; the {strategy} strategy got {grid.margin}")
-    tile_fn = TileFn(fn, resolve_device(fn, device), image.shape[0] if strategy == "sati" else None)
+    settings = NormSettings.create(norm, norm_kernel, thumbnail_scale)
+    layers = []
+    if settings.norm != "tile":
+        if strategy == "none":
+            raise ValueError(
+                f"norm={settings.norm!r} shares statistics between tiles; strategy 'none' "
+                "runs the whole image in one call (use norm='tile')"
+            )
+        settings.kernel.sizes(len(spatial))  # a per-dim kernel must fit the image
+        layers = find_norm_layers(fn if norm_layers is None else norm_layers)
+    target = resolve_device(fn, device)
+    out_channels = image.shape[0] if strategy == "sati" else None
     allocate = _allocator(out, spatial)
-    resumer = Resumer(
-        state_path, _identity(image, grid, strategy, batch_size, order, window), resume
-    )
+    identity = _identity(image, grid, strategy, batch_size, order, window)
+    resumer = Resumer(state_path, {**identity, **settings.identity()}, resume)
     total = 1 if strategy == "none" or grid is None else grid.n_tiles
-    with tqdm(total=total, disable=not progress, desc=f"stitch[{strategy}]", unit="tile") as bar:
+    total *= 2 if settings.norm == "kernel" else 1  # the caching pass
+    desc = f"stitch[{strategy}{'' if settings.norm == 'tile' else '+' + settings.norm}]"
+    with tqdm(total=total, disable=not progress, desc=desc, unit="tile") as bar:
         if strategy == "none":
             resumer.load()  # refuses a state of another setup; `none` itself restarts
-            return run_none(image, tile_fn, allocate, bar.update)
+            return run_none(image, TileFn(fn, target), allocate, bar.update)
         assert grid is not None
-        if strategy == "simple":
-            return run_simple(image, tile_fn, grid, batch_size, allocate, bar.update, resumer)
-        if strategy == "weighted":
-            return run_weighted(
-                image, tile_fn, grid, batch_size, window, allocate, bar.update, resumer
-            )
-        return run_sati(image, tile_fn, grid, order, batch_size, allocate, bar.update, resumer)
+
+        def run(tile_fn: TileFn, allocate: Callable[[int], Any], resumer: Any) -> np.ndarray:
+            if strategy == "simple":
+                return run_simple(image, tile_fn, grid, batch_size, allocate, bar.update, resumer)
+            if strategy == "weighted":
+                return run_weighted(
+                    image, tile_fn, grid, batch_size, window, allocate, bar.update, resumer
+                )
+            return run_sati(image, tile_fn, grid, order, batch_size, allocate, bar.update, resumer)
+
+        if settings.norm == "tile":
+            return run(TileFn(fn, target, out_channels), allocate, resumer)
+        return run_with_statistics(
+            settings,
+            image,
+            fn,
+            grid,
+            layers,
+            run,
+            allocate,
+            resumer,
+            device=target,
+            out_channels=out_channels,
+            size_multiple=size_multiple_of(fn if norm_layers is None else norm_layers),
+            state_path=state_path,
+            resume=resume,
+        )
 
 
 def _identity(

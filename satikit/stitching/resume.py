@@ -10,8 +10,9 @@ uninterrupted run calls it on after that point, batched the same way: the output
 bit-identical.
 
 The state is one safetensors file, replaced atomically: the arrays as tensors, the identity of the
-run (strategy, grid, order, batch size, window, image shape) and the counters as JSON metadata.
-Resuming with a different identity is a :class:`ValueError`.
+run (strategy, grid, order, batch size, window, image shape; the normalisation settings unless
+per-tile) and the counters as JSON metadata. Resuming with a different identity (a key differing,
+or present on one side only) is a :class:`ValueError`.
 """
 
 from __future__ import annotations
@@ -94,10 +95,11 @@ class Resumer:
         if meta.get("version") != VERSION:
             raise ValueError(f"{self.path}: resume state version {meta.get('version')!r}")
         saved = meta.get("identity", {})
+        keys = [*self.identity, *(key for key in saved if key not in self.identity)]
         diffs = [
-            f"{key} {saved.get(key)!r} (now {value!r})"
-            for key, value in self.identity.items()
-            if saved.get(key) != value
+            f"{key} {saved.get(key)!r} (now {self.identity.get(key)!r})"
+            for key in keys
+            if saved.get(key) != self.identity.get(key)
         ]
         if diffs:
             raise ValueError(

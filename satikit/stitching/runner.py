@@ -7,12 +7,17 @@ target device.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TileFn", "batched", "resolve_device", "write_region"]
+__all__ = ["BatchContext", "TileFn", "batched", "resolve_device", "write_region"]
+
+#: ``context(indices)``: a context manager entered around each ``fn`` call, given the grid
+#: indices of the tiles in the batch (None for a call that is not on the grid, e.g. a thumbnail).
+BatchContext = Callable[[Sequence[tuple[int, ...]] | None], AbstractContextManager]
 
 
 def resolve_device(fn: Callable, device: str | torch.device | None) -> torch.device:
@@ -44,21 +49,36 @@ class TileFn:
         fn: ``(B, C, *T) -> (B, C_out, *T)`` torch callable.
         device: where the batch is sent (pinned, non-blocking copies on CUDA).
         out_channels: expected ``C_out`` if known; otherwise fixed by the first call.
+        context: optional :data:`BatchContext` entered around every ``fn`` call (the
+            normalisation statistics of :mod:`satikit.stitching.norm` use it).
     """
 
-    def __init__(self, fn: Callable, device: torch.device, out_channels: int | None = None):
+    def __init__(
+        self,
+        fn: Callable,
+        device: torch.device,
+        out_channels: int | None = None,
+        context: BatchContext | None = None,
+    ):
         self.fn = fn
         self.device = device
         self.out_channels = out_channels
+        self.context = context
         self.calls = 0
 
-    def __call__(self, tiles: np.ndarray) -> np.ndarray:
-        """Run ``fn`` on ``tiles`` ``(B, C, *T)`` float32; returns ``(B, C_out, *T)`` float32."""
+    def __call__(
+        self, tiles: np.ndarray, indices: Sequence[tuple[int, ...]] | None = None
+    ) -> np.ndarray:
+        """Run ``fn`` on ``tiles`` ``(B, C, *T)`` float32; returns ``(B, C_out, *T)`` float32.
+
+        ``indices``: the grid index of each tile (handed to ``context``), if on the grid.
+        """
         batch = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32))
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         batch = batch.to(self.device, non_blocking=True)
-        with torch.inference_mode():
+        around = nullcontext() if self.context is None else self.context(indices)
+        with torch.inference_mode(), around:
             result = self.fn(batch)
         self.calls += 1
         if not isinstance(result, torch.Tensor):

@@ -106,7 +106,7 @@ def run_simple(
     tick(finished)
     per_row = grid.n_tiles // grid.counts[0]
     for chunk in batched(itertools.islice(grid.raster(), finished, None), batch_size):
-        results = tile_fn(_read_batch(image, grid, chunk))
+        results = tile_fn(_read_batch(image, grid, chunk), chunk)
         if out is None:
             out = allocate(results.shape[1])
         for index, result in zip(chunk, results):
@@ -187,7 +187,7 @@ def run_weighted(
     for b in range(first, len(bands)):
         band = bands[b]
         for chunk in batched(band, batch_size):
-            results = tile_fn(_read_batch(image, grid, chunk))
+            results = tile_fn(_read_batch(image, grid, chunk), chunk)
             if out is None:
                 carried["numerator"] = Band(results.shape[1], grid, rows, np.float64)
                 out = allocate(results.shape[1])
@@ -258,7 +258,7 @@ def run_sati(
                     if any(leading):
                         mask = strip_mask(grid.tile, grid.overlap, leading)
                         np.copyto(tile, canvas.data[canvas.local(grid.window(index))], where=mask)
-                results = tile_fn(tiles)
+                results = tile_fn(tiles, chunk)
                 for index, result in zip(chunk, results):
                     written = grid.written(index)
                     local = canvas.local(written)[1:]
