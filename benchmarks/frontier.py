@@ -44,13 +44,14 @@ def frontier_methods(config: dict[str, Any], run: quality.Run) -> list[str]:
 
 def strategy_family(method: str, inference: dict[str, Any]) -> str:
     """The line a method belongs to in the plot: ``none``, ``simple``, ``gaussian``,
-    ``pyramid``, ``sati`` or ``sati+margin``."""
+    ``pyramid``, ``sati`` or ``sati+margin``, with ``/thumbnail`` or ``/kernel`` for TIN / KIN."""
     spec = parse_method(method, inference)
+    family = spec.strategy
     if spec.strategy == "weighted":
-        return spec.window or "weighted"
-    if spec.strategy == "sati" and spec.margin:
-        return "sati+margin"
-    return spec.strategy
+        family = spec.window or "weighted"
+    elif spec.strategy == "sati" and spec.margin:
+        family = "sati+margin"
+    return family if spec.norm == "tile" else f"{family}/{spec.norm}"
 
 
 def summarise(rows: list[dict[str, Any]], inference: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,18 +12,22 @@ Names the quality report has always used keep their meaning (settings from the c
 
 The error-versus-cost frontier adds names with the overlap as a percentage of the tile:
 ``simple@P``, ``gaussian@P``, ``pyramid@P``, ``sati@P`` and ``sati@P+mM`` (a SATI margin of
-``M`` px), e.g. ``gaussian@12.5`` or ``sati@25+m8``.
+``M`` px), e.g. ``gaussian@12.5`` or ``sati@25+m8``. Any tiled method takes a normalisation suffix
+(:mod:`satikit.stitching.norm`): ``/thumbnail`` (TIN, statistics from a thumbnail at 1/4
+scale) or ``/kernel`` (KIN, a 3-tile constant kernel over the tiles' statistics), optionally
+with a value, ``/thumbnail:0.5`` or ``/kernel:5:gaussian``; the extra pass counts in the cost.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["Method", "parse_method"]
 
+_NORM_SUFFIX = re.compile(r"(?P<base>.+?)/(?P<norm>thumbnail|kernel)(?::(?P<value>.+))?")
 _PARAMETRISED = re.compile(
     r"(?P<kind>simple|gaussian|pyramid|sati)@(?P<percent>\d+(?:\.\d+)?)(?:\+m(?P<margin>\d+))?"
 )
@@ -41,6 +45,10 @@ class Method:
         window: blending window of ``weighted`` (``pyramid`` or ``gaussian``), else None.
         margin: SATI margin in px (beyond the paper; 0 on the paper's grid).
         seam: where SATI cuts inside the overlap: ``middle`` (paper III-E) or ``start``.
+        norm: instance-norm statistics: ``tile`` (per tile), ``thumbnail`` (TIN) or ``kernel``
+            (KIN).
+        norm_value: the ``thumbnail_scale`` or ``norm_kernel`` given after the suffix, or None
+            (the engine's defaults).
     """
 
     name: str
@@ -50,6 +58,22 @@ class Method:
     window: str | None = None
     margin: int = 0
     seam: str = "middle"
+    norm: str = "tile"
+    norm_value: str | None = None
+
+    def stitch_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`satikit.stitching.stitch_on_grid` besides the grid."""
+        options: dict[str, Any] = {"strategy": self.strategy}
+        if self.window is not None:
+            options["window"] = self.window
+        if self.norm != "tile":
+            options["norm"] = self.norm
+            if self.norm_value is not None:
+                key = "thumbnail_scale" if self.norm == "thumbnail" else "norm_kernel"
+                options[key] = (
+                    float(self.norm_value) if key == "thumbnail_scale" else self.norm_value
+                )
+        return options
 
     def grid(self, shape: tuple[int, ...]):
         """The :class:`satikit.grid.TileGrid` over an image of spatial ``shape`` (None for
@@ -69,11 +93,19 @@ class Method:
         return 1 if grid is None else grid.n_tiles
 
     def cost(self, shape: tuple[int, ...]) -> float:
-        """Forward-pass pixels per image pixel: tiles x tile size / image size (1 for ``none``)."""
+        """Forward-pass pixels per image pixel: tiles x tile size / image size (1 for ``none``),
+        plus the statistics pass of ``thumbnail`` (the thumbnail's pixels) or ``kernel`` (a
+        second pass over every tile)."""
         grid = self.grid(shape)
         if grid is None:
             return 1.0
-        return grid.n_tiles * math.prod(grid.tile) / math.prod(shape)
+        tiled = grid.n_tiles * math.prod(grid.tile) / math.prod(shape)
+        if self.norm == "kernel":
+            return 2 * tiled
+        if self.norm == "thumbnail":
+            scale = float(self.norm_value) if self.norm_value is not None else 0.25
+            return tiled + scale ** len(shape)
+        return tiled
 
     def seam_grid(self, inference: dict[str, Any]) -> tuple[int, int]:
         """``(overlap, margin)`` of the grid whose cut lines split objects into "seam" and
@@ -90,6 +122,11 @@ def parse_method(name: str, inference: dict[str, Any]) -> Method:
     Raises:
         ValueError: an unknown name, naming the known forms.
     """
+    if suffix := _NORM_SUFFIX.fullmatch(name):
+        base = parse_method(suffix["base"], inference)
+        if base.strategy == "none":
+            raise ValueError(f"{name!r}: a normalisation mode needs a tiled method")
+        return replace(base, name=name, norm=suffix["norm"], norm_value=suffix["value"])
     tile, overlap = int(inference["tile"]), int(inference["overlap"])
     fixed = {
         "none": Method(name, "none", tile),

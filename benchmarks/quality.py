@@ -459,11 +459,12 @@ def translate_with(
     encoding = bool(run_config["encoding"]["domain_encoding"])
     x = np.moveaxis(encode(image, "x", enabled=encoding), -1, 0)
     spec = parse_method(method, inference)
-    kwargs: dict[str, Any] = {"batch_size": int(inference.get("batch_size", 4))}
-    if spec.window is not None:
-        kwargs["window"] = spec.window
+    kwargs = spec.stitch_options()
+    if spec.norm != "tile":
+        kwargs["norm_layers"] = adapter  # its instance norms (the tile function is a lambda)
     grid = spec.grid(x.shape[1:])
-    y = stitch_on_grid(x, lambda t: adapter.translate(t), grid, strategy=spec.strategy, **kwargs)
+    batch = int(inference.get("batch_size", 4))
+    y = stitch_on_grid(x, lambda t: adapter.translate(t), grid, batch_size=batch, **kwargs)
     return np.moveaxis(decode(y, "y", enabled=encoding), 0, -1)
 
 

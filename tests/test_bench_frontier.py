@@ -20,7 +20,7 @@ domain_encoding = false
 lambda_consistency = 5.0
 
 [frontier]
-standard = ["none", "simple@0", "gaussian@25", "pyramid@50"]
+standard = ["none", "simple@0", "gaussian@25", "pyramid@50", "gaussian@25/kernel"]
 sati = ["none", "sati@25"]
 """
 
@@ -104,7 +104,8 @@ def test_frontier_scores_every_method_with_its_cost_and_caches(config_path, tmp_
     )
     by_key = {(s["model"], s["method"]): s for s in payload["summary"]}
     assert set(by_key) == {
-        ("standard", m) for m in ("none", "simple@0", "gaussian@25", "pyramid@50")
+        ("standard", m)
+        for m in ("none", "simple@0", "gaussian@25", "pyramid@50", "gaussian@25/kernel")
     } | {(model, m) for model in ("sati", quality.FINETUNE) for m in ("none", "sati@25")}
     # 64 px images, tile 32: overlap 8 -> step 24 -> 3 x 3 tiles (the last ones padded)
     assert by_key[("standard", "gaussian@25")]["tiles"] == 9
@@ -120,7 +121,10 @@ def test_frontier_scores_every_method_with_its_cost_and_caches(config_path, tmp_
     cached = list(
         (root / "runs" / "cyclegan" / "standard-seed0" / "evaluations" / "test").glob("*.json")
     )
-    assert len(cached) == 4
+    assert len(cached) == 5
+    kin = by_key[("standard", "gaussian@25/kernel")]
+    assert kin["cost"] == pytest.approx(2 * by_key[("standard", "gaussian@25")]["cost"])
+    assert kin["family"] == "gaussian/kernel"
     table = frontier.markdown_table(payload["summary"])
     assert "| cyclegan | standard | gaussian@25 | 9 | 2.25 |" in table
 

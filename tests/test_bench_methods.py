@@ -73,3 +73,31 @@ def test_seam_reference_is_the_methods_own_grid_for_named_overlaps():
 def test_bad_names_are_refused(name, message):
     with pytest.raises(ValueError, match=message):
         parse_method(name, INFERENCE)
+
+
+def test_norm_suffix_adds_tin_or_kin_and_counts_its_pass_in_the_cost():
+    shape = (512, 512)
+    plain = parse_method("gaussian@25", INFERENCE)
+    kernel = parse_method("gaussian@25/kernel", INFERENCE)
+    assert (kernel.strategy, kernel.overlap, kernel.window, kernel.norm) == (
+        "weighted",
+        32,
+        "gaussian",
+        "kernel",
+    )
+    assert kernel.cost(shape) == pytest.approx(2 * plain.cost(shape))  # the caching pass
+    thumb = parse_method("simple@0/thumbnail:0.5", INFERENCE)
+    assert thumb.cost(shape) == pytest.approx(1.0 + 0.25)  # + a half-scale thumbnail
+    assert thumb.stitch_options() == {
+        "strategy": "simple",
+        "norm": "thumbnail",
+        "thumbnail_scale": 0.5,
+    }
+    assert parse_method("sati/kernel:5:gaussian", INFERENCE).stitch_options() == {
+        "strategy": "sati",
+        "norm": "kernel",
+        "norm_kernel": "5:gaussian",
+    }
+    assert plain.stitch_options() == {"strategy": "weighted", "window": "gaussian"}
+    with pytest.raises(ValueError, match="needs a tiled method"):
+        parse_method("none/kernel", INFERENCE)
