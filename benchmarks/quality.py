@@ -565,7 +565,8 @@ def evaluate_run(
         key = config_hash(
             {"method": repr(spec), "evaluation": EVALUATION_VERSION, "data": str(images)}
         )
-        cache = run_dir(root, run) / "evaluations" / split / f"{method}-{key}.json"
+        safe = method.replace("/", "~")  # a norm suffix is not a folder
+        cache = run_dir(root, run) / "evaluations" / split / f"{safe}-{key}.json"
         if cache.is_file():
             counts = json.loads(cache.read_text())
         else:
