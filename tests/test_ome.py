@@ -10,6 +10,8 @@ import pytest
 import tifffile
 import zarr
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 import satikit.ome.ngff
 import satikit.ome.tiff
@@ -19,6 +21,7 @@ from satikit.arrays import ChannelFirst, open_array, partial_files
 from satikit.cli import cli
 from satikit.data.io import write_image
 from satikit.ome import (
+    AxesView,
     ImageMetadata,
     PyramidOptions,
     downsample_yx,
@@ -86,6 +89,32 @@ def test_downsample_yx_is_a_rounded_two_by_two_mean_with_odd_edges():
         (4, 250, 75, 3),
     ]
     assert level_shapes((100, 80), 0, 256) == [(100, 80)]
+
+
+@given(
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 9), st.integers(1, 9)),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.float32]),
+    seed=st.integers(0, 2**16),
+)
+def test_downsample_yx_halves_rounding_up_and_stays_in_range(shape, dtype, seed):
+    block = np.random.default_rng(seed).integers(-50 if dtype == np.int16 else 0, 255, shape)
+    block = block.astype(dtype)
+    half = downsample_yx(block, 1)
+    assert half.dtype == block.dtype
+    assert half.shape == (shape[0], -(-shape[1] // 2), -(-shape[2] // 2))
+    assert block.min() <= half.min() and half.max() <= block.max()
+    np.testing.assert_array_equal(downsample_yx(np.full_like(block, 7), 1), np.full_like(half, 7))
+
+
+@given(order=st.permutations(["c", "z", "y", "x", "t"]), key=st.integers(0, 3))
+def test_axes_view_reads_any_stored_order_as_spatial_then_channels(order, key):
+    sizes = {"c": 2, "z": 3, "y": 4, "x": 5, "t": 1}
+    stored = np.arange(120).reshape([sizes[a] for a in order])
+    view = AxesView(stored, order, "test")
+    expected = np.transpose(stored, [order.index(a) for a in "zyxct"])[..., 0]  # (z, y, x, c)
+    assert view.shape == expected.shape == (3, 4, 5, 2)
+    np.testing.assert_array_equal(view[...], expected)
+    np.testing.assert_array_equal(view[key % 3, 1:3, :, 1], expected[key % 3, 1:3, :, 1])
 
 
 # --- OME-TIFF ------------------------------------------------------------------------------------
