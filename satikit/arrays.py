@@ -7,7 +7,8 @@ without loading the image: :class:`ChannelFirst` reorders axes and encodes value
 :class:`ChannelLastSink` reorders axes and decodes values on write.
 
 :func:`open_array` opens TIFF (memory-mapped when the file is uncompressed and contiguous,
-through tifffile's zarr store when it is tiled or compressed), zarr and ``.npy`` inputs;
+through tifffile's zarr store when it is tiled or compressed; level 0 of a pyramid; an OME-TIFF's
+channel planes moved last), zarr (an array, or level 0 of an OME-Zarr image) and ``.npy`` inputs;
 :class:`NamedReads` names the file in errors that only a read finds (a damaged chunk).
 :func:`output_array` creates TIFF (BigTIFF when needed), zarr or ``.npy`` outputs under a
 temporary name and renames them only once complete; a resumable output keeps that partial file
@@ -31,6 +32,7 @@ import numpy as np
 __all__ = [
     "ChannelFirst",
     "ChannelLastSink",
+    "ImageLayoutError",
     "NamedReads",
     "open_array",
     "PartialFiles",
@@ -54,6 +56,11 @@ def release_pages(array: Any) -> None:
     mapping = getattr(array, "_mmap", None)
     if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
         mapping.madvise(mmap.MADV_DONTNEED)
+
+
+class ImageLayoutError(ValueError):
+    """A readable image laid out in a way satikit cannot translate (a time series, no y/x axes,
+    an OME-Zarr group without its levels); the message names the file and the problem."""
 
 
 def _normalise_key(key: Any, ndim: int) -> tuple:
@@ -153,12 +160,14 @@ def open_array(path: str | os.PathLike[str]) -> Any:
         )
     try:
         if is_zarr:
-            import zarr
+            from satikit.ome.reading import open_zarr
 
-            return zarr.open_array(str(path), mode="r")
+            return open_zarr(path)
         if suffix == ".npy":
             return np.load(path, mmap_mode="r", allow_pickle=False)
         return _open_tiff(path)
+    except ImageLayoutError:  # readable, but not an image satikit can take: says why already
+        raise
     except Exception as exc:  # corrupt files raise many different errors deep inside readers
         raise ValueError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
 
@@ -167,12 +176,19 @@ def _open_tiff(path: Path) -> Any:
     import tifffile
 
     try:
-        return tifffile.memmap(path, mode="r")
+        array = tifffile.memmap(path, mode="r")
     except ValueError:  # compressed, tiled or truncated: read through tifffile's zarr store
         import zarr
 
-        _check_complete(path)
-        return zarr.open_array(tifffile.imread(path, aszarr=True), mode="r")
+        _check_complete(path)  # level 0 of a pyramid (OME-TIFF, SVS): the full resolution
+        array = zarr.open_array(tifffile.imread(path, aszarr=True, level=0), mode="r")
+    with tifffile.TiffFile(path) as tif:
+        axes = tif.series[0].axes if tif.is_ome else None
+    if axes is None:
+        return array
+    from satikit.ome.reading import image_view
+
+    return image_view(array, axes, str(path))  # e.g. CYX planes as (Y, X, C)
 
 
 def _check_complete(path: Path) -> None:

@@ -1,10 +1,11 @@
 """File-level translation: a trained run + an image (or a folder of them) in, translations out.
 
 Builds on :func:`satikit.stitching.stitch` and the out-of-core views of :mod:`satikit.arrays`:
-the input is opened lazily (TIFF memmap / zarr / ``.npy``) and encoded tile by tile; the output
-is decoded to the run's output dtype row band by row band straight into an on-disk array that
-is renamed into place only when complete. Defaults (strategy, tile, overlap, encoding) come
-from the run's ``config.json``.
+the input is opened lazily (TIFF memmap / zarr / OME-Zarr / ``.npy``) and encoded tile by tile;
+the output is decoded to the run's output dtype row band by row band straight into an on-disk
+array that is renamed into place only when complete. ``*.ome.tif`` and ``*.ome.zarr`` targets
+are viewer-ready pyramids (:mod:`satikit.ome`) carrying the input's pixel sizes and channel
+names. Defaults (strategy, tile, overlap, encoding) come from the run's ``config.json``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from satikit.crops import spatial_channels
 from satikit.data.io import list_images, read_json, write_json
 from satikit.encoding import check_finite, decode, encode
 from satikit.grid import TileGrid
+from satikit.ome import PyramidOptions, read_metadata, viewer_format, viewer_output
 from satikit.protocols import Adapter
 from satikit.stitching import NormKernel, stitch_on_grid
 from satikit.training import resolve_device
@@ -275,6 +278,46 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+@contextmanager
+def _output(
+    target: str | os.PathLike[str],
+    source: str | os.PathLike[str],
+    spatial: Sequence[int],
+    config: Mapping[str, Any],
+    job: Mapping[str, Any],
+    *,
+    overwrite: bool,
+    resume: bool,
+) -> Iterator[Any]:
+    """The engine's ``(C_out, *spatial)`` sink over a resumable output at ``target``: decodes
+    to the run's dtype; a viewer output (``.ome.tif``/``.ome.zarr``) builds its pyramid when
+    the block ends, with the metadata of ``source``."""
+    shape, dtype = _output_layout(config, spatial)
+    encoding = bool(config["encoding"]["domain_encoding"])
+
+    def decoder(block: np.ndarray) -> np.ndarray:
+        return decode(block, "y", enabled=encoding, dtype=dtype)
+
+    if viewer_format(target) is not None:
+        channels = int(config["data"]["out_channels"])
+        with viewer_output(
+            target,
+            (channels, *spatial),
+            dtype,
+            transform=decoder,
+            metadata=read_metadata(source),
+            options=PyramidOptions(**{k: job[f] for k, f in _PYRAMID_FIELDS if f in job}),
+            overwrite=overwrite,
+            resume=resume,
+        ) as sink:
+            yield sink
+        return
+    with output_array(
+        target, shape, dtype, overwrite=overwrite, resumable=True, resume=resume
+    ) as array:
+        yield ChannelLastSink(array, channel_last=len(shape) > len(spatial), transform=decoder)
+
+
 def translate_file(
     adapter: Adapter,
     config: Mapping[str, Any],
@@ -283,26 +326,37 @@ def translate_file(
     *,
     overwrite: bool = False,
     resume: bool = False,
+    pyramid_tile: int | None = None,
+    compression: str | None = None,
     say: Callable[[str], object] = _stderr,
     **kwargs: Any,
 ) -> Path:
-    """Translate ``source`` into ``target`` out of core (TIFF, ``.zarr`` or ``.npy``).
+    """Translate ``source`` into ``target`` out of core.
 
-    The output is written band by band into a partial on-disk array
-    (:func:`satikit.arrays.partial_files`) and renamed when complete. Next to it go the
-    settings used and the engine's resume state, so an interrupted translation (Ctrl-C, a killed
-    process) can continue with ``resume=True``; otherwise a stale partial is replaced.
-    ``kwargs`` are those of :func:`translate_array`.
+    ``target``'s name picks the format: ``*.ome.tif``/``*.ome.tiff`` a tiled pyramidal
+    OME-TIFF, ``*.ome.zarr`` an OME-Zarr (NGFF 0.4) multiscale image, both with the input's
+    pixel sizes and channel names (if it is an OME-TIFF or OME-Zarr; see :mod:`satikit.ome`);
+    other ``.tif``/``.tiff``, ``.zarr`` or ``.npy`` a plain array. The full-resolution output is
+    written band by band into a partial on-disk array (:func:`satikit.arrays.partial_files`) and
+    renamed (viewer outputs: turned into the pyramid) when complete. Next to it go the settings
+    used and the engine's resume state, so an interrupted translation (Ctrl-C, a killed process)
+    can continue with ``resume=True``; otherwise a stale partial is replaced. ``kwargs`` are
+    those of :func:`translate_array`.
 
     Args:
         resume: continue the interrupted translation into ``target`` with the settings it
             recorded (``kwargs`` given must agree with them); a finished ``target`` without a
-            partial is skipped; no partial: translate from the start.
+            partial is skipped; no partial: translate from the start. A viewer output whose
+            full resolution was complete only rebuilds its pyramid.
+        pyramid_tile: viewer outputs: tile / chunk size, a multiple of 16 (default 256, or the
+            recorded one when resuming).
+        compression: viewer outputs: ``"zlib"`` (default) or ``"none"``.
         say: where notices go (a skipped or replaced output); default: stderr.
 
     Raises:
         FileExistsError: ``target`` exists and ``overwrite`` is False.
-        ValueError: ``resume`` with settings (or an input) other than the recorded ones.
+        ValueError: ``resume`` with settings (or an input) other than the recorded ones;
+            ``pyramid_tile``/``compression`` for a target that is not a viewer output.
     """
     files = partial_files(target)
     if resume and Path(target).exists() and not files.data.exists():
@@ -310,24 +364,36 @@ def translate_file(
         return Path(target)
     if not resume and files.data.exists():
         say(f"replacing the partial output of an interrupted translation into {target}")
-    view = _input_view(NamedReads(open_array(source), str(source)), config, str(source))
-    shape, dtype = _output_layout(config, view.shape[1:])
-    encoding = bool(config["encoding"]["domain_encoding"])
-    job = {"source": str(Path(source).resolve()), **_settings(config, kwargs)}
-    if resume and files.settings.exists():
-        job = _recorded(files.settings, job, kwargs, target)
-    with output_array(
-        target, shape, dtype, overwrite=overwrite, resumable=True, resume=resume
-    ) as array:
-        write_json(files.settings, job)
-        sink = ChannelLastSink(
-            array,
-            channel_last=len(shape) == len(view.shape),
-            transform=lambda block: decode(block, "y", enabled=encoding, dtype=dtype),
+    given = {
+        key: value
+        for key, value in (("pyramid_tile", pyramid_tile), ("compression", compression))
+        if value is not None
+    }
+    viewer = viewer_format(target) is not None
+    if given and not viewer:
+        raise ValueError(
+            f"--pyramid-tile / --compression apply to .ome.tif and .ome.zarr outputs, "
+            f"not to {Path(target).name}"
         )
-        settings = {key: job.get(key, _DEFAULTS[key]) for key in _RECORDED}
-        run = {**_DEFAULTS, **kwargs, **settings}
-        _stitch(adapter, config, view, out=sink, state_path=files.state, resume=resume, **run)
+    view = _input_view(NamedReads(open_array(source), str(source)), config, str(source))
+    job = {"source": str(Path(source).resolve()), **_settings(config, kwargs)}
+    if viewer:
+        defaults = PyramidOptions()
+        job.update({"pyramid_tile": defaults.tile, "compression": defaults.compression, **given})
+        PyramidOptions(**{k: job[f] for k, f in _PYRAMID_FIELDS})  # refuse bad values up front
+    partial = files.data.exists()
+    if resume and files.settings.exists():
+        job = _recorded(files.settings, job, {**kwargs, **given}, target)
+    with _output(
+        target, source, view.shape[1:], config, job, overwrite=overwrite, resume=resume
+    ) as sink:
+        write_json(files.settings, job)
+        if not (resume and partial and job.get("stitched")):
+            settings = {key: job.get(key, _DEFAULTS[key]) for key in _RECORDED}
+            run = {**_DEFAULTS, **kwargs, **settings}
+            _stitch(adapter, config, view, out=sink, state_path=files.state, resume=resume, **run)
+            sink.flush()  # the last band is on disk before the marker says so
+            write_json(files.settings, {**job, "stitched": True})  # a resume skips the engine
     return Path(target)
 
 
@@ -366,6 +432,12 @@ _RECORDED = (
 )
 
 
+#: The viewer outputs' settings, recorded for ``resume`` too (level 0 is chunked by the tile).
+_OUTPUT_RECORDED = ("pyramid_tile", "compression")
+#: :class:`PyramidOptions` field -> its recorded setting.
+_PYRAMID_FIELDS = (("tile", "pyramid_tile"), ("compression", "compression"))
+
+
 def _settings(config: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The output-deciding settings of ``kwargs`` over the defaults, the run's filled in, as they
     read back from JSON (so recorded and given ones compare equal)."""
@@ -397,7 +469,7 @@ def _recorded(
     recorded = read_json(path)
     conflicts = [
         f"--{key.replace('_', '-')} {_option(given[key])} (it used {_option(recorded.get(key))})"
-        for key in _RECORDED
+        for key in (*_RECORDED, *_OUTPUT_RECORDED)
         if key in kwargs and given[key] != recorded.get(key)
     ]
     if given["source"] != recorded.get("source"):

@@ -121,6 +121,17 @@ def _interruption() -> Iterator[None]:
     help="Continue an interrupted translation into OUTPUT from the tiles already written, "
     "with the settings it was started with (folders: file by file).",
 )
+@click.option(
+    "--pyramid-tile",
+    type=click.IntRange(16, 4096),
+    help="OUTPUT.ome.tif / OUTPUT.ome.zarr: tile (chunk) size of every pyramid level, a "
+    "multiple of 16; levels stop once one tile holds the image [default: 256].",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["zlib", "none"]),
+    help="OUTPUT.ome.tif / OUTPUT.ome.zarr: lossless zlib (deflate), or none [default: zlib].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @threads_option
 def translate(
@@ -143,14 +154,20 @@ def translate(
     style_ref: str | None,
     force: bool,
     resume: bool,
+    pyramid_tile: int | None,
+    compression: str | None,
     quiet: bool,
 ) -> None:
-    """Translate INPUT (a TIFF, .zarr or .npy image, or a folder of TIFFs) with the run in
-    RUN_DIR into OUTPUT (same formats), out of core.
+    """Translate INPUT (a TIFF or OME-TIFF, .zarr or OME-Zarr, or .npy image, or a folder of
+    TIFFs) with the run in RUN_DIR into OUTPUT, out of core. OUTPUT's suffix picks the format:
+    .ome.tif (tiled pyramidal OME-TIFF, for QuPath / OpenSlide-style readers), .ome.zarr
+    (OME-Zarr multiscale image, for napari), .tif, .zarr or .npy (one plain array). The OME
+    outputs carry the input's pixel sizes and channel names.
 
     \b
     Example:
       satikit translate runs/sati big_x.tif big_y.tif --strategy sati
+      satikit translate runs/sati slide.ome.tif slide_y.ome.tif     # pyramid for QuPath
       satikit translate runs/sati big_x.tif big_y.tif --resume   # after an interruption
       satikit translate runs/cyclegan big_x.tif big_y.tif --strategy weighted --norm kernel
     """
@@ -187,6 +204,8 @@ def translate(
             device=device,
             overwrite=force,
             resume=resume,
+            pyramid_tile=pyramid_tile,
+            compression=compression,
             progress=not quiet,
             say=lambda message: click.echo(message, err=True),
             **settings,
