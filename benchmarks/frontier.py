@@ -80,6 +80,9 @@ def summarise(rows: list[dict[str, Any]], inference: dict[str, Any]) -> list[dic
                 "interior": median("error_interior"),
                 "seam_share": median("n_seam_objects", 1.0) / max(median("n_objects", 1.0), 1),
                 "cost": items[0]["cost"],
+                "seam_score": None
+                if items[0].get("seam_score") is None
+                else statistics.median(r["seam_score"] for r in items),
                 "tiles": items[0]["tiles"],
                 "n_objects": int(median("n_objects", 1.0)),
             }
@@ -89,14 +92,15 @@ def summarise(rows: list[dict[str, Any]], inference: dict[str, Any]) -> list[dic
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
     lines = [
-        "| adapter | model | method | tiles / image | cost (px / px) | median error % | seam objects % | interior % | per seed % |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| adapter | model | method | tiles / image | cost (px / px) | median error % | seam objects % | interior % | seam score | per seed % |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in summary:
         seeds = " / ".join(f"{e:.2f}" for e in s["errors"])
+        score = "-" if s.get("seam_score") is None else f"{s['seam_score']:.2f}"
         lines.append(
             f"| {s['adapter']} | {s['model']} | {s['method']} | {s['tiles']:.0f} | {s['cost']:.2f} "
-            f"| {s['median']:.2f} | {s['seam']:.2f} | {s['interior']:.2f} | {seeds} |"
+            f"| {s['median']:.2f} | {s['seam']:.2f} | {s['interior']:.2f} | {score} | {seeds} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -192,7 +196,9 @@ def run_frontier(
             f"{payload['machine']}, commit {payload['commit']}\n\nCost: forward-pass pixels "
             "per image pixel (tiles x tile area / image area; 1 = one pass over the whole "
             "image). Errors: median over seeds of the paper's colour metric; seam objects "
-            "cross a cut line of the method's own grid (the middle of each overlap).\n\n"
+            "cross a cut line of the method's own grid (the middle of each overlap); seam score: "
+            "mean jump across tile borders over the mean jump between other neighbouring "
+            "pixels (1: borders invisible).\n\n"
         )
         suffix = "-frontier" + (f"-{variant}" if variant else "")
         suffix += "" if split == "test" else f"-{split}"

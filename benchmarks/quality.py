@@ -48,7 +48,7 @@ PAPER_MEDIAN = {
 SNAPSHOTS = "snapshots"
 
 # bump when evaluate_run's output changes, so cached evaluations are redone
-EVALUATION_VERSION = 3
+EVALUATION_VERSION = 4
 
 # model variant -> SATISettings overrides
 ABLATION_SETTINGS = {
@@ -508,19 +508,24 @@ def score_method(
     adapter, run_config: dict[str, Any], data_dir: Path, method: str, inference: dict[str, Any]
 ) -> dict[str, Any]:
     """Error counts of one method over every test image of ``data_dir`` (keys
-    :data:`COUNT_KEYS`), with its cost (forward-pass pixels per image pixel) and tile count."""
+    :data:`COUNT_KEYS`), with its cost (forward-pass pixels per image pixel), tile count and
+    mean seam score (:func:`satikit.metrics.seam_score` on the method's own grid; None for
+    ``none``)."""
     from satikit.data.io import list_images, read_image
-    from satikit.metrics import colour_error
+    from satikit.metrics import colour_error, seam_score
 
     spec = parse_method(method, inference)
     counts = np.zeros(len(COUNT_KEYS), dtype=np.int64)
-    tiles = cost = 0.0
+    tiles = cost = seams = 0.0
     images = list_images(data_dir / "test" / "x")
     for path in images:
         image, labels = read_image(path), read_image(data_dir / "test" / "labels" / path.name)
         on_seam_ids = seam_objects(labels, spec.tile, *spec.seam_grid(inference))
         border = border_objects(labels, int(inference["overlap"]))
-        result = colour_error(translate_with(adapter, run_config, image, method, inference), labels)
+        translated = translate_with(adapter, run_config, image, method, inference)
+        if (grid := spec.grid(labels.shape)) is not None:
+            seams += seam_score(translated, grid, channel_axis=-1) / len(images)
+        result = colour_error(translated, labels)
         on_seam, at_border, errors = on_seam_ids[result.ids], border[result.ids], result.errors
         counts += [
             result.n_objects,
@@ -534,7 +539,13 @@ def score_method(
         ]
         tiles += spec.tiles(labels.shape) / len(images)
         cost += spec.cost(labels.shape) / len(images)
-    return {**dict(zip(COUNT_KEYS, counts.tolist())), "tiles": tiles, "cost": cost}
+    seam = None if spec.strategy == "none" else seams
+    return {
+        **dict(zip(COUNT_KEYS, counts.tolist())),
+        "tiles": tiles,
+        "cost": cost,
+        "seam_score": seam,
+    }
 
 
 def evaluate_run(
@@ -546,17 +557,21 @@ def evaluate_run(
     methods: Iterable[str] | None = None,
     split: str = "test",
     home: Path | None = None,
+    images: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Score ``methods`` (default: :func:`methods_for`) of ``run`` on a split's images, one
     cached file per method and split (so a new method or split reuses the others).
 
     Args:
         home: the config's cache folder, where the validation set lives (default: ``root``).
+        images: another dataset whose ``test/`` images to score instead, cached under
+            ``split`` as its name (e.g. ``density-gradient-4242``).
     """
     from satikit.checkpoint import load_adapter
     from satikit.data.io import write_json
 
-    images = split_data(config, home or root, data_dir, split)
+    if images is None:
+        images = split_data(config, home or root, data_dir, split)
     inference = config["inference"]
     loaded: tuple | None = None
     rows = []

@@ -127,6 +127,8 @@ def test_frontier_scores_every_method_with_its_cost_and_caches(config_path, tmp_
     assert kin["family"] == "gaussian/kernel"
     table = frontier.markdown_table(payload["summary"])
     assert "| cyclegan | standard | gaussian@25 | 9 | 2.25 |" in table
+    assert by_key[("standard", "none")]["seam_score"] is None
+    assert by_key[("standard", "simple@0")]["seam_score"] > 0
 
 
 def test_frontier_refuses_a_bad_method_before_any_work(config_path, tmp_path):
@@ -178,3 +180,27 @@ def test_models_pick_what_each_seed_trains(config_path):
     assert [r.variant for r in quality.plan_runs(no_table)] == ["standard", "sati"]
     with pytest.raises(ValueError, match=r"needs a \[finetune\] table"):
         quality.plan_runs({**no_table, "models": [quality.FINETUNE]})
+
+
+def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp_path):
+    from benchmarks import norm_seams
+
+    payload = norm_seams.run_norm_seams(
+        str(config_path),
+        bases=["simple@0"],
+        seed=11,
+        n_test=1,
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    by_norm = {s["norm"]: s for s in payload["summary"]}
+    assert list(by_norm) == ["tile", "thumbnail", "kernel"]
+    assert by_norm["tile"]["ratio_to_tile"] == 1.0
+    assert by_norm["kernel"]["cost"] == pytest.approx(2 * by_norm["tile"]["cost"])
+    assert all(s["seam_score"] > 0 for s in payload["summary"])
+    assert {r["split"] for r in payload["rows"]} == {"density-gradient-11"}
+    # the density images differ from the config's own test images
+    home = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
+    assert (home / "density-gradient-11" / "data" / "test" / "x" / "00000.tif").is_file()
+    assert "| simple@0 | kernel |" in norm_seams.markdown_table(payload["summary"])
