@@ -48,6 +48,7 @@ def run_norm_seams(
     seed: int = 4242,
     n_test: int = 8,
     adapter: str = "cyclegan",
+    seeds: Sequence[int] | None = None,
     cache: Path = quality.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
@@ -63,9 +64,8 @@ def run_norm_seams(
     home = quality.workdir(config, cache)
     home.mkdir(parents=True, exist_ok=True)
     train_data = quality.ensure_dataset(config, home)
-    runs = [
-        quality.Run(adapter, "standard", s) for s in quality.adapter_plan(config, adapter)["seeds"]
-    ]
+    chosen = quality.adapter_plan(config, adapter)["seeds"] if seeds is None else seeds
+    runs = [quality.Run(adapter, "standard", int(s)) for s in chosen]
     quality.train_all(config, home, train_data, runs, echo)
     data = density_data(config, home, seed, n_test)
     rows = []
@@ -79,6 +79,7 @@ def run_norm_seams(
         [f"python -m benchmarks.norm_seams --config {config_name}"]
         + (["--bases " + " ".join(bases)] if tuple(bases) != BASES else [])
         + ([f"--seed {seed}"] if seed != 4242 else [])
+        + ([f"--seeds {' '.join(str(r.seed) for r in runs)}"] if seeds is not None else [])
     )
     payload = {
         "config": config["name"],
@@ -153,8 +154,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bases", nargs="+", default=list(BASES), help="tiled methods")
     parser.add_argument("--seed", type=int, default=4242, help="seed of the density images")
     parser.add_argument("--n-test", type=int, default=8)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="standard models [default: the config's]"
+    )
     args = parser.parse_args(argv)
-    run_norm_seams(args.config, bases=args.bases, seed=args.seed, n_test=args.n_test)
+    run_norm_seams(
+        args.config, bases=args.bases, seed=args.seed, n_test=args.n_test, seeds=args.seeds
+    )
 
 
 if __name__ == "__main__":
