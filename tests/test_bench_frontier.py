@@ -190,6 +190,7 @@ def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp
         bases=["simple@0"],
         seed=11,
         n_test=1,
+        seeds=[0],
         cache=tmp_path / "cache",
         echo=lambda _: None,
         write=False,
@@ -200,6 +201,7 @@ def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp
     assert by_norm["kernel"]["cost"] == pytest.approx(2 * by_norm["tile"]["cost"])
     assert all(s["seam_score"] > 0 for s in payload["summary"])
     assert {r["split"] for r in payload["rows"]} == {"density-gradient-11"}
+    assert {r["seed"] for r in payload["rows"]} == {0} and payload["command"].endswith("--seeds 0")
     # the density images differ from the config's own test images
     home = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
     assert (home / "density-gradient-11" / "data" / "test" / "x" / "00000.tif").is_file()
