@@ -145,7 +145,8 @@ class TileGrid:
 
     @cached_property
     def padded_shape(self) -> tuple[int, ...]:
-        """Spatial shape covered by the grid, ``(n - 1) * step + T >= S``."""
+        """Spatial shape of the grid's coordinates, ``(n - 1) * step + T >= S`` (the tiles
+        themselves end at ``S`` when ``S >= T``: see :meth:`start`)."""
         return tuple((n - 1) * st + t for n, st, t in zip(self.counts, self.step, self.tile))
 
     @property
@@ -159,8 +160,14 @@ class TileGrid:
         return tuple(o // 2 if self.seam == "middle" else 0 for o in self.overlap)
 
     def start(self, index: Index) -> tuple[int, ...]:
-        """Start position (in padded coordinates) of tile ``index``."""
-        return tuple(i * st for i, st in zip(index, self.step))
+        """Start position of tile ``index``: ``i * step``, except that a last tile which would
+        run past an image at least one tile long is shifted back to end at the image border
+        (its overlap with the tile before grows; DESIGN §1). Only an image smaller than a tile
+        is reflect-padded."""
+        return tuple(
+            min(i * st, s - t) if s >= t else i * st
+            for i, st, s, t in zip(index, self.step, self.shape, self.tile)
+        )
 
     def window(self, index: Index) -> tuple[slice, ...]:
         """Slices of the tile's window in the padded image."""
@@ -170,20 +177,30 @@ class TileGrid:
         """All tile indices in raster order (first dimension outermost)."""
         return itertools.product(*(range(n) for n in self.counts))
 
+    @cached_property
+    def wave_base(self) -> int:
+        """2, or 3 when a last tile shifted back to the border overlaps the tile two before
+        it along some dim (then tile indices of overlapping tiles differ by up to 2 there)."""
+        for n, st, s, t in zip(self.counts, self.step, self.shape, self.tile):
+            if n >= 3 and s >= t and (n - 3) * st + t > s - t:
+                return 3
+        return 2
+
     def wave_of(self, index: Index) -> int:
-        """Wave number ``t = sum_k 2^(N-1-k) * i_k`` (DESIGN §4)."""
-        n = self.ndim
-        return sum(i << (n - 1 - k) for k, i in enumerate(index))
+        """Wave number ``t = sum_k b^(N-1-k) * i_k`` with ``b`` = :attr:`wave_base` (DESIGN §4)."""
+        n, base = self.ndim, self.wave_base
+        return sum(i * base ** (n - 1 - k) for k, i in enumerate(index))
 
     def waves(self) -> list[list[Index]]:
         """Tiles grouped into waves that can run as one batch under SATI.
 
-        Two tiles whose windows overlap differ by at most 1 in every index when ``O + m <= T / 2``;
-        for such a pair the sign of the wave difference equals the sign of their raster order
-        (the weights ``2^(N-1-k)`` dominate all lower dimensions together). So every tile's
-        overlapping predecessors lie in earlier waves, no two overlapping tiles share a wave, and
-        walking the waves reproduces the raster-order result exactly. 2D ``n x n`` tiles give
-        ``3(n-1)+1`` waves, 3D ``7(n-1)+1``.
+        Two tiles whose windows overlap differ by at most 1 in every index when ``O + m <= T / 2``
+        (by up to 2 where a last tile, shifted back to the border, reaches the tile two before
+        it: then :attr:`wave_base` is 3); for such a pair the sign of the wave difference equals
+        the sign of their raster order (the weights ``b^(N-1-k)`` dominate all lower dimensions
+        together). So every tile's overlapping predecessors lie in earlier waves, no two
+        overlapping tiles share a wave, and walking the waves reproduces the raster-order result
+        exactly. 2D ``n x n`` tiles give ``3(n-1)+1`` waves, 3D ``7(n-1)+1`` (base 2).
         """
         groups: dict[int, list[Index]] = {}
         for index in self.raster():
@@ -197,18 +214,20 @@ class TileGrid:
     def owned(self, index: Index) -> tuple[slice, ...]:
         """The part of the tile that survives in the stitched image (padded coordinates).
 
-        Tiles are cut at the middle of each overlap (paper III-E): along each dimension the tile
-        owns ``[start + cut, start + step + cut)``, the first tile from 0, the last to its end.
+        Tiles are cut at ``cut`` into each leading overlap (paper III-E: its middle): along each
+        dimension the tile owns ``[start + cut, next start + cut)``, the first tile from 0, the
+        last to its end.
         """
+        start = self.start(index)
         slices = []
         for k, i in enumerate(index):
-            begin = self.start(index)[k]
-            lo = begin + (self.cut[k] if i > 0 else 0)
-            hi = (
-                begin + self.step[k] + self.cut[k]
-                if i < self.counts[k] - 1
-                else begin + self.tile[k]
-            )
+            lo = start[k] + (self.cut[k] if i > 0 else 0)
+            if i < self.counts[k] - 1:
+                following = list(index)
+                following[k] = i + 1
+                hi = self.start(tuple(following))[k] + self.cut[k]
+            else:
+                hi = start[k] + self.tile[k]
             slices.append(slice(lo, hi))
         return tuple(slices)
 

@@ -420,12 +420,17 @@ def seam_positions(grid: TileGrid) -> tuple[tuple[int, ...], ...]:
     """Where the tiles of ``grid`` meet in the stitched image, per spatial dim.
 
     Position ``p`` means a border between pixels ``p - 1`` and ``p``: the first pixel a later
-    tile owns (:meth:`TileGrid.owned`: ``i * step + cut`` for tile ``i >= 1``). Positions at or
-    past the image end (in the reflect-padded part) are left out.
+    tile owns (:meth:`TileGrid.owned`: ``start + cut`` for tile ``i >= 1``). Positions at or
+    past the image end (an image smaller than a tile is reflect-padded) are left out.
     """
+    first = (0,) * grid.ndim
     return tuple(
-        tuple(p for i in range(1, n) if (p := i * step + cut) < size)
-        for n, step, cut, size in zip(grid.counts, grid.step, grid.cut, grid.shape)
+        tuple(
+            p
+            for i in range(1, n)
+            if (p := grid.owned(first[:k] + (i,) + first[k + 1 :])[k].start) < size
+        )
+        for k, (n, size) in enumerate(zip(grid.counts, grid.shape))
     )
 
 

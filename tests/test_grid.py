@@ -31,11 +31,33 @@ def test_grid_covers_image_with_uniform_steps(shape, tile, data):
     for s, p, n, st_ in zip(grid.shape, grid.padded_shape, grid.counts, grid.step):
         assert p >= s
         assert n == 1 or (n - 2) * st_ + tile < s  # no superfluous tile
-    # owned regions partition the padded image exactly
-    cover = np.zeros(grid.padded_shape, int)
+    # tiles never run past an image at least one tile long (the last one is shifted back);
+    # only an image smaller than a tile is padded
+    extent = tuple(s if s >= tile else p for s, p in zip(grid.shape, grid.padded_shape))
+    last = tuple(n - 1 for n in grid.counts)
+    assert tuple(w.stop for w in grid.window(last)) == extent
+    # owned regions partition that extent exactly, each inside its own tile window
+    cover = np.zeros(extent, int)
     for index in grid.raster():
-        cover[grid.owned(index)] += 1
+        owned, window = grid.owned(index), grid.window(index)
+        assert all(w.start <= o.start < o.stop <= w.stop for o, w in zip(owned, window))
+        cover[owned] += 1
     assert (cover == 1).all()
+
+
+def test_last_tile_shifts_back_and_keeps_its_cut_inside_the_strip():
+    grid = TileGrid.create((512,), 128, 32, sati=True, margin=16)  # step 80: 6 tiles
+    assert grid.counts == (6,) and [grid.start((i,))[0] for i in range(6)] == [
+        0,
+        80,
+        160,
+        240,
+        320,
+        384,  # not 400: it ends at the border instead of 16 px of reflection
+    ]
+    assert grid.owned((4,)) == (slice(336, 400),)  # up to the last tile's start + O / 2
+    assert grid.owned((5,)) == (slice(400, 512),)
+    assert grid.written((5,)) == (slice(400, 512),)
 
 
 def test_wave_counts_follow_formula():

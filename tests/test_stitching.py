@@ -140,8 +140,10 @@ def test_z_holds_predecessors_outputs_in_leading_strips_and_input_elsewhere(
         later = np.zeros(grid.tile, bool)
         for k, i in enumerate(index):
             if i < grid.counts[k] - 1:
+                following = list(index)
+                following[k] = i + 1
                 sl = [slice(None)] * ndim
-                sl[k] = slice(grid.step[k] + grid.cut[k], None)
+                sl[k] = slice(grid.start(tuple(following))[k] - start[k] + grid.cut[k], None)
                 later[tuple(sl)] = True
         sel = final & inside & ~later
         assert sel.any() or not any(grid.leading(index))

@@ -104,8 +104,10 @@ def stitch(
         progress: show a tqdm progress bar.
 
     Returns:
-        ``(C_out, *spatial)`` float32 array (``out`` if given). The image is reflect-padded at
-        its far end so the tiles form a uniform grid; an image smaller than a tile is fine.
+        ``(C_out, *spatial)`` float32 array (``out`` if given). Tiles start every
+        ``T - O (- margin)`` px; the last one along a dim is shifted back to end at the image
+        border (its overlap grows), so no tile sees made-up pixels. An image smaller than a tile
+        is fine: it is reflect-padded.
 
     Raises:
         ValueError: bad ``strategy``/``order``/``window``/``batch_size``, image with fewer than

@@ -206,8 +206,10 @@ def run_weighted(
         )
         numerator = carried["numerator"]
 
-        def ratio(rows: slice, numerator: Band = numerator) -> np.ndarray:
-            return numerator.data[:, rows] / denominator.data[:, rows]
+        def ratio(rows: slice, numerator: Band = numerator, columns=out.shape[2:]) -> np.ndarray:
+            # only the image's own columns: the grid's coordinates past it get no tile
+            region = (slice(None), rows, *(slice(0, n) for n in columns))
+            return numerator.data[region] / denominator.data[region]
 
         _flush(out, ratio, denominator.origin, done, stop)
         done = stop
