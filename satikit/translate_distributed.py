@@ -15,7 +15,9 @@ a viewer output) once every rank is done. Each case gives the same file as one p
 - **one image, ``sati``**: bands of tile rows are dealt out round robin and pipelined: a rank
   starts a batch once the strip above it has arrived from the previous rank
   (:mod:`satikit.stitching.pipeline`, over :class:`~satikit.comm.GlooRing`), so N ranks
-  stitch N bands at once along the wavefront, each tile once.
+  stitch N bands at once along the wavefront, each tile once. A band is one tile row, or
+  ``batch_size`` rows in wavefront order (the batches of one process, kept for bit-identity),
+  so N ranks all work when there are at least N bands.
 - **one image, ``none``**: one forward pass cannot be shared: rank 0 runs it, the others wait.
 
 Every output format works (plain TIFF and ``.npy`` are memory maps, so disjoint rows are

@@ -247,3 +247,21 @@ def test_row_ranges_are_contiguous_and_aligned():
 def test_files_are_dealt_largest_first():
     assert deal_files([5, 1, 4, 4], 2) == [[0, 1], [2, 3]]
     assert deal_files([1, 1, 1], 4) == [[0], [1], [2], []]
+
+
+def test_benchmark_times_the_same_command_with_and_without_torchrun(tmp_path):
+    from argparse import Namespace
+
+    from benchmarks import distributed_translate as bench
+
+    args = Namespace(tile=64, overlap=16, size=96, files=4, ngf=4, blocks=1, nproc=2, repeats=1)
+    one = bench._command("weighted", 1, args, tmp_path / "y.tif")
+    two = bench._command("weighted", 2, args, tmp_path / "y.tif")
+    assert two[-len(one) + 1 :] == one[1:]  # `-m satikit translate ...` alike
+    assert two[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    assert bench._command("folder", 1, args, tmp_path)[5:7] == ["folder", str(tmp_path)]
+    row = dict(case="sati", one_process_s=4.0, n_processes_s=2.4, ratio=0.6)
+    row |= dict(one_process_wall_s=7.0, n_processes_wall_s=9.0, wall_ratio=1.286, identical=True)
+    payload = dict(config={**vars(args), "cases": ["sati"]}, command="c", machine="m", commit="x")
+    text = bench.markdown({**payload, "load_before": 1, "load_after": 2, "results": [row]})
+    assert "| sati | 4.0 | 2.4 | 0.6 | 7.0 | 9.0 | 1.286 | True |" in text
