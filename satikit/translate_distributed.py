@@ -48,6 +48,7 @@ from satikit.comm import Comm
 from satikit.data.io import write_json
 from satikit.protocols import Adapter
 from satikit.stitching import Pipeline
+from satikit.stitching.pipeline import saved_band
 from satikit.stitching.statistics import NormSettings
 from satikit.training import resolve_device
 from satikit.translate import (
@@ -190,7 +191,9 @@ def _translate_image(
             if not resume:
                 shutil.rmtree(files.shards, ignore_errors=True)
             files.shards.mkdir(exist_ok=True)
-            return {"job": job, "stitched": resume and partial and bool(job.get("stitched"))}
+            stitched = resume and partial and bool(job.get("stitched"))
+            band = saved_band(files.shards) if resume and partial else None  # one view for all
+            return {"job": job, "stitched": stitched, "band": band}
 
         plan = comm.share(prepare)
         if plan is None:
@@ -201,7 +204,8 @@ def _translate_image(
         if not plan["stitched"]:
             sink = _attach(target, spatial, config)  # every rank: its own handle on the output
             run = run_settings(job, kwargs)
-            _run_share(adapter, config, view, sink, comm, files.shards, resume, run)
+            shared = (files.shards, resume, plan["band"])
+            _run_share(adapter, config, view, sink, comm, shared, run)
             sink.flush()
             comm.barrier()
             if comm.rank == 0:
@@ -236,18 +240,19 @@ def _run_share(
     view: Any,
     sink: Any,
     comm: Comm,
-    shards: Path,
-    resume: bool,
+    shared: tuple[Path, bool, int | None],
     run: dict[str, Any],
 ) -> None:
-    """This rank's part of the engine step for one image."""
+    """This rank's part of the engine step for one image; ``shared``: the folder of the ranks'
+    resume states, whether to resume, the SATI band to resume after."""
+    shards, resume, band = shared
     strategy = run["strategy"]
     if strategy == "none":
         if comm.rank == 0:
             _stitch(adapter, config, view, out=sink, **run)
         return
     if strategy == "sati":
-        pipeline = Pipeline(comm.ring(), align=sink.row_chunk, state_dir=shards, resume=resume)
+        pipeline = Pipeline(comm.ring(), sink.row_chunk, state_dir=shards, resume_after=band)
         _stitch(adapter, config, view, out=sink, pipeline=pipeline, **run)
         return
     start, stop = row_ranges(view.shape[1], comm.size, sink.row_chunk)[comm.rank]

@@ -16,9 +16,10 @@ import pytest
 import torch
 from torch import nn
 
+import satikit.stitching.pipeline as pipeline_module
 from satikit.grid import TileGrid
 from satikit.stitching import Pipeline, stitch_on_grid
-from satikit.stitching.pipeline import BandPlan
+from satikit.stitching.pipeline import BandPlan, saved_band
 from satikit.stitching.strategies import count_tiles
 
 CASES_2D = ((45, 38), 12, 4)
@@ -177,7 +178,7 @@ def test_pipelined_sati_with_a_margin_and_thumbnail_statistics():
 
 
 @pytest.mark.parametrize("resume_size", [1, 2, 3])
-def test_interrupted_pipeline_resumes_with_any_number_of_ranks(tmp_path, resume_size):
+def test_interrupted_pipeline_resumes_with_any_number_of_ranks(tmp_path, monkeypatch, resume_size):
     image, grid = setup(2, sati=True)
     reference = Net(2)
     expected = stitch_on_grid(image, reference, grid, strategy="sati", order="raster")
@@ -195,10 +196,24 @@ def test_interrupted_pipeline_resumes_with_any_number_of_ranks(tmp_path, resume_
     states = sorted(p.name for p in tmp_path.iterdir())
     assert states and len(states) <= 2  # older bands' states are deleted
 
+    # The rank of the band after the first resumed one starts only once that band is saved:
+    # it must still start where the others do (the band rank 0 read before any started).
+    after = saved_band(tmp_path)
+    assert after is not None
+    first_saved, save = threading.Event(), pipeline_module._States.save
+
+    def saving(self, band, strip, tail):
+        save(self, band, strip, tail)
+        if band == after + 1:
+            first_saved.set()
+
+    monkeypatch.setattr(pipeline_module._States, "save", saving)
     resumed = Net(2)
 
     def again(rank: int, ring: QueueRing) -> None:
-        pipe = Pipeline(ring, align=4, state_dir=tmp_path, resume=True)
+        if resume_size > 1 and rank == (after + 2) % resume_size:
+            assert first_saved.wait(timeout=30)
+        pipe = Pipeline(ring, align=4, state_dir=tmp_path, resume_after=after)
         stitch_on_grid(
             image, resumed, grid, strategy="sati", order="raster", out=out, pipeline=pipe
         )
@@ -220,7 +235,7 @@ def test_pipeline_refuses_a_state_of_another_setup(tmp_path):
     other = TileGrid.create(grid.shape, 14, 4, sati=True)
 
     def again(rank: int, ring: QueueRing) -> None:
-        pipe = Pipeline(ring, state_dir=tmp_path, resume=True)
+        pipe = Pipeline(ring, state_dir=tmp_path, resume_after=saved_band(tmp_path))
         stitch_on_grid(image, Net(2), other, strategy="sati", out=out, pipeline=pipe)
 
     with pytest.raises(ValueError, match=r"different setup: tile \[12, 12\] \(now \[14, 14\]\)"):

@@ -9,6 +9,7 @@ being run), never on sleeps.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -136,8 +137,9 @@ def torchrun(
     ]
     if logs is not None:  # each rank's output in its own files
         launcher += ["--log-dir", str(logs), "--redirects", "3"]
+    env = {**os.environ, "SATIKIT_DIST_TIMEOUT": "60"}  # a lost message fails, never hangs
     return subprocess.run(
-        [*launcher, *command], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        [*launcher, *command], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
     )
 
 

@@ -26,7 +26,10 @@ strip. The tail message also tells the next band that every row before it is wri
 Resume: after writing its rows, a band saves its strip and tail (``band{b}.safetensors`` in
 ``state_dir``, replaced atomically; older bands' states are then deleted). A saved band ``b``
 means rows ``[0, w_b)`` of ``out`` are final, where ``w_b`` is the start of its tail; a resumed
-run continues from the band after the latest saved one, with any number of processes.
+run continues from the band after the latest saved one (:func:`saved_band`), with any number of
+processes. All processes must start from the same band, so one process reads
+:func:`saved_band` before any starts and hands the result to all (``resume_after``): a process
+that looked later could find a band saved meanwhile and skip messages the others send.
 
 Memory per process: a canvas of ``C`` float32 planes over one band (as :func:`run_sati`), plus
 the strip lines and tails in flight (``O + m`` rows and fewer than ``align`` rows of the image
@@ -52,7 +55,7 @@ from satikit.stitching.band import Band
 from satikit.stitching.runner import TileFn
 from satikit.stitching.strategies import _flush, sati_bands, sati_chunks, sati_final, sati_tiles
 
-__all__ = ["BandPlan", "Pipeline", "Ring"]
+__all__ = ["BandPlan", "Pipeline", "Ring", "saved_band"]
 
 VERSION = 1
 _KEY = "satikit.pipeline"
@@ -154,6 +157,18 @@ class _Saved:
     tail: np.ndarray
 
 
+def _saved_bands(folder: Path | None) -> list[int]:
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _STATE.fullmatch(p.name)))
+
+
+def saved_band(state_dir: str | os.PathLike[str] | None) -> int | None:
+    """The latest band whose state a pipelined run saved in ``state_dir`` (None: none)."""
+    bands = _saved_bands(None if state_dir is None else Path(state_dir))
+    return bands[-1] if bands else None
+
+
 class _States:
     """The pipeline's resume states: one file per band, the latest one counts."""
 
@@ -161,45 +176,42 @@ class _States:
         self.folder = folder
         self.identity = json.loads(json.dumps(identity))
 
-    def _bands(self) -> list[int]:
-        if self.folder is None or not self.folder.is_dir():
-            return []
-        return sorted(
-            int(m.group(1)) for p in self.folder.iterdir() if (m := _STATE.fullmatch(p.name))
-        )
-
-    def latest(self) -> _Saved | None:
-        """The latest saved band, or None.
+    def load(self, band: int, arrays: bool = True) -> _Saved | None:
+        """The state saved after band ``band`` (``arrays=False``: only check that it belongs
+        to this setup, if it still exists; returns None).
 
         Raises:
-            ValueError: it is unreadable or belongs to another setup.
+            ValueError: missing (with ``arrays``), unreadable, or of another setup.
         """
-        bands = self._bands()
-        if not bands:
-            return None
-        assert self.folder is not None
-        path = self.folder / f"band{bands[-1]}.safetensors"
+        if self.folder is None:
+            raise ValueError(f"no state folder to resume after band {band} from")
+        path = self.folder / f"band{band}.safetensors"
         from safetensors import SafetensorError, safe_open
 
         try:
             with safe_open(str(path), framework="np") as handle:
                 meta = json.loads((handle.metadata() or {})[_KEY])
-                strip, tail = handle.get_tensor("strip"), handle.get_tensor("tail")
+                strip = handle.get_tensor("strip") if arrays else None
+                tail = handle.get_tensor("tail") if arrays else None
+        except FileNotFoundError:
+            if not arrays:  # the band after it is saved already: its rank has checked it
+                return None
+            raise ValueError(f"{path}: the resume state is missing") from None
         except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as exc:
             raise ValueError(f"{path}: not a readable resume state ({exc})") from None
-        saved = meta.get("identity")
-        if meta.get("version") != VERSION or saved != self.identity:
-            keys = sorted(set(self.identity) | set(saved or {}))
+        saved = meta.get("identity") or {}
+        if meta.get("version") != VERSION or saved != self.identity or meta.get("band") != band:
+            keys = sorted(set(self.identity) | set(saved))
             diffs = [
-                f"{k} {(saved or {}).get(k)!r} (now {self.identity.get(k)!r})"
+                f"{k} {saved.get(k)!r} (now {self.identity.get(k)!r})"
                 for k in keys
-                if (saved or {}).get(k) != self.identity.get(k)
+                if saved.get(k) != self.identity.get(k)
             ]
             raise ValueError(
                 f"{path}: the interrupted translation used a different setup: "
                 + (", ".join(diffs) or f"version {meta.get('version')!r}")
             )
-        return _Saved(int(meta["band"]), strip, tail)
+        return None if strip is None or tail is None else _Saved(band, strip, tail)
 
     def save(self, band: int, strip: np.ndarray, tail: np.ndarray) -> None:
         """Save band ``band``'s strip and tail, then delete the states of earlier bands."""
@@ -212,7 +224,7 @@ class _States:
         arrays = {"strip": np.ascontiguousarray(strip), "tail": np.ascontiguousarray(tail)}
         with atomic_path(self.folder / f"band{band}.safetensors") as tmp:
             save_file(arrays, str(tmp), metadata={_KEY: json.dumps(meta)})
-        for older in self._bands():
+        for older in _saved_bands(self.folder):
             if older < band:
                 (self.folder / f"band{older}.safetensors").unlink(missing_ok=True)
 
@@ -227,13 +239,15 @@ class Pipeline:
         align: rows per chunk of ``out`` along the first spatial dim (1 for memory maps).
         state_dir: where band states are saved for resuming (None: not saved); shared by all
             processes.
-        resume: continue after the latest saved band (none saved: from the start).
+        resume_after: continue after this band, whose state is in ``state_dir`` (None: from
+            the start); the same for every process, e.g. :func:`saved_band` read by one
+            process before any starts.
     """
 
     ring: Ring
     align: int = 1
     state_dir: str | os.PathLike[str] | None = None
-    resume: bool = False
+    resume_after: int | None = None
 
     def plan(self, grid: TileGrid, order: str, batch_size: int) -> BandPlan:
         """The band plan every process shares."""
@@ -259,8 +273,8 @@ class Pipeline:
         ``identity``: what a resume state must match (the engine's description of the call).
 
         Raises:
-            ValueError: fewer than 2 spatial dims, ``align < 1``, or an unreadable or foreign
-                resume state.
+            ValueError: fewer than 2 spatial dims, ``align < 1``, or a missing, unreadable or
+                foreign resume state.
         """
         if grid.ndim < 2:
             raise ValueError("a pipelined SATI run needs at least 2 spatial dims")
@@ -270,9 +284,12 @@ class Pipeline:
         plan = self.plan(grid, order, batch_size)
         folder = None if self.state_dir is None else Path(self.state_dir)
         states = _States(folder, {**identity, "align": self.align})
-        saved = states.latest() if self.resume else None
-        first = 0 if saved is None else saved.band + 1
         rank, size = self.ring.rank, self.ring.size
+        first = 0 if self.resume_after is None else self.resume_after + 1
+        saved = None  # what the first band takes instead of messages; only its rank reads it
+        if self.resume_after is not None:
+            mine = first % size == rank and first < len(plan.bands)
+            saved = states.load(self.resume_after, arrays=mine)
         tick(plan.tiles(rank, size) - plan.tiles(rank, size, first))
         canvas = Band(image.shape[0], grid, plan.band_rows)
         for b in range(first, len(plan.bands)):
