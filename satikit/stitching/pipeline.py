@@ -44,6 +44,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -107,12 +108,12 @@ class BandPlan:
     batch_size: int
     align: int = 1
 
-    @property
+    @cached_property
     def bands(self) -> list[list[Index]]:
         """The tile indices of each band, raster order inside."""
         return sati_bands(self.grid, self.order, self.batch_size)[1]
 
-    @property
+    @cached_property
     def band_rows(self) -> int:
         """Tile rows ``R`` per band."""
         return sati_bands(self.grid, self.order, self.batch_size)[0]
