@@ -35,6 +35,7 @@ __all__ = [
     "ImageLayoutError",
     "NamedReads",
     "open_array",
+    "open_partial",
     "PartialFiles",
     "output_array",
     "partial_files",
@@ -139,6 +140,13 @@ class ChannelLastSink:
         if callable(flush):
             flush()
 
+    @property
+    def row_chunk(self) -> int:
+        """Rows along the first spatial dim per storage chunk (1 for memory maps): processes
+        that write disjoint row ranges aligned to it never write into one chunk."""
+        chunks = getattr(self.array, "chunks", None)
+        return int(chunks[0]) if chunks else 1
+
 
 def open_array(path: str | os.PathLike[str]) -> Any:
     """Open an image for lazy reading: ``(*spatial[, C])`` array-like, nothing loaded yet.
@@ -240,6 +248,12 @@ class PartialFiles:
     state: Path
 
     @property
+    def shards(self) -> Path:
+        """The resume states of the processes of a ``torchrun`` translation,
+        ``.NAME.resume.shards/`` (see :mod:`satikit.translate_distributed`)."""
+        return self.state.with_name(f"{self.state.stem}.shards")
+
+    @property
     def norm_state(self) -> Path:
         """The state of an interrupted ``--norm kernel`` caching pass,
         ``.NAME.resume.norm.safetensors`` (see
@@ -252,6 +266,7 @@ class PartialFiles:
         self.settings.unlink(missing_ok=True)
         self.state.unlink(missing_ok=True)
         self.norm_state.unlink(missing_ok=True)
+        _remove(self.shards)
 
 
 def partial_files(path: str | os.PathLike[str]) -> PartialFiles:
@@ -331,6 +346,21 @@ def output_array(
         if not resumable or isinstance(exc, Exception):  # interrupted: keep it to resume
             cleanup()
         raise
+
+
+def open_partial(path: str | os.PathLike[str], shape: Sequence[int], dtype: Any) -> Any:
+    """The partial array of a resumable output at ``path`` (:func:`output_array`), opened for
+    writing with its contents kept: how other processes write into an output that one
+    process created and will rename.
+
+    Raises:
+        ValueError: no readable partial, or one of another shape or dtype.
+    """
+    path = Path(path)
+    data = partial_files(path).data
+    if not data.exists():
+        raise ValueError(f"{path}: no partial output to write into ({data.name} is missing)")
+    return _reopen(data, path.suffix.lower(), tuple(int(s) for s in shape), np.dtype(dtype))
 
 
 def _remove(path: Path) -> None:

@@ -197,10 +197,14 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
 
 @contextmanager
 def session(device: str = "auto") -> Iterator[tuple[Context, str]]:
-    """:func:`setup` on entry, :func:`teardown` on exit (a no-op without a launcher)."""
+    """:func:`setup` on entry, :func:`teardown` on exit (a no-op without a launcher).
+
+    A process group that was already initialised on entry (e.g. by a script running several
+    commands in one ``torchrun`` job) is used and left in place."""
+    owned = not (dist.is_available() and dist.is_initialized())
     ctx, rank_device = setup(device)
     try:
         yield ctx, rank_device
     finally:
-        if ctx.distributed:
+        if ctx.distributed and owned:
             teardown()

@@ -26,6 +26,7 @@ from satikit.arrays import (
     ChannelLastSink,
     NamedReads,
     open_array,
+    open_partial,
     output_array,
     partial_files,
 )
@@ -34,12 +35,26 @@ from satikit.crops import spatial_channels
 from satikit.data.io import list_images, read_json, write_json
 from satikit.encoding import check_finite, decode, encode
 from satikit.grid import TileGrid
-from satikit.ome import PyramidOptions, read_metadata, viewer_format, viewer_output
+from satikit.ome import (
+    PyramidOptions,
+    open_viewer_partial,
+    read_metadata,
+    viewer_format,
+    viewer_output,
+)
 from satikit.protocols import Adapter
-from satikit.stitching import NormKernel, stitch_on_grid
+from satikit.stitching import NormKernel, Pipeline, stitch_on_grid
 from satikit.training import resolve_device
 
-__all__ = ["translate_array", "translate_file", "translate_path"]
+__all__ = [
+    "open_input",
+    "run_settings",
+    "tile_grid",
+    "translate_array",
+    "translate_file",
+    "translate_path",
+    "translation_pairs",
+]
 
 
 def _input_view(raw: Any, config: Mapping[str, Any], name: str) -> ChannelFirst:
@@ -106,6 +121,32 @@ def _default_margin(inference: Mapping[str, Any], strategy: str) -> Any:
     return inference.get("margin", 0) if strategy == "sati" else 0
 
 
+def tile_grid(
+    config: Mapping[str, Any],
+    spatial: Sequence[int],
+    strategy: str,
+    tile: int | Sequence[int] | None = None,
+    overlap: int | Sequence[int] | None = None,
+    seam: str = "middle",
+    margin: int | Sequence[int] | None = None,
+) -> TileGrid:
+    """The tile grid of a tiled ``strategy`` over an image of ``spatial`` shape; ``tile``,
+    ``overlap`` and ``margin`` default to the run's.
+
+    Raises:
+        ValueError: an invalid tile, overlap, seam or margin (see :meth:`TileGrid.create`).
+    """
+    inference = config["inference"]
+    return TileGrid.create(
+        spatial,
+        inference["tile"] if tile is None else tile,
+        inference["overlap"] if overlap is None else overlap,
+        sati=strategy == "sati",
+        seam=seam,
+        margin=_default_margin(inference, strategy) if margin is None else margin,
+    )
+
+
 def _stitch(
     adapter: Adapter,
     config: Mapping[str, Any],
@@ -129,12 +170,14 @@ def _stitch(
     thumbnail_scale: float = 0.25,
     state_path: Path | None = None,
     resume: bool = False,
+    rows: tuple[int, int] | None = None,
+    pipeline: Pipeline | None = None,
 ) -> np.ndarray:
     """Run the engine; returns encoded ``(C_out, *spatial)`` (also written to ``out``).
 
     ``norm``/``norm_kernel``/``thumbnail_scale``: see :func:`satikit.stitching.stitch`; the
-    adapter is where the normalisation layers are found. ``state_path``/``resume``: see
-    :func:`satikit.stitching.stitch_on_grid` (``none`` restarts).
+    adapter is where the normalisation layers are found. ``state_path``/``resume``/``rows``/
+    ``pipeline``: see :func:`satikit.stitching.stitch_on_grid` (``none`` restarts).
     """
     inference = config["inference"]
     strategy = strategy or inference["strategy"]
@@ -160,14 +203,7 @@ def _stitch(
         if out is not None:
             out[...] = result
         return result
-    grid = TileGrid.create(
-        view.shape[1:],
-        inference["tile"] if tile is None else tile,
-        inference["overlap"] if overlap is None else overlap,
-        sati=strategy == "sati",
-        seam=seam,
-        margin=_default_margin(inference, strategy) if margin is None else margin,
-    )
+    grid = tile_grid(config, view.shape[1:], strategy, tile, overlap, seam, margin)
     return stitch_on_grid(
         view,
         fn,
@@ -180,6 +216,8 @@ def _stitch(
         norm_kernel=norm_kernel,
         thumbnail_scale=thumbnail_scale,
         norm_layers=adapter,
+        rows=rows,
+        pipeline=pipeline,
         **common,  # type: ignore[arg-type]
     )
 
@@ -318,6 +356,24 @@ def _output(
         yield ChannelLastSink(array, channel_last=len(shape) > len(spatial), transform=decoder)
 
 
+def _attach(
+    target: str | os.PathLike[str], spatial: Sequence[int], config: Mapping[str, Any]
+) -> Any:
+    """The sink :func:`_output` yields, over the partial output another process created at
+    ``target`` (that process renames it, or builds its pyramid, once all have written)."""
+    shape, dtype = _output_layout(config, spatial)
+    encoding = bool(config["encoding"]["domain_encoding"])
+
+    def decoder(block: np.ndarray) -> np.ndarray:
+        return decode(block, "y", enabled=encoding, dtype=dtype)
+
+    if viewer_format(target) is not None:
+        channels = int(config["data"]["out_channels"])
+        return open_viewer_partial(target, (channels, *spatial), dtype, transform=decoder)
+    array = open_partial(target, shape, dtype)
+    return ChannelLastSink(array, channel_last=len(shape) > len(spatial), transform=decoder)
+
+
 def translate_file(
     adapter: Adapter,
     config: Mapping[str, Any],
@@ -364,37 +420,80 @@ def translate_file(
         return Path(target)
     if not resume and files.data.exists():
         say(f"replacing the partial output of an interrupted translation into {target}")
-    given = {
-        key: value
-        for key, value in (("pyramid_tile", pyramid_tile), ("compression", compression))
-        if value is not None
-    }
-    viewer = viewer_format(target) is not None
-    if given and not viewer:
-        raise ValueError(
-            f"--pyramid-tile / --compression apply to .ome.tif and .ome.zarr outputs, "
-            f"not to {Path(target).name}"
-        )
-    view = _input_view(NamedReads(open_array(source), str(source)), config, str(source))
-    job = {"source": str(Path(source).resolve()), **_settings(config, kwargs)}
-    if viewer:
-        defaults = PyramidOptions()
-        job.update({"pyramid_tile": defaults.tile, "compression": defaults.compression, **given})
-        PyramidOptions(**{k: job[f] for k, f in _PYRAMID_FIELDS})  # refuse bad values up front
+    given = _pyramid_options(target, pyramid_tile, compression)
+    view = open_input(config, source)
     partial = files.data.exists()
-    if resume and files.settings.exists():
-        job = _recorded(files.settings, job, {**kwargs, **given}, target)
+    job = _job(config, source, target, kwargs, given, resume)
     with _output(
         target, source, view.shape[1:], config, job, overwrite=overwrite, resume=resume
     ) as sink:
         write_json(files.settings, job)
         if not (resume and partial and job.get("stitched")):
-            settings = {key: job.get(key, _DEFAULTS[key]) for key in _RECORDED}
-            run = {**_DEFAULTS, **kwargs, **settings}
+            run = run_settings(job, kwargs)
             _stitch(adapter, config, view, out=sink, state_path=files.state, resume=resume, **run)
             sink.flush()  # the last band is on disk before the marker says so
             write_json(files.settings, {**job, "stitched": True})  # a resume skips the engine
     return Path(target)
+
+
+def open_input(config: Mapping[str, Any], source: str | os.PathLike[str]) -> ChannelFirst:
+    """``source`` opened lazily as the engine's encoded ``(C, *spatial)`` float32 view.
+
+    Raises:
+        ValueError: unreadable, or its channels do not fit the run.
+    """
+    return _input_view(NamedReads(open_array(source), str(source)), config, str(source))
+
+
+def _pyramid_options(
+    target: str | os.PathLike[str], pyramid_tile: int | None, compression: str | None
+) -> dict[str, Any]:
+    """The viewer-output options given (``pyramid_tile``, ``compression``); refuses them for
+    other outputs."""
+    given = {
+        key: value
+        for key, value in (("pyramid_tile", pyramid_tile), ("compression", compression))
+        if value is not None
+    }
+    if given and viewer_format(target) is None:
+        raise ValueError(
+            f"--pyramid-tile / --compression apply to .ome.tif and .ome.zarr outputs, "
+            f"not to {Path(target).name}"
+        )
+    return given
+
+
+def _job(
+    config: Mapping[str, Any],
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    kwargs: Mapping[str, Any],
+    given: Mapping[str, Any],
+    resume: bool,
+) -> dict[str, Any]:
+    """What decides the output of translating ``source`` into ``target``: the input and the
+    settings (``kwargs`` over the defaults and the run's; the recorded ones when resuming),
+    plus the pyramid options of a viewer output.
+
+    Raises:
+        ValueError: bad pyramid options; resuming with other settings or another input.
+    """
+    job = {"source": str(Path(source).resolve()), **_settings(config, kwargs)}
+    if viewer_format(target) is not None:
+        defaults = PyramidOptions()
+        job.update({"pyramid_tile": defaults.tile, "compression": defaults.compression, **given})
+        PyramidOptions(**{k: job[f] for k, f in _PYRAMID_FIELDS})  # refuse bad values up front
+    settings_file = partial_files(target).settings
+    if resume and settings_file.exists():
+        job = _recorded(settings_file, job, {**kwargs, **given}, target)
+    return job
+
+
+def run_settings(job: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of the engine step for ``job``: its recorded settings over
+    ``kwargs`` (device, progress) over the defaults."""
+    settings = {key: job.get(key, _DEFAULTS[key]) for key in _RECORDED}
+    return {**_DEFAULTS, **kwargs, **settings}
 
 
 _DEFAULTS: dict[str, Any] = dict(
@@ -487,6 +586,31 @@ def _is_array_path(path: Path) -> bool:
     return path.is_file() or path.suffix.lower() == ".zarr"
 
 
+def translation_pairs(
+    source: str | os.PathLike[str], target: str | os.PathLike[str]
+) -> list[tuple[Path, Path]]:
+    """``(input, output)`` paths of translating ``source`` into ``target``: one pair for an
+    image (into ``target``, or under its own name into an existing folder ``target``), one per
+    TIFF of a folder ``source`` (same names in the folder ``target``, created).
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist.
+        ValueError: a folder holds no TIFF.
+    """
+    source, target = Path(source), Path(target)
+    if _is_array_path(source):
+        if target.is_dir() and target.suffix.lower() != ".zarr":
+            target = target / source.name
+        return [(source, target)]
+    if source.is_dir():
+        files = list_images(source)
+        if not files:
+            raise ValueError(f"no TIFF images in {str(source)!r}")
+        target.mkdir(parents=True, exist_ok=True)
+        return [(path, target / path.name) for path in files]
+    raise FileNotFoundError(f"no such file or folder: {str(source)!r}")
+
+
 def translate_path(
     run_dir: str | os.PathLike[str],
     source: str | os.PathLike[str],
@@ -511,21 +635,9 @@ def translate_path(
         FileExistsError: an output exists and ``overwrite`` is False.
         ValueError: a folder holds no TIFF, or an input does not fit the run.
     """
-    source, target = Path(source), Path(target)
     torch_device = resolve_device(device)
     adapter, config = load_adapter(run_dir, device=torch_device)
-    if _is_array_path(source):
-        if target.is_dir() and target.suffix.lower() != ".zarr":
-            target = target / source.name
-        pairs = [(source, target)]
-    elif source.is_dir():
-        files = list_images(source)
-        if not files:
-            raise ValueError(f"no TIFF images in {str(source)!r}")
-        target.mkdir(parents=True, exist_ok=True)
-        pairs = [(path, target / path.name) for path in files]
-    else:
-        raise FileNotFoundError(f"no such file or folder: {str(source)!r}")
+    pairs = translation_pairs(source, target)
     return [
         translate_file(
             adapter, config, src, dst, device=torch_device, overwrite=overwrite, **kwargs

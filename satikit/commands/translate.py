@@ -30,6 +30,22 @@ class _Sizes(click.ParamType):
 
 
 @contextmanager
+def _stopped() -> Iterator[None]:
+    """Under torchrun: another process failed (it printed its error); say so in one line."""
+    from satikit.comm import PeerFailure
+
+    try:
+        yield
+    except PeerFailure as exc:
+        if exc.quiet:
+            raise click.exceptions.Exit(1) from None
+        raise click.ClickException(
+            f"{exc}; the tiles written so far are kept: run the same command with --resume "
+            "to continue"
+        ) from None
+
+
+@contextmanager
 def _interruption() -> Iterator[None]:
     """Ctrl-C: one line saying how to continue (the partial output is kept)."""
     try:
@@ -164,6 +180,11 @@ def translate(
     (OME-Zarr multiscale image, for napari), .tif, .zarr or .npy (one plain array). The OME
     outputs carry the input's pixel sizes and channel names.
 
+    Started by torchrun (torchrun --standalone --nproc_per_node N -m satikit translate ...),
+    the processes share the work: a folder's files, or one image's rows (none / simple /
+    weighted) or bands of tile rows, pipelined (sati); the output is the same as one
+    process's, and --resume works the same.
+
     \b
     Example:
       satikit translate runs/sati big_x.tif big_y.tif --strategy sati
@@ -195,21 +216,37 @@ def translate(
             for key, value in settings.items()
             if context.get_parameter_source(key) != click.core.ParameterSource.DEFAULT
         }
+    from satikit import distributed
+
     started = time.perf_counter()
-    with user_errors(f"no partial output was left at {target}"), _interruption():
-        written = translate_path(
-            run_dir,
-            source,
-            target,
+    note = f"no partial output was left at {target}"
+    with (
+        _stopped(),
+        user_errors(note),
+        _interruption(),
+        distributed.session(device) as (ctx, device),
+    ):
+        options = dict(
             device=device,
             overwrite=force,
             resume=resume,
             pyramid_tile=pyramid_tile,
             compression=compression,
-            progress=not quiet,
+            progress=not quiet and ctx.is_main,
             say=lambda message: click.echo(message, err=True),
             **settings,
         )
-    click.echo(
-        f"translated {len(written)} image(s) in {time.perf_counter() - started:.1f} s -> {target}"
-    )
+        if ctx.distributed:
+            from satikit.comm import Comm
+            from satikit.translate_distributed import translate_path_distributed
+
+            comm = Comm.create(ctx)
+            written = translate_path_distributed(run_dir, source, target, comm=comm, **options)
+        else:
+            written = translate_path(run_dir, source, target, **options)
+    if ctx.is_main:
+        processes = f" with {ctx.world_size} processes" if ctx.distributed else ""
+        click.echo(
+            f"translated {len(written)} image(s) in {time.perf_counter() - started:.1f} s"
+            f"{processes} -> {target}"
+        )

@@ -1,7 +1,8 @@
 """Viewer-ready images: pyramidal OME-TIFF and OME-Zarr outputs, OME inputs and metadata.
 
 - :func:`viewer_output` / :func:`viewer_format`: write ``.ome.tif`` (tiled, sub-IFD pyramid)
-  or ``.ome.zarr`` (NGFF 0.4 multiscale) out of core, resumable (:mod:`satikit.ome.output`).
+  or ``.ome.zarr`` (NGFF 0.4 multiscale) out of core, resumable (:mod:`satikit.ome.output`);
+  :func:`open_viewer_partial`: the same level 0 opened by other processes that write into it.
 - :func:`read_metadata` / :class:`ImageMetadata`: physical pixel sizes and channel names of an
   OME-TIFF or OME-Zarr input, carried over to the output (:mod:`satikit.ome.metadata`).
 - :func:`open_zarr`: a zarr array or an OME-Zarr's level 0 as ``(*spatial[, C])``
@@ -16,6 +17,7 @@ from satikit.ome.output import (
     COMPRESSIONS,
     PyramidOptions,
     ViewerFormat,
+    open_viewer_partial,
     viewer_format,
     viewer_output,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "ViewerFormat",
     "downsample_yx",
     "level_shapes",
+    "open_viewer_partial",
     "open_zarr",
     "read_metadata",
     "viewer_format",

@@ -31,7 +31,14 @@ import numpy as np
 from satikit.arrays import ChannelLastSink, _create, _reopen, partial_files
 from satikit.ome.metadata import SPATIAL_AXES, ImageMetadata
 
-__all__ = ["COMPRESSIONS", "PyramidOptions", "ViewerFormat", "viewer_format", "viewer_output"]
+__all__ = [
+    "COMPRESSIONS",
+    "PyramidOptions",
+    "ViewerFormat",
+    "open_viewer_partial",
+    "viewer_format",
+    "viewer_output",
+]
 
 ViewerFormat = Literal["ome-tiff", "ome-zarr"]
 #: Compressions of the viewer outputs (``none``: uncompressed). Both need no extra codec package.
@@ -91,6 +98,12 @@ class _ChannelFirstSink:
 
     def flush(self) -> None:
         """Nothing to do: zarr writes are on disk when the assignment returns."""
+
+    @property
+    def row_chunk(self) -> int:
+        """Rows along the first spatial dim per chunk (see
+        :attr:`satikit.arrays.ChannelLastSink.row_chunk`)."""
+        return int(self.array.chunks[1])
 
 
 def _remove(path: Path) -> None:
@@ -196,6 +209,40 @@ def viewer_output(
         raise
     finally:
         _remove(scratch)
+
+
+def open_viewer_partial(
+    path: str | os.PathLike[str],
+    shape: Sequence[int],
+    dtype: Any,
+    *,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Any:
+    """The sink :func:`viewer_output` yields, over the level 0 another process created at
+    ``path`` and will turn into the pyramid: how other processes write into it.
+
+    Args:
+        path / shape / dtype / transform: as for :func:`viewer_output`.
+
+    Raises:
+        ValueError: not an OME suffix, no partial level 0, or one of another shape or dtype.
+    """
+    path = Path(path)
+    kind = viewer_format(path)
+    if kind is None:
+        raise ValueError(f"{path.name}: viewer outputs end in .ome.tif, .ome.tiff or .ome.zarr")
+    data = partial_files(path).data
+    if not data.exists():
+        raise ValueError(f"{path}: no partial output to write into ({data.name} is missing)")
+    channels, *spatial = (int(s) for s in shape)
+    transform = transform or (lambda block: block)
+    if kind == "ome-tiff":
+        stored = (*spatial, channels) if channels > 1 else tuple(spatial)
+        array = _reopen(data, ".tif", stored, np.dtype(dtype))
+        return ChannelLastSink(array, channel_last=channels > 1, transform=transform)
+    from satikit.ome import ngff
+
+    return _ChannelFirstSink(ngff.reopen_level0(data, (channels, *spatial), dtype), transform)
 
 
 def _image_name(path: Path) -> str:

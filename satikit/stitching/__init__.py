@@ -3,6 +3,10 @@
 Entry point: :func:`stitch`. Strategies: ``none``, ``simple``, ``weighted``, ``sati``; each tiled
 one combines with a normalisation mode (:mod:`satikit.stitching.norm`): ``tile`` (per-tile
 instance-norm statistics), ``thumbnail`` (TIN) or ``kernel`` (KIN).
+
+Several processes share one image through :func:`stitch_on_grid`: ``simple``/``weighted`` each
+compute a range of output rows (``rows``), ``sati`` runs pipelined over a ring of processes
+(``pipeline``, :mod:`satikit.stitching.pipeline`).
 """
 
 from __future__ import annotations
@@ -17,12 +21,27 @@ from tqdm.auto import tqdm
 
 from satikit.grid import TileGrid, sati_overlap_message
 from satikit.stitching.norm import NORMS, Norm, NormKernel, find_norm_layers, size_multiple_of
+from satikit.stitching.pipeline import Pipeline
 from satikit.stitching.resume import Resumer
 from satikit.stitching.runner import TileFn, resolve_device
 from satikit.stitching.statistics import NormSettings, run_with_statistics
-from satikit.stitching.strategies import run_none, run_sati, run_simple, run_weighted
+from satikit.stitching.strategies import (
+    count_tiles,
+    run_none,
+    run_sati,
+    run_simple,
+    run_weighted,
+)
 
-__all__ = ["NORMS", "ORDERS", "STRATEGIES", "NormKernel", "stitch", "stitch_on_grid"]
+__all__ = [
+    "NORMS",
+    "ORDERS",
+    "STRATEGIES",
+    "NormKernel",
+    "Pipeline",
+    "stitch",
+    "stitch_on_grid",
+]
 
 STRATEGIES = ("none", "simple", "weighted", "sati")
 ORDERS = ("raster", "wavefront")
@@ -168,6 +187,8 @@ def stitch_on_grid(
     progress: bool = False,
     state_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    rows: tuple[int, int] | None = None,
+    pipeline: Pipeline | None = None,
 ) -> np.ndarray:
     """:func:`stitch` on a prepared :class:`TileGrid` (e.g. one with ``seam="start"``).
 
@@ -186,10 +207,21 @@ def stitch_on_grid(
             beginning. ``none`` always restarts. With ``norm="thumbnail"``/``"kernel"`` the
             statistics table is part of the state; ``kernel``'s caching pass resumes from
             its own state beside ``state_path`` (see :mod:`satikit.stitching.statistics`).
+        rows: ``simple``/``weighted`` only: ``(start, stop)``, compute and write only these
+            output rows along the first spatial dim, ``0 <= start < stop <= S_0``; the tiles
+            that do not reach them are skipped (every tile of a batch that does is run, so the
+            rows are bit-identical to a whole run's). The other rows of ``out`` are untouched;
+            the returned array is ``out`` (uninitialised there if ``out`` is None). A resume
+            state records ``rows``. For several processes sharing one output.
+        pipeline: ``sati`` only: run this process's bands of a SATI run pipelined over
+            several processes (:class:`~satikit.stitching.pipeline.Pipeline`, which keeps its
+            own resume state: ``state_path`` must be None). Needs >= 2 spatial dims.
 
     Raises:
         ValueError: as :func:`stitch`; also a state that is unreadable or belongs to a different
-            strategy, grid, order, batch size, window, image shape or normalisation.
+            strategy, grid, order, batch size, window, image shape or normalisation; ``rows``
+            or ``pipeline`` with another strategy, with ``norm="kernel"`` (its caching pass
+            needs every tile), ``rows`` outside the image.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -210,6 +242,7 @@ def stitch_on_grid(
         if strategy != "sati" and grid.margin is not None:
             raise ValueError(f"margin is a SATI setting; the {strategy} strategy got {grid.margin}")
     settings = NormSettings.create(norm, norm_kernel, thumbnail_scale)
+    _check_sharing(strategy, settings.norm, spatial, rows, pipeline, state_path)
     layers = []
     if settings.norm != "tile":
         if strategy == "none":
@@ -223,8 +256,14 @@ def stitch_on_grid(
     out_channels = image.shape[0] if strategy == "sati" else None
     allocate = _allocator(out, spatial)
     identity = _identity(image, grid, strategy, batch_size, order, window)
+    if rows is not None:
+        identity["rows"] = [int(rows[0]), int(rows[1])]
     resumer = Resumer(state_path, {**identity, **settings.identity()}, resume)
     total = 1 if strategy == "none" or grid is None else grid.n_tiles
+    if grid is not None and rows is not None:
+        total = count_tiles(grid, strategy, batch_size, rows)
+    if grid is not None and pipeline is not None:
+        total = pipeline.tiles(grid, order, batch_size)
     total *= 2 if settings.norm == "kernel" else 1  # the caching pass
     desc = f"stitch[{strategy}{'' if settings.norm == 'tile' else '+' + settings.norm}]"
     with tqdm(total=total, disable=not progress, desc=desc, unit="tile") as bar:
@@ -235,10 +274,17 @@ def stitch_on_grid(
 
         def run(tile_fn: TileFn, allocate: Callable[[int], Any], resumer: Any) -> np.ndarray:
             if strategy == "simple":
-                return run_simple(image, tile_fn, grid, batch_size, allocate, bar.update, resumer)
+                return run_simple(
+                    image, tile_fn, grid, batch_size, allocate, bar.update, resumer, rows
+                )
             if strategy == "weighted":
                 return run_weighted(
-                    image, tile_fn, grid, batch_size, window, allocate, bar.update, resumer
+                    image, tile_fn, grid, batch_size, window, allocate, bar.update, resumer, rows
+                )
+            if pipeline is not None:
+                pipe_identity = {**identity, **settings.identity()}
+                return pipeline.run(
+                    image, tile_fn, grid, order, batch_size, allocate, bar.update, pipe_identity
                 )
             return run_sati(image, tile_fn, grid, order, batch_size, allocate, bar.update, resumer)
 
@@ -258,6 +304,33 @@ def stitch_on_grid(
             size_multiple=size_multiple_of(fn if norm_layers is None else norm_layers),
             state_path=state_path,
             resume=resume,
+        )
+
+
+def _check_sharing(
+    strategy: str,
+    norm: str,
+    spatial: tuple[int, ...],
+    rows: tuple[int, int] | None,
+    pipeline: Pipeline | None,
+    state_path: str | os.PathLike[str] | None,
+) -> None:
+    """Refuse ``rows`` / ``pipeline`` where they do not apply."""
+    if rows is not None:
+        if strategy not in ("simple", "weighted"):
+            raise ValueError(f"rows apply to the simple and weighted strategies, not {strategy!r}")
+        start, stop = (int(r) for r in rows)
+        if not 0 <= start < stop <= spatial[0]:
+            raise ValueError(f"rows must satisfy 0 <= start < stop <= {spatial[0]}, got {rows}")
+    if pipeline is not None:
+        if strategy != "sati":
+            raise ValueError(f"a pipeline runs the sati strategy, not {strategy!r}")
+        if state_path is not None:
+            raise ValueError("a pipeline keeps its own resume state; pass state_path=None")
+    if norm == "kernel" and (rows is not None or pipeline is not None):
+        raise ValueError(
+            "norm='kernel' records every tile's statistics in a caching pass first; it cannot "
+            "be shared out by rows or pipelined (use norm='tile' or 'thumbnail')"
         )
 
 

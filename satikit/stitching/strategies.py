@@ -14,6 +14,13 @@ Memory each strategy holds besides the ``batch_size`` tiles in flight (see :clas
 
 ``simple``, ``weighted`` and ``sati`` save their progress through a :class:`Resumer` (a no-op
 without a state path) and can continue from it; see :mod:`satikit.stitching.resume`.
+
+``simple`` and ``weighted`` can compute a range of output rows only (``rows``, along the first
+spatial dim): the batches that hold no tile reaching those rows are skipped and ``out`` is
+written only there. Batches are the same as in a whole run and contributions are summed in
+the same order, so the rows come out bit-identical; several processes can so share one output
+(:mod:`satikit.translate_distributed`). ``sati`` shares its work through
+:mod:`satikit.stitching.pipeline`, which reuses the band, wave and tile steps below.
 """
 
 from __future__ import annotations
@@ -30,10 +37,22 @@ from satikit.stitching.resume import Progress, Resumer
 from satikit.stitching.runner import TileFn, batched, write_region
 from satikit.weights import blend_window, strip_mask
 
-__all__ = ["run_none", "run_sati", "run_simple", "run_weighted"]
+__all__ = [
+    "Rows",
+    "count_tiles",
+    "run_none",
+    "run_sati",
+    "run_simple",
+    "run_weighted",
+    "sati_bands",
+    "sati_chunks",
+    "sati_tiles",
+]
 
 Allocate = Callable[[int], np.ndarray]
 Tick = Callable[[int], object]
+#: ``(start, stop)``: a range of output rows along the first spatial dim (padded coordinates).
+Rows = tuple[int, int]
 
 
 def _read_batch(image, grid: TileGrid, indices: list[Index]) -> np.ndarray:
@@ -45,6 +64,52 @@ def _read_batch(image, grid: TileGrid, indices: list[Index]) -> np.ndarray:
 def _check_finite(block: np.ndarray, where: str) -> None:
     if not np.isfinite(block).all():
         raise ValueError(f"image contains non-finite values (NaN or inf) in {where}")
+
+
+def _meets(region: slice, rows: Rows | None) -> bool:
+    """Whether ``region`` (along the first spatial dim) reaches into ``rows`` (None: all)."""
+    return rows is None or (region.start < rows[1] and region.stop > rows[0])
+
+
+def _clip(region: tuple[slice, ...], rows: Rows | None) -> tuple[slice, ...]:
+    """``region`` cut to ``rows`` along the first spatial dim (possibly empty)."""
+    if rows is None:
+        return region
+    first = region[0]
+    return (slice(max(first.start, rows[0]), min(first.stop, rows[1])), *region[1:])
+
+
+def _reach(grid: TileGrid, strategy: str) -> Callable[[Index], slice]:
+    """The rows of ``out`` a tile contributes to: its owned rows (``simple``), its window."""
+    if strategy == "simple":
+        return lambda index: grid.owned(index)[0]
+    return lambda index: grid.window(index)[0]
+
+
+def _needed(grid: TileGrid, strategy: str, rows: Rows | None) -> Callable[[list[Index]], bool]:
+    """``needed(chunk)``: whether a batch holds a tile that contributes to ``rows``."""
+    reach = _reach(grid, strategy)
+    return lambda chunk: rows is None or any(_meets(reach(index), rows) for index in chunk)
+
+
+def _weighted_bands(grid: TileGrid, batch_size: int) -> tuple[int, list[list[Index]]]:
+    """``(R, bands)``: ``weighted`` accumulates bands of ``R`` tile rows."""
+    per_row = grid.n_tiles // grid.counts[0]
+    rows = min(grid.counts[0], math.ceil(batch_size / per_row))
+    return rows, _row_bands(grid, rows)
+
+
+def count_tiles(grid: TileGrid, strategy: str, batch_size: int, rows: Rows | None = None) -> int:
+    """How many tiles ``simple``/``weighted`` hand to ``fn`` when restricted to ``rows``
+    (every tile of a batch that is run counts)."""
+    needed = _needed(grid, strategy, rows)
+    if strategy == "simple":
+        chunks = batched(grid.raster(), batch_size)
+    else:
+        chunks = (
+            c for band in _weighted_bands(grid, batch_size)[1] for c in batched(band, batch_size)
+        )
+    return sum(len(chunk) for chunk in chunks if needed(chunk))
 
 
 def _row_bands(grid: TileGrid, rows: int) -> list[list[Index]]:
@@ -61,13 +126,21 @@ FLUSH_ROWS = 64
 
 
 def _flush(
-    out: np.ndarray, read: Callable[[slice], np.ndarray], origin: int, done: int, stop: int
+    out: np.ndarray,
+    read: Callable[[slice], np.ndarray],
+    origin: int,
+    done: int,
+    stop: int,
+    rows: Rows | None = None,
 ) -> None:
-    """Write padded rows ``[done, stop)`` into ``out``, ``FLUSH_ROWS`` at a time.
+    """Write padded rows ``[done, stop)`` (within ``rows``, if given) into ``out``,
+    ``FLUSH_ROWS`` at a time.
 
     ``read(rows)`` returns the ``(C, n, *rest)`` values of band-local ``rows`` (the band starts at
     padded row ``origin``).
     """
+    if rows is not None:
+        done, stop = max(done, rows[0]), min(stop, rows[1])
     stop = min(stop, out.shape[1])
     rest = tuple(slice(0, s) for s in out.shape[2:])
     for first in range(done, stop, FLUSH_ROWS):
@@ -95,38 +168,50 @@ def run_simple(
     allocate: Allocate,
     tick: Tick,
     resumer: Resumer,
+    rows: Rows | None = None,
 ) -> np.ndarray:
     """Independent tiles, each cropped at the middle of its overlaps.
 
     Saves its progress (tiles finished) after every batch that completes a tile row.
+    ``rows``: compute and write only these output rows (see the module docstring).
     """
+    needed = _needed(grid, "simple", rows)
     saved = resumer.load()
     out = None if saved is None else allocate(saved.channels)
     finished = 0 if saved is None else saved.next
-    tick(finished)
+    before_resume = batched(itertools.islice(grid.raster(), finished), batch_size)
+    tick(sum(len(chunk) for chunk in before_resume if needed(chunk)))
     per_row = grid.n_tiles // grid.counts[0]
     for chunk in batched(itertools.islice(grid.raster(), finished, None), batch_size):
+        before, finished = finished, finished + len(chunk)
+        if not needed(chunk):
+            continue
         results = tile_fn(_read_batch(image, grid, chunk), chunk)
         if out is None:
             out = allocate(results.shape[1])
         for index, result in zip(chunk, results):
-            write_region(out, result, grid.owned(index), grid.start(index))
+            write_region(out, result, _clip(grid.owned(index), rows), grid.start(index))
         tick(len(chunk))
-        before, finished = finished, finished + len(chunk)
         if finished < grid.n_tiles and finished // per_row > before // per_row:
             resumer.save(out, Progress(finished, 0, 0, results.shape[1]))
     return out
 
 
 def _start_bands(
-    bands: list[list[Index]], saved: Progress | None, carried: dict[str, Band], tick: Tick
+    bands: list[list[Index]],
+    saved: Progress | None,
+    carried: dict[str, Band],
+    tick: Tick,
+    tiles: Callable[[list[Index]], int] = len,
 ) -> int:
-    """Restore ``carried`` from ``saved``; returns the first band to run (0 without a state)."""
+    """Restore ``carried`` from ``saved``; returns the first band to run (0 without a state).
+
+    ``tiles(band)``: how many of a finished band's tiles count on the progress bar."""
     if saved is None:
         return 0
     for name, band in carried.items():
         band.restore(saved.origin, saved.arrays[name])
-    tick(sum(len(band) for band in bands[: saved.next]))
+    tick(sum(tiles(band) for band in bands[: saved.next]))
     return saved.next
 
 
@@ -170,26 +255,42 @@ def run_weighted(
     allocate: Allocate,
     tick: Tick,
     resumer: Resumer,
+    rows: Rows | None = None,
 ) -> np.ndarray:
-    """Overlapping tiles blended with ``window``, normalised by the summed weights."""
-    per_row = grid.n_tiles // grid.counts[0]
-    rows = min(grid.counts[0], math.ceil(batch_size / per_row))
-    bands = _row_bands(grid, rows)
+    """Overlapping tiles blended with ``window``, normalised by the summed weights.
+
+    ``rows``: compute and write only these output rows (see the module docstring); the bands
+    before the first one reaching them are skipped, the accumulators start there at zero.
+    """
+    band_rows, bands = _weighted_bands(grid, batch_size)
+    needed = _needed(grid, "weighted", rows)
+
+    def run_tiles(band: list[Index]) -> int:
+        return sum(len(chunk) for chunk in batched(band, batch_size) if needed(chunk))
+
+    wanted = [b for b, band in enumerate(bands) if run_tiles(band)]
     saved = resumer.load()
-    carried = {"denominator": Band(1, grid, rows, np.float64)}
+    carried = {"denominator": Band(1, grid, band_rows, np.float64)}
     out = None
     if saved is not None:
-        carried["numerator"] = Band(saved.channels, grid, rows, np.float64)
+        carried["numerator"] = Band(saved.channels, grid, band_rows, np.float64)
         out = allocate(saved.channels)
-    first = _start_bands(bands, saved, carried, tick)
-    done = 0 if saved is None else saved.done
+    first = _start_bands(bands, saved, carried, tick, run_tiles)
     denominator = carried["denominator"]
-    for b in range(first, len(bands)):
+    if saved is None and wanted and wanted[0] > 0:  # no earlier tile reaches `rows`
+        first = wanted[0]
+        denominator.advance(grid.start(bands[first][0])[0])
+    done = 0 if saved is None else saved.done
+    for b in range(first, wanted[-1] + 1 if wanted else 0):
         band = bands[b]
         for chunk in batched(band, batch_size):
+            if not needed(chunk):
+                continue
             results = tile_fn(_read_batch(image, grid, chunk), chunk)
             if out is None:
-                carried["numerator"] = Band(results.shape[1], grid, rows, np.float64)
+                carried["numerator"] = Band(results.shape[1], grid, band_rows, np.float64)
+                if denominator.origin:
+                    carried["numerator"].advance(denominator.origin)
                 out = allocate(results.shape[1])
             numerator = carried["numerator"]
             for index, result in zip(chunk, results):
@@ -211,11 +312,63 @@ def run_weighted(
             region = (slice(None), rows, *(slice(0, n) for n in columns))
             return numerator.data[region] / denominator.data[region]
 
-        _flush(out, ratio, denominator.origin, done, stop)
+        _flush(out, ratio, denominator.origin, done, stop, rows)
         done = stop
         progress = Progress(b + 1, done, 0, out.shape[0])
         _next_band(bands, b + 1, grid, carried, progress, resumer, out)
     return out
+
+
+def sati_bands(grid: TileGrid, order: str, batch_size: int) -> tuple[int, list[list[Index]]]:
+    """``(R, bands)``: ``sati`` keeps a canvas over bands of ``R`` tile rows (raster order: 1;
+    wavefront: ``min(batch_size, rows)``)."""
+    rows = 1 if order == "raster" else min(batch_size, grid.counts[0])
+    return rows, _row_bands(grid, rows)
+
+
+def sati_chunks(
+    grid: TileGrid, band: list[Index], order: str, batch_size: int
+) -> list[list[Index]]:
+    """The ``fn`` batches of one band, in the order ``sati`` runs them: one tile at a time in
+    raster order; else the band's waves (equal ``sum_k 2^(N-1-k) i_k``), each in batches."""
+    if order == "raster":
+        return [[index] for index in band]
+    waves: dict[int, list[Index]] = {}
+    for index in band:
+        waves.setdefault(grid.wave_of(index), []).append(index)
+    return [chunk for t in sorted(waves) for chunk in batched(waves[t], batch_size)]
+
+
+def sati_tiles(image, tile_fn: TileFn, grid: TileGrid, canvas: Band, chunk: list[Index]) -> None:
+    """Run one batch of SATI tiles: read them, replace their leading strips by the canvas
+    (their predecessors' outputs), call ``fn`` and write each output into the canvas from its
+    leading seams to its end. The canvas must hold the batch's windows."""
+    tiles = _read_batch(image, grid, chunk)
+    for tile, index in zip(tiles, chunk):
+        leading = grid.leading(index)
+        if any(leading):
+            mask = strip_mask(grid.tile, grid.overlap, leading)
+            np.copyto(tile, canvas.data[canvas.local(grid.window(index))], where=mask)
+    results = tile_fn(tiles, chunk)
+    for index, result in zip(chunk, results):
+        local = canvas.local(grid.written(index))[1:]
+        start = grid.start(index)
+        write_region(
+            canvas.data,
+            result,
+            local,
+            (start[0] - canvas.origin, *start[1:]),
+            canvas.data.shape[1:],
+        )
+
+
+def sati_final(grid: TileGrid, band: list[Index]) -> int:
+    """The padded row up to which ``out`` is final once ``band`` is done: the next tile row
+    writes from its leading seam on (the padded end after the last band)."""
+    last_row = band[-1][0]
+    if last_row + 1 < grid.counts[0]:
+        return grid.start((last_row + 1,) + band[-1][1:])[0] + grid.cut[0]
+    return grid.padded_shape[0]
 
 
 def run_sati(
@@ -237,47 +390,16 @@ def run_sati(
     overlap and runs each wave in batches. Both give the same canvas.
     """
     out = allocate(image.shape[0])
-    rows = 1 if order == "raster" else min(batch_size, grid.counts[0])
-    bands = _row_bands(grid, rows)
+    rows, bands = sati_bands(grid, order, batch_size)
     canvas = Band(image.shape[0], grid, rows)
     saved = resumer.load()
     first = _start_bands(bands, saved, {"canvas": canvas}, tick)
     done = 0 if saved is None else saved.done
     for b in range(first, len(bands)):
-        band = bands[b]
-        if order == "raster":
-            schedule = [[index] for index in band]
-        else:
-            waves: dict[int, list[Index]] = {}
-            for index in band:
-                waves.setdefault(grid.wave_of(index), []).append(index)
-            schedule = [waves[t] for t in sorted(waves)]
-        for wave in schedule:
-            for chunk in batched(wave, batch_size):
-                tiles = _read_batch(image, grid, chunk)
-                for tile, index in zip(tiles, chunk):
-                    leading = grid.leading(index)
-                    if any(leading):
-                        mask = strip_mask(grid.tile, grid.overlap, leading)
-                        np.copyto(tile, canvas.data[canvas.local(grid.window(index))], where=mask)
-                results = tile_fn(tiles, chunk)
-                for index, result in zip(chunk, results):
-                    written = grid.written(index)
-                    local = canvas.local(written)[1:]
-                    write_region(
-                        canvas.data,
-                        result,
-                        local,
-                        (grid.start(index)[0] - canvas.origin, *grid.start(index)[1:]),
-                        canvas.data.shape[1:],
-                    )
-                tick(len(chunk))
-        last_row = band[-1][0]
-        # the next tile row writes from its leading seam on; everything before it is final
-        if last_row + 1 < grid.counts[0]:
-            stop = grid.start((last_row + 1,) + band[-1][1:])[0] + grid.cut[0]
-        else:
-            stop = grid.padded_shape[0]
+        for chunk in sati_chunks(grid, bands[b], order, batch_size):
+            sati_tiles(image, tile_fn, grid, canvas, chunk)
+            tick(len(chunk))
+        stop = sati_final(grid, bands[b])
         _flush(out, lambda rows: canvas.data[:, rows], canvas.origin, done, stop)
         done = stop
         progress = Progress(b + 1, done, 0, out.shape[0])

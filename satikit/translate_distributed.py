@@ -1,0 +1,270 @@
+"""``torchrun ... -m satikit translate``: one translation shared out over several processes.
+
+Every process loads the run and opens the input; rank 0 checks the job and creates the
+output, the others then write into it; rank 0 finishes it (renames it, builds the pyramid of
+a viewer output) once every rank is done. Each case gives the same file as one process:
+
+- **a folder**: its files are dealt out (largest first, each to the rank with the fewest
+  bytes so far); each file is translated whole by one rank (:func:`~satikit.translate.
+  translate_file`), so it is written once and resumes as in one process.
+- **one image, ``simple`` / ``weighted``**: the output rows are cut into one contiguous range
+  per rank at chunk boundaries of the output (zarr: its chunk rows; memory-mapped TIFF /
+  ``.npy`` / OME-TIFF level 0: any row), so no two ranks write into one chunk; each rank runs
+  the batches that reach its rows (:func:`~satikit.stitching.stitch_on_grid` ``rows``). Tile
+  rows that straddle a cut are computed by both ranks.
+- **one image, ``sati``**: bands of tile rows are dealt out round robin and pipelined: a rank
+  starts a batch once the strip above it has arrived from the previous rank
+  (:mod:`satikit.stitching.pipeline`, over :class:`~satikit.comm.GlooRing`), so N ranks
+  stitch N bands at once along the wavefront, each tile once. A band is one tile row, or
+  ``batch_size`` rows in wavefront order (the batches of one process, kept for bit-identity),
+  so N ranks all work when there are at least N bands.
+- **one image, ``none``**: one forward pass cannot be shared: rank 0 runs it, the others wait.
+
+Every output format works (plain TIFF and ``.npy`` are memory maps, so disjoint rows are
+disjoint bytes; zarr outputs are written in whole chunks). ``--norm kernel`` on one image is
+refused: its caching pass needs every tile's statistics before any tile is final (translate
+the image in one process, or a folder).
+
+Resume: the output's partial files are those of one process, plus the ranks' engine states in
+:attr:`satikit.arrays.PartialFiles.shards` (``simple``/``weighted``: one per rank and number of
+ranks; another number of ranks starts the image again; ``sati``: one per band, so any number
+of ranks continues). A rank that fails exits with its error; the others stop
+(:class:`~satikit.comm.PeerFailure`) and keep the partial output for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from satikit.arrays import partial_files
+from satikit.checkpoint import load_adapter
+from satikit.comm import Comm
+from satikit.data.io import write_json
+from satikit.protocols import Adapter
+from satikit.stitching import Pipeline
+from satikit.stitching.pipeline import saved_band
+from satikit.stitching.statistics import NormSettings
+from satikit.training import resolve_device
+from satikit.translate import (
+    _attach,
+    _job,
+    _output,
+    _pyramid_options,
+    _stitch,
+    open_input,
+    run_settings,
+    tile_grid,
+    translate_file,
+    translation_pairs,
+)
+
+__all__ = ["deal_files", "row_ranges", "translate_path_distributed"]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def row_ranges(height: int, size: int, align: int = 1) -> list[tuple[int, int]]:
+    """Cut rows ``[0, height)`` into ``size`` contiguous ranges of about equal height whose
+    inner cuts are multiples of ``align`` (ranges may be empty when there are fewer chunk
+    rows than ranks).
+
+    Returns:
+        ``[(start, stop), ...]``, one per rank, covering ``[0, height)`` in order.
+    """
+    cuts = [min(height, round(height * r / size / align) * align) for r in range(size)]
+    cuts.append(height)
+    return list(zip(cuts, cuts[1:]))
+
+
+def deal_files(sizes: list[int], size: int) -> list[list[int]]:
+    """Deal files out to ``size`` ranks: largest first, each to the rank with the fewest bytes
+    so far (ties: the lower rank); returns each rank's file indices in their original order."""
+    loads, shares = [0] * size, [[] for _ in range(size)]  # type: ignore[var-annotated]
+    for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        rank = min(range(size), key=lambda r: (loads[r], r))
+        loads[rank] += sizes[index]
+        shares[rank].append(index)
+    return [sorted(share) for share in shares]
+
+
+def _file_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def translate_path_distributed(
+    run_dir: str | os.PathLike[str],
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    comm: Comm,
+    device: str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    say: Callable[[str], object] = _stderr,
+    **kwargs: Any,
+) -> list[Path]:
+    """:func:`satikit.translate.translate_path` shared out over the ranks of ``comm``.
+
+    Every rank calls it with the same arguments (see the module docstring for who does what).
+    ``kwargs`` are those of :func:`~satikit.translate.translate_file`; ``progress`` should be
+    True on rank 0 only.
+
+    Returns:
+        every written (or already complete) output, on every rank.
+
+    Raises:
+        FileNotFoundError / FileExistsError / ValueError: as ``translate_path`` (on rank 0 for
+            what it checks before the work; the others then stop quietly), and ``--norm
+            kernel`` with one image.
+        PeerFailure: another rank failed.
+    """
+    torch_device = resolve_device(device)
+    loaded: list[tuple[Adapter, dict[str, Any]]] = []
+
+    def prepare() -> list[tuple[Path, Path]]:  # rank 0 first, so a bad run is refused once
+        loaded.append(load_adapter(run_dir, device=torch_device))
+        pairs = translation_pairs(source, target)
+        if not (overwrite or resume):
+            for _, dst in pairs:
+                if dst.exists():
+                    raise FileExistsError(
+                        f"{dst} exists; pass overwrite=True (CLI: --force) to replace it"
+                    )
+        return pairs
+
+    pairs = comm.share(prepare)
+    adapter, config = loaded[0] if loaded else load_adapter(run_dir, device=torch_device)
+    options = dict(overwrite=overwrite, resume=resume, say=say, device=torch_device, **kwargs)
+    if len(pairs) == 1 and pairs[0][0] == Path(source):  # one image (a file or a .zarr)
+        src, dst = pairs[0]
+        return [_translate_image(adapter, config, src, dst, comm, **options)]
+    shares = deal_files([_file_size(src) for src, _ in pairs], comm.size)
+    for index in shares[comm.rank]:
+        translate_file(adapter, config, *pairs[index], **options)
+    comm.barrier()
+    return [dst for _, dst in pairs]
+
+
+def _translate_image(
+    adapter: Adapter,
+    config: dict[str, Any],
+    source: Path,
+    target: Path,
+    comm: Comm,
+    *,
+    overwrite: bool,
+    resume: bool,
+    say: Callable[[str], object],
+    pyramid_tile: int | None = None,
+    compression: str | None = None,
+    **kwargs: Any,
+) -> Path:
+    """One image into one output, shared out over the ranks (see the module docstring)."""
+    files = partial_files(target)
+    with ExitStack() as stack:
+
+        def prepare() -> dict[str, Any] | None:  # rank 0: check the job, create the output
+            if resume and target.exists() and not files.data.exists():
+                say(f"{target} is complete; skipped")
+                return None
+            if not resume and files.data.exists():
+                say(f"replacing the partial output of an interrupted translation into {target}")
+            given = _pyramid_options(target, pyramid_tile, compression)
+            spatial = open_input(config, source).shape[1:]  # a bad input is refused once
+            partial = files.data.exists()
+            job = _job(config, source, target, kwargs, given, resume)
+            _check_job(config, spatial, job)
+            stack.enter_context(
+                _output(target, source, spatial, config, job, overwrite=overwrite, resume=resume)
+            )
+            write_json(files.settings, job)
+            if not resume:
+                shutil.rmtree(files.shards, ignore_errors=True)
+            files.shards.mkdir(exist_ok=True)
+            stitched = resume and partial and bool(job.get("stitched"))
+            band = saved_band(files.shards) if resume and partial else None  # one view for all
+            return {"job": job, "stitched": stitched, "band": band}
+
+        plan = comm.share(prepare)
+        if plan is None:
+            return target
+        view = open_input(config, source)
+        spatial = view.shape[1:]
+        job = plan["job"]
+        if not plan["stitched"]:
+            sink = _attach(target, spatial, config)  # every rank: its own handle on the output
+            run = run_settings(job, kwargs)
+            shared = (files.shards, resume, plan["band"])
+            _run_share(adapter, config, view, sink, comm, shared, run)
+            sink.flush()
+            comm.barrier()
+            if comm.rank == 0:
+                write_json(files.settings, {**job, "stitched": True})
+    return target  # rank 0 has renamed the output / built its pyramid on leaving the stack
+
+
+def _check_job(config: dict[str, Any], spatial: tuple[int, ...], job: dict[str, Any]) -> None:
+    """Refuse, on rank 0 before any work, settings every rank would refuse (so the error is
+    printed once) and ``--norm kernel``.
+
+    Raises:
+        ValueError: bad grid or normalisation settings; ``--norm kernel`` with tiles.
+    """
+    strategy = job["strategy"]
+    NormSettings.create(job["norm"], job["norm_kernel"], job["thumbnail_scale"])
+    if strategy == "none":
+        return
+    keys = ("tile", "overlap", "seam", "margin")
+    tile_grid(config, spatial, strategy, *(job[key] for key in keys))
+    if job["norm"] == "kernel":
+        raise ValueError(
+            "--norm kernel cannot be shared out over processes: its caching pass needs every "
+            "tile's statistics first (translate this image in one process, or use --norm tile "
+            "or thumbnail)"
+        )
+
+
+def _run_share(
+    adapter: Adapter,
+    config: dict[str, Any],
+    view: Any,
+    sink: Any,
+    comm: Comm,
+    shared: tuple[Path, bool, int | None],
+    run: dict[str, Any],
+) -> None:
+    """This rank's part of the engine step for one image; ``shared``: the folder of the ranks'
+    resume states, whether to resume, the SATI band to resume after."""
+    shards, resume, band = shared
+    strategy = run["strategy"]
+    if strategy == "none":
+        if comm.rank == 0:
+            _stitch(adapter, config, view, out=sink, **run)
+        return
+    if strategy == "sati":
+        pipeline = Pipeline(comm.ring(), sink.row_chunk, state_dir=shards, resume_after=band)
+        _stitch(adapter, config, view, out=sink, pipeline=pipeline, **run)
+        return
+    start, stop = row_ranges(view.shape[1], comm.size, sink.row_chunk)[comm.rank]
+    if stop > start:
+        state = shards / f"rank{comm.rank}of{comm.size}.safetensors"
+        _stitch(
+            adapter,
+            config,
+            view,
+            out=sink,
+            rows=(start, stop),
+            state_path=state,
+            resume=resume,
+            **run,
+        )
