@@ -29,10 +29,15 @@ class Band:
 
     def __init__(self, channels: int, grid: TileGrid, rows: int, dtype: type = np.float32):
         self.grid = grid
-        self.height = (rows - 1) * grid.step[0] + grid.tile[0]
+        self.height = self.height_of(grid, rows)
         self.data = np.zeros((channels, self.height, *grid.padded_shape[1:]), dtype=dtype)
         self.origin = 0
         self.kept = 0  # rows carried over by the last advance (the rest is zero)
+
+    @staticmethod
+    def height_of(grid: TileGrid, rows: int) -> int:
+        """Rows a band of ``rows`` tile rows spans, ``(R - 1) * step + T`` (along dim 0)."""
+        return (rows - 1) * grid.step[0] + grid.tile[0]
 
     def local(self, region: Sequence[slice]) -> tuple[slice, ...]:
         """Translate a padded-coordinate region into the band's own (channel axis included)."""

@@ -118,10 +118,15 @@ class BandPlan:
         """Tile rows ``R`` per band."""
         return sati_bands(self.grid, self.order, self.batch_size)[0]
 
-    @property
-    def strip(self) -> int:
-        """Rows two consecutive bands share, ``O_0 + m_0``."""
-        return self.grid.window_overlap[0]
+    def strip(self, b: int) -> int:
+        """Rows band ``b`` shares with band ``b - 1`` (0 for the first band and past the
+        last): ``O_0 + m_0``, more when ``b`` starts with the last tile row shifted back to
+        the border (:meth:`TileGrid.start`)."""
+        if not 0 < b < len(self.bands):
+            return 0
+        grid = self.grid
+        previous_end = grid.start(self.bands[b - 1][0])[0] + Band.height_of(grid, self.band_rows)
+        return previous_end - grid.start(self.bands[b][0])[0]
 
     def rows(self, b: int) -> tuple[int, int]:
         """``(lo, hi)``: the output rows band ``b`` finalises (clipped to the image)."""
@@ -141,8 +146,8 @@ class BandPlan:
         """Along the second spatial dim: how far the strip is final once lines ``0 .. k`` of
         the last tile row above it are done (the padded end after the last line)."""
         grid = self.grid
-        n = grid.counts[1]
-        return [(k + 1) * grid.step[1] + grid.cut[1] for k in range(n - 1)] + [grid.padded_shape[1]]
+        starts = [grid.start((0, k, *(0,) * (grid.ndim - 2)))[1] for k in range(grid.counts[1])]
+        return [start + grid.cut[1] for start in starts[1:]] + [grid.padded_shape[1]]
 
     def tiles(self, rank: int, size: int, first: int = 0) -> int:
         """How many tiles process ``rank`` of ``size`` runs from band ``first`` on."""
@@ -320,13 +325,13 @@ def _run_band(
     rest = grid.padded_shape[1:]
     canvas.restore(grid.start(band[0])[0], np.zeros((canvas.data.shape[0], 0, *rest), np.float32))
     ends = plan.line_ends()
-    incoming = _Incoming(ring, canvas, plan, ends)
+    incoming = _Incoming(ring, canvas, plan.strip(b), ends)
     if loaded is not None:
-        canvas.data[:, : plan.strip] = loaded.strip
+        canvas.data[:, : plan.strip(b)] = loaded.strip
         incoming.received = len(ends)
     elif b == 0:
         incoming.received = len(ends)
-    outgoing = None if last else _Outgoing(ring, canvas, plan, band, ends)
+    outgoing = None if last else _Outgoing(ring, canvas, plan, band, ends, plan.strip(b + 1))
     first_row = band[0][0]
     for chunk in sati_chunks(grid, band, plan.order, plan.batch_size):
         above = [min(grid.start(i)[1] + grid.tile[1], rest[0]) for i in chunk if i[0] == first_row]
@@ -341,14 +346,14 @@ def _run_band(
     if not last:
         ring.send(new_tail if new_tail.shape[1] else np.zeros(1, np.float32))
     height = canvas.data.shape[1]
-    states.save(b, canvas.data[:, height - plan.strip :], new_tail)
+    states.save(b, canvas.data[:, height - plan.strip(b + 1) :], new_tail)
 
 
 class _Incoming:
     """The strip above a band, arriving line by line into the canvas's first rows."""
 
-    def __init__(self, ring: Ring, canvas: Band, plan: BandPlan, ends: list[int]):
-        self.ring, self.canvas, self.plan, self.ends = ring, canvas, plan, ends
+    def __init__(self, ring: Ring, canvas: Band, strip: int, ends: list[int]):
+        self.ring, self.canvas, self.strip, self.ends = ring, canvas, strip, ends
         self.received = 0
 
     def until(self, extent: int) -> None:
@@ -356,8 +361,8 @@ class _Incoming:
         while self.received < len(self.ends) and self._covered() < extent:
             lo, hi = self._covered(), self.ends[self.received]
             data = self.canvas.data
-            shape = (data.shape[0], self.plan.strip, hi - lo, *data.shape[3:])
-            data[:, : self.plan.strip, lo:hi] = self.ring.recv(shape)
+            shape = (data.shape[0], self.strip, hi - lo, *data.shape[3:])
+            data[:, : self.strip, lo:hi] = self.ring.recv(shape)
             self.received += 1
 
     def _covered(self) -> int:
@@ -368,9 +373,15 @@ class _Outgoing:
     """A band's last strip, sent line by line as the lines of its last tile row finish."""
 
     def __init__(
-        self, ring: Ring, canvas: Band, plan: BandPlan, band: list[Index], ends: list[int]
+        self,
+        ring: Ring,
+        canvas: Band,
+        plan: BandPlan,
+        band: list[Index],
+        ends: list[int],
+        strip: int,
     ):
-        self.ring, self.canvas, self.plan, self.ends = ring, canvas, plan, ends
+        self.ring, self.canvas, self.plan, self.ends, self.strip = ring, canvas, plan, ends, strip
         self.last_row = band[-1][0]
         self.per_line = math.prod(plan.grid.counts[2:])
         self.finished = [0] * len(ends)
@@ -384,9 +395,7 @@ class _Outgoing:
         height = self.canvas.data.shape[1]
         while self.sent < len(self.ends) and self.finished[self.sent] == self.per_line:
             lo = self.ends[self.sent - 1] if self.sent else 0
-            self.ring.send(
-                self.canvas.data[:, height - self.plan.strip :, lo : self.ends[self.sent]]
-            )
+            self.ring.send(self.canvas.data[:, height - self.strip :, lo : self.ends[self.sent]])
             self.sent += 1
 
 
