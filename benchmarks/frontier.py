@@ -136,6 +136,7 @@ def run_frontier(
     adapters: Sequence[str] | None = None,
     variant: str | None = None,
     split: str = "test",
+    models: Sequence[str] | None = None,
     cache: Path = quality.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
@@ -155,7 +156,7 @@ def run_frontier(
     data_dir = quality.ensure_dataset(config, home)
     root = quality.runs_root(home, variant)
     if variant is None:
-        runs = quality.plan_runs(config, chosen)
+        runs = [r for r in quality.plan_runs(config, chosen) if not models or r.variant in models]
         quality.train_all(config, root, data_dir, runs, echo)
     else:  # a variant's trained models (benchmarks.variants trains them)
         runs = [r for r in quality.found_runs(root, finished=True) if r.adapter in chosen]
@@ -176,6 +177,7 @@ def run_frontier(
         + [f"--adapter {a}" for a in adapters or []]
         + ([f"--variant {variant}"] if variant else [])
         + ([f"--split {split}"] if split != "test" else [])
+        + [f"--model {m}" for m in models or []]
     )
     payload = {
         "config": config["name"],
@@ -217,8 +219,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--variant", help="score the finished runs of this benchmarks.variants label"
     )
     parser.add_argument("--split", choices=quality.SPLITS, default="test")
+    parser.add_argument(
+        "--model", dest="models", action="append", help="only these models of the plan (repeatable)"
+    )
     args = parser.parse_args(argv)
-    run_frontier(args.config, adapters=args.adapters, variant=args.variant, split=args.split)
+    run_frontier(
+        args.config,
+        adapters=args.adapters,
+        variant=args.variant,
+        split=args.split,
+        models=args.models,
+    )
 
 
 if __name__ == "__main__":

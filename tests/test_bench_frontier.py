@@ -131,6 +131,20 @@ def test_frontier_scores_every_method_with_its_cost_and_caches(config_path, tmp_
     assert by_key[("standard", "simple@0")]["seam_score"] > 0
 
 
+def test_frontier_scores_only_the_models_asked_for(config_path, tmp_path):
+    payload = frontier.run_frontier(
+        str(config_path),
+        models=["standard"],
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    assert {s["model"] for s in payload["summary"]} == {"standard"}
+    assert payload["command"].endswith("--model standard")
+    root = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
+    assert not (root / "runs" / "cyclegan" / "sati-seed0").exists()  # nothing else trained
+
+
 def test_frontier_refuses_a_bad_method_before_any_work(config_path, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(config_path.read_text().replace('"pyramid@50"', '"pyramid@fifty"'))
