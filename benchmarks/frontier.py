@@ -137,6 +137,7 @@ def run_frontier(
     variant: str | None = None,
     split: str = "test",
     models: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
     cache: Path = quality.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
@@ -156,7 +157,11 @@ def run_frontier(
     data_dir = quality.ensure_dataset(config, home)
     root = quality.runs_root(home, variant)
     if variant is None:
-        runs = [r for r in quality.plan_runs(config, chosen) if not models or r.variant in models]
+        runs = [
+            r
+            for r in quality.plan_runs(config, chosen)
+            if (not models or r.variant in models) and (seeds is None or r.seed in seeds)
+        ]
         quality.train_all(config, root, data_dir, runs, echo)
     else:  # a variant's trained models (benchmarks.variants trains them)
         runs = [r for r in quality.found_runs(root, finished=True) if r.adapter in chosen]
@@ -178,6 +183,7 @@ def run_frontier(
         + ([f"--variant {variant}"] if variant else [])
         + ([f"--split {split}"] if split != "test" else [])
         + [f"--model {m}" for m in models or []]
+        + ([f"--seeds {' '.join(str(s) for s in seeds)}"] if seeds is not None else [])
     )
     payload = {
         "config": config["name"],
@@ -222,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--model", dest="models", action="append", help="only these models of the plan (repeatable)"
     )
+    parser.add_argument("--seeds", type=int, nargs="+", help="only these seeds of the plan")
     args = parser.parse_args(argv)
     run_frontier(
         args.config,
@@ -229,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         variant=args.variant,
         split=args.split,
         models=args.models,
+        seeds=args.seeds,
     )
 
 

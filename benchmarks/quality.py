@@ -202,10 +202,9 @@ def run_steps(config: dict[str, Any], run: Run) -> int:
 
 
 def init_run(config: dict[str, Any], run: Run) -> Run | None:
-    """The standard run whose weights a SATI run starts from (fine-tunes, and every SATI run
-    of a config with ``[train] init = "standard"``), or None: trained from scratch."""
-    if run.variant == "standard":
-        return None
+    """The standard run whose weights a run starts from (fine-tunes, and every run of a
+    :mod:`benchmarks.variants` config with ``[train] init = "standard"``, a standard one too:
+    the control that trains on without SATI), or None: trained from scratch."""
     if run.variant == FINETUNE or config["train"].get("init") == "standard":
         return Run(run.adapter, "standard", run.seed)
     return None

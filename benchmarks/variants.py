@@ -67,8 +67,8 @@ def variant_config(
     if steps is not None:
         changed["train"]["steps"] = int(steps)
     if init is not None:
-        if init != "standard" or variant == "standard":
-            raise ValueError(f"--init takes 'standard' for a SATI variant, got {init!r}")
+        if init != "standard":
+            raise ValueError(f"--init takes 'standard', got {init!r}")
         changed["train"]["init"] = init
     for adapter in changed["adapters"]:
         per_adapter = changed["train"].setdefault("options", {}).setdefault(adapter, {})

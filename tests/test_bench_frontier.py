@@ -178,10 +178,14 @@ def test_variant_fine_tunes_the_configs_standard_model_and_scores_validation(con
     }
     home = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
     assert quality.is_trained(home, quality.Run("cyclegan", "standard", 0), 2)
-    with pytest.raises(ValueError, match="--init takes 'standard' for a SATI variant"):
-        variants.variant_config(
-            quality.load_config(str(config_path)), "standard", {}, None, None, "standard"
-        )
+    with pytest.raises(ValueError, match="--init takes 'standard'"):
+        variants.variant_config(quality.load_config(str(config_path)), "sati", {}, None, None, "x")
+    control = variants.variant_config(
+        quality.load_config(str(config_path)), "standard", {}, 1, None, "standard"
+    )
+    assert quality.init_run(control, quality.Run("cyclegan", "standard", 0)) == quality.Run(
+        "cyclegan", "standard", 0
+    )
 
 
 def test_models_pick_what_each_seed_trains(config_path):
