@@ -1,10 +1,13 @@
 """Copy the median-seed standard and SATI models of a quality run into ``satikit/pretrained``.
 
 ``satikit demo`` uses them by default. The model of each kind whose colour error (its own
-method: ``weighted`` for the standard model, ``sati`` for the SATI one) is the median over the
-benchmark's seeds is shipped, with a ``trained_by`` record in its config.json::
+method) is the median over the benchmark's seeds is shipped, with a ``trained_by`` record in
+its config.json. What ships comes from the config's ``[ship]`` table (default: the pair
+``demo-standard`` / ``demo-sati``, the standard model scored with ``weighted``, the ``sati``
+model with ``sati``); ``sati_method`` may name a method of :mod:`benchmarks.methods` with a
+margin, which is then recorded as the shipped model's inference default::
 
-    satikit bench quality --config cpu-small && python -m benchmarks.ship_demo --config cpu-small
+    python -m benchmarks.frontier --config cpu-small && python -m benchmarks.ship_demo --config cpu-small
 """
 
 from __future__ import annotations
@@ -18,7 +21,22 @@ from benchmarks import quality
 from benchmarks.common import git_commit
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "satikit" / "pretrained"
-SHIPPED = {"standard": ("demo-standard", "weighted"), "sati": ("demo-sati", "sati")}
+SHIP_DEFAULTS = {
+    "standard": "demo-standard",
+    "standard_method": "weighted",
+    "sati": "demo-sati",
+    "sati_model": "sati",
+    "sati_method": "sati",
+}
+
+
+def shipped_models(config: dict) -> dict[str, tuple[str, str, str]]:
+    """``kind -> (folder name, model variant, method scoring it)`` from ``[ship]``."""
+    ship = {**SHIP_DEFAULTS, **config.get("ship", {})}
+    return {
+        "standard": (ship["standard"], "standard", ship["standard_method"]),
+        "sati": (ship["sati"], ship["sati_model"], ship["sati_method"]),
+    }
 
 
 def median_seed(rows: list[dict], variant: str, method: str) -> int:
@@ -43,25 +61,41 @@ def shipped_config(run_config: dict) -> dict:
     return config
 
 
-def ship(config_name: str, adapter: str = "cyclegan", target: Path = PRETRAINED) -> list[Path]:
+def ship(
+    config_name: str,
+    adapter: str = "cyclegan",
+    target: Path = PRETRAINED,
+    seeds: list[int] | None = None,
+) -> list[Path]:
+    from benchmarks.methods import parse_method
+
     config = quality.load_config(config_name)
     root = quality.workdir(config)
     data_dir = quality.ensure_dataset(config, root)
+    seeds = quality.adapter_plan(config, adapter)["seeds"] if seeds is None else seeds
     shipped = []
-    for variant, (name, method) in SHIPPED.items():
-        runs = [
-            quality.Run(adapter, variant, s) for s in quality.adapter_plan(config, adapter)["seeds"]
+    for name, variant, method in shipped_models(config).values():
+        runs = [quality.Run(adapter, variant, s) for s in seeds]
+        rows = [
+            row
+            for run in runs
+            for row in quality.evaluate_run(config, root, data_dir, run, methods=[method])
         ]
-        rows = [row for run in runs for row in quality.evaluate_run(config, root, data_dir, run)]
         seed = median_seed(rows, variant, method)
         source = quality.run_dir(root, quality.Run(adapter, variant, seed))
         run_config = shipped_config(json.loads((source / "config.json").read_text()))
+        spec = parse_method(method, config["inference"])
+        if spec.strategy != "none":  # the benchmark's tiles, the method's margin
+            dims = len(run_config["inference"]["tile"])
+            run_config["inference"].update(
+                tile=[spec.tile] * dims, overlap=[spec.overlap] * dims, margin=[spec.margin] * dims
+            )
         data = config["data"]
         run_config["trained_by"] = {
-            "command": f"satikit bench quality --config {config_name}",
+            "command": f"python -m benchmarks.frontier --config {config_name}",
             "run": f"{adapter}/{variant}/seed{seed}",
-            "why_this_seed": f"the median of the benchmark's {len(runs)} seeds for this model "
-            f"(colour error of {method} on {data['n_test']} test images)",
+            "why_this_seed": f"the median of the benchmark's {len(runs)} seed(s) {list(seeds)} for "
+            f"this model (colour error of {method} on {data['n_test']} test images)",
             "data": f"satikit dataset circles --preset {data['preset']} --seed {data['seed']} "
             f"({data['n_images']} images per domain)",
             "satikit_commit": git_commit(),
@@ -71,7 +105,7 @@ def ship(config_name: str, adapter: str = "cyclegan", target: Path = PRETRAINED)
         shutil.copyfile(source / "model.safetensors", out / "model.safetensors")
         (out / "config.json").write_text(json.dumps(run_config, indent=1) + "\n")
         shipped.append(out)
-        print(f"{name}: {adapter}/{variant}/seed{seed}")
+        print(f"{name}: {adapter}/{variant}/seed{seed} ({method})")
     return shipped
 
 
@@ -79,5 +113,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="cpu-small")
     parser.add_argument("--adapter", default="cyclegan")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to choose from")
     args = parser.parse_args()
-    ship(args.config, args.adapter)
+    ship(args.config, args.adapter, seeds=args.seeds)

@@ -224,3 +224,16 @@ def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp
     home = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
     assert (home / "density-gradient-11" / "data" / "test" / "x" / "00000.tif").is_file()
     assert "| simple@0 | kernel |" in norm_seams.markdown_table(payload["summary"])
+
+
+def test_ship_table_names_the_models_and_methods_that_ship():
+    from benchmarks.ship_demo import shipped_models
+
+    assert shipped_models({}) == {
+        "standard": ("demo-standard", "standard", "weighted"),
+        "sati": ("demo-sati", "sati", "sati"),
+    }
+    small = quality.load_config("cpu-small")
+    assert shipped_models(small)["sati"] == ("demo-sati", quality.FINETUNE, "sati@25+m16")
+    large = shipped_models(quality.load_config("large-objects"))
+    assert large["standard"] == ("large-objects-standard", "standard", "gaussian@25")
