@@ -228,6 +228,20 @@ def test_demo_quick(tmp_path):
     assert "reusing the trained sati model" in again.output
 
 
+def test_demo_large_objects_preset_uses_its_tiles_and_circles(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--quick", "--steps", 2, "--preset", "large-objects", "--out", out)
+    assert "large-objects circle dataset (16 px circles)" in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["preset"] == "large-objects"
+    assert all(r["paper_median_percent"] is None for r in results["rows"])
+    sati = json.loads((out / "runs" / "sati" / "config.json").read_text())
+    assert sati["inference"]["tile"] == [64, 64] and sati["inference"]["overlap"] == [16, 16]
+    assert sati["sati"]["lambda_consistency"] == 10.0 and sati["training"]["steps"] == 1
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["params"]["diameter"] == 16
+
+
 def test_demo_uses_shipped_models_by_default(tmp_path, monkeypatch):
     from satikit.commands import demo as demo_module
 
@@ -258,4 +272,5 @@ def test_demo_without_shipped_models_trains(tmp_path, monkeypatch):
     monkeypatch.setattr(demo_module, "PRETRAINED", tmp_path / "nothing")
     monkeypatch.setattr(demo_module, "FULL", dataclasses.replace(demo_module.QUICK, steps=2))
     result = invoke("demo", "--out", tmp_path / "demo")
-    assert "training the sati CycleGAN" in result.output
+    assert "training the standard CycleGAN" in result.output
+    assert "fine-tuning it with SATI: the sati CycleGAN" in result.output

@@ -1,11 +1,11 @@
 """``satikit demo``: the whole method on a laptop CPU in a few minutes.
 
-Makes the small circle benchmark, takes a small CycleGAN trained with SATI and the same CycleGAN
-trained without it (standard) -- by default the pretrained pair shipped in
-``satikit/pretrained/`` (trained by ``satikit bench quality --config cpu-small``), with
-``--train`` trained here from scratch -- translates one large held-out image with every
-strategy, prints the colour-error table (paper II) and writes a side-by-side PNG around a tile
-corner.
+Makes a circle benchmark (``--preset small``: the paper's, scaled by 1/4; ``large-objects``:
+circles as wide as the tile overlap), takes a small CycleGAN trained without SATI (standard)
+and the same CycleGAN fine-tuned from it with SATI -- by default the pretrained pair shipped in
+``satikit/pretrained/`` (chosen by ``benchmarks.ship_demo``), with ``--train`` trained here --
+translates one large held-out image with every strategy, prints the colour-error table (paper
+II) and writes a side-by-side PNG around a tile corner.
 """
 
 from __future__ import annotations
@@ -45,22 +45,38 @@ class DemoPlan:
 FULL = DemoPlan(size=512, n_images=16, crop=64, steps=1200, batch_size=4, ngf=16, n_blocks=3)
 QUICK = DemoPlan(size=256, n_images=2, crop=32, steps=100, batch_size=2, ngf=4, n_blocks=1)
 
+#: preset -> (shipped standard model, shipped SATI model, inference tile and overlap of a
+#: model trained here (None: the run's own defaults), weighted tiling of the standard model)
+PRESETS: dict[str, tuple[str, str, tuple[int, int] | None, dict[str, Any]]] = {
+    # the paper's weighted baseline: pyramid window shifted by a quarter tile (overlap 3/4)
+    "small": ("demo-standard", "demo-sati", None, {"window": "pyramid", "overlap_fraction": 0.75}),
+    # tiles of 64 px with circles as wide as their 25 % overlap; weighted tiling on the very
+    # tiles SATI uses (gaussian window, 25 % overlap)
+    "large-objects": (
+        "large-objects-standard",
+        "large-objects-sati",
+        (64, 16),
+        {"window": "gaussian", "overlap_fraction": 0.25},
+    ),
+}
+
+
 # (label, run, strategy, settings): the standard model with the classic strategies as the paper
 # ran them -- simple tiling without overlap (Fig. 2d), weighted tiling with a pyramid window
 # shifted by a quarter tile (overlap 3/4 of the tile) -- the SATI model with SATI inference
 # (overlap 1/4, cut in the middle), and the SATI model without tiling (its best case).
-ROWS = (
-    ("Standard + no tiling", "standard", "none", {}),
-    ("Standard + simple tiling", "standard", "simple", {"overlap": 0}),
-    (
-        "Standard + weighted tiling",
-        "standard",
-        "weighted",
-        {"window": "pyramid", "overlap_fraction": 0.75},
-    ),
-    ("SATI", "sati", "sati", {}),
-    ("SATI model + no tiling", "sati", "none", {}),
-)
+def rows_for(preset: str) -> tuple[tuple[str, str, str, dict[str, Any]], ...]:
+    """The table's rows for a preset (see :data:`PRESETS`)."""
+    return (
+        ("Standard + no tiling", "standard", "none", {}),
+        ("Standard + simple tiling", "standard", "simple", {"overlap": 0}),
+        ("Standard + weighted tiling", "standard", "weighted", dict(PRESETS[preset][3])),
+        ("SATI", "sati", "sati", {}),
+        ("SATI model + no tiling", "sati", "none", {}),
+    )
+
+
+ROWS = rows_for("small")
 PAPER = {
     "Standard + no tiling": 0.39,
     "Standard + simple tiling": 6.59,
@@ -69,16 +85,18 @@ PAPER = {
 }  # Table 1, median %
 
 
-def _make_data(root: Path, plan: DemoPlan, seed: int) -> tuple[Path, Path]:
+def _make_data(root: Path, plan: DemoPlan, seed: int, preset: str) -> tuple[Path, Path]:
     from satikit.data.datasets import make_circle_dataset
+    from satikit.data.presets import get_preset
 
     data = root / "data"
     if not (data / "manifest.json").is_file():
-        # the small preset: 512^2, 1000 circles of 10 px; smaller sizes keep its density
-        count = round(1000 * (plan.size / 512) ** 2)
+        # the preset's 512^2 images; smaller sizes keep its density
+        params = get_preset(preset)
+        count = round(params.count * (plan.size / params.size) ** 2)
         make_circle_dataset(
             data,
-            "small",
+            preset,
             seed=seed,
             force=True,
             size=plan.size,
@@ -90,39 +108,66 @@ def _make_data(root: Path, plan: DemoPlan, seed: int) -> tuple[Path, Path]:
 
 
 def _train(
-    root: Path, name: str, train: Path, plan: DemoPlan, sati: bool, seed: int, device: str
+    root: Path,
+    name: str,
+    train: Path,
+    plan: DemoPlan,
+    seed: int,
+    device: str,
+    inference: tuple[int, int] | None,
 ) -> tuple[Any, float]:
+    """Train the standard model, or fine-tune the SATI model from it (the shipped protocol:
+    half the steps, no domain encoding, the continuation term at 10; README, Benchmarks)."""
+    from satikit.checkpoint import load_config, load_init
     from satikit.training import SATISettings, SATITrainer, TrainConfig
 
+    sati = name == "sati"
+    steps = max(1, plan.steps // 2) if sati else plan.steps
+    settings = (
+        SATISettings(domain_encoding=False, lambda_consistency=10.0)
+        if sati
+        else SATISettings(enabled=False)
+    )
     config = TrainConfig(
         options=plan.options,
         dims=2,
         crop=plan.crop,
-        steps=plan.steps,
+        steps=steps,
         batch_size=plan.batch_size,
         seed=seed,
         device=device,
         log_every=10,
-        sati=SATISettings(enabled=sati),
+        sati=settings,
     )
     run = root / "runs" / name
     if (run / "config.json").is_file():
-        from satikit.checkpoint import load_config
-
-        if load_config(run)["training"]["step"] >= plan.steps:
+        if load_config(run)["training"]["step"] >= steps:
             click.echo(f"  reusing the trained {name} model in {run}")
             return run, 0.0
-        trainer = SATITrainer.resume(run, steps=plan.steps, device=device)
+        trainer = SATITrainer.resume(run, steps=steps, device=device)
     else:
         trainer = SATITrainer.from_dirs(config, [train / "x"], [train / "y"], run)
+        if sati:
+            load_init(trainer.adapter, root / "runs" / "standard")
     started = time.perf_counter()
     trainer.fit(progress=True)
+    if inference is not None:  # the preset's tiles, recorded as the run's defaults
+        _record_tiles(run, *inference)
     return run, time.perf_counter() - started
 
 
-def _use_pretrained(root: Path) -> bool:
+def _record_tiles(run: Path, tile: int, overlap: int) -> None:
+    from satikit.checkpoint import CONFIG_NAME, load_config
+    from satikit.data.io import write_json
+
+    config = load_config(run)
+    config["inference"].update(tile=[tile, tile], overlap=[overlap, overlap])
+    write_json(run / CONFIG_NAME, config)
+
+
+def _use_pretrained(root: Path, preset: str) -> bool:
     """Copy the shipped standard and SATI models into ``root/pretrained``; False if none ship."""
-    names = {"standard": "demo-standard", "sati": "demo-sati"}
+    names = {"standard": PRESETS[preset][0], "sati": PRESETS[preset][1]}
     if not all((PRETRAINED / n / "model.safetensors").is_file() for n in names.values()):
         return False
     for name, shipped in names.items():
@@ -134,7 +179,7 @@ def _use_pretrained(root: Path) -> bool:
 
 
 def _translate_all(
-    root: Path, runs: Path, test: Path, device: str, diameter: float
+    root: Path, runs: Path, test: Path, device: str, diameter: float, preset: str
 ) -> tuple[list[dict[str, Any]], dict]:
     from satikit.arrays import open_array
     from satikit.checkpoint import load_adapter
@@ -147,7 +192,7 @@ def _translate_all(
     raw = open_array(source)
     models = {name: load_adapter(runs / name, device=device) for name in ("standard", "sati")}
     rows, images = [], {"X input": np.asarray(raw)}
-    for label, run, strategy, settings in ROWS:
+    for label, run, strategy, settings in rows_for(preset):
         adapter, config = models[run]
         started = time.perf_counter()
         settings = dict(settings)
@@ -168,7 +213,7 @@ def _translate_all(
                 "errors": int(result.n_errors),
                 "objects": int(result.n_objects),
                 "seconds": round(seconds, 2),
-                "paper_median_percent": PAPER.get(label),
+                "paper_median_percent": PAPER.get(label) if preset == "small" else None,
             }
         )
         images[f"{run} {strategy}"] = image
@@ -242,6 +287,14 @@ def _seam_png(path: Path, images: dict[str, np.ndarray], config: dict[str, Any])
     help="Train both models here (about 10 minutes) instead of using the shipped ones.",
 )
 @click.option("--quick", is_flag=True, help="About one minute, tiny model (numbers meaningless).")
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default="small",
+    show_default=True,
+    help="small: the paper's circles scaled by 1/4 (10 px, tiles 128); large-objects: 16 px "
+    "circles as wide as the overlap of 64 px tiles, where overlapping tiling cuts them.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, auto, ...")
 @click.option(
@@ -256,6 +309,7 @@ def demo(
     steps: int | None,
     train_models: bool,
     quick: bool,
+    preset: str,
     seed: int,
     device: str,
     threads: int,
@@ -272,7 +326,7 @@ def demo(
     if steps is not None:
         plan = DemoPlan(**{**plan.__dict__, "steps": steps})
     root = Path(out_dir)
-    pretrained = not (quick or train_models or steps is not None) and _use_pretrained(root)
+    pretrained = not (quick or train_models or steps is not None) and _use_pretrained(root, preset)
     if pretrained:
         click.echo(
             "satikit demo: about 2 minutes on 2 CPU cores, with the CycleGAN pair shipped in "
@@ -287,23 +341,33 @@ def demo(
     torch.set_num_threads(threads)
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    click.echo("[1/4] making the small circle dataset (paper II, scaled by 1/4)")
-    train, test = _make_data(root, plan, seed)
+    from satikit.data.presets import get_preset
+
+    click.echo(
+        f"[1/4] making the {preset} circle dataset ({get_preset(preset).diameter} px circles)"
+    )
+    train, test = _make_data(root, plan, seed, preset)
     times = {}
-    for index, (name, sati) in enumerate((("sati", True), ("standard", False)), start=2):
+    for index, name in enumerate(("standard", "sati"), start=2):
         if pretrained:
             click.echo(f"[{index}/4] using the shipped {name} CycleGAN")
             continue
-        click.echo(f"[{index}/4] training the {name} CycleGAN")
-        _, times[name] = _train(root, name, train, plan, sati, seed, device)
+        what = (
+            "training the standard" if name == "standard" else "fine-tuning it with SATI: the sati"
+        )
+        click.echo(f"[{index}/4] {what} CycleGAN")
+        tiles = PRESETS[preset][2]
+        _, times[name] = _train(root, name, train, plan, seed, device, tiles)
     click.echo("[4/4] translating one held-out image with every strategy")
     (root / "translated").mkdir(exist_ok=True)
     runs = root / ("pretrained" if pretrained else "runs")
-    rows, extra = _translate_all(root, runs, test, device, diameter=10)
+    diameter = get_preset(preset).diameter
+    rows, extra = _translate_all(root, runs, test, device, diameter, preset)
     png = _seam_png(root / "seams.png", extra["images"], extra["config"])
     ratio = times["sati"] / times["standard"] if times.get("standard") else None
     results = {
         "plan": plan.__dict__,
+        "preset": preset,
         "rows": rows,
         "train_seconds": times,
         "sati_vs_standard_train_time": ratio,
@@ -316,7 +380,7 @@ def demo(
     click.echo(_table(rows))
     click.echo("")
     if ratio:
-        click.echo(f"training time SATI / standard: {ratio:.2f}")
+        click.echo(f"SATI fine-tune time / standard training time: {ratio:.2f}")
     click.echo(
         f"seams: {png}   results: {root / 'results.json'}   total {results['total_seconds']:.0f} s"
     )
