@@ -330,12 +330,7 @@ def _output(
     """The engine's ``(C_out, *spatial)`` sink over a resumable output at ``target``: decodes
     to the run's dtype; a viewer output (``.ome.tif``/``.ome.zarr``) builds its pyramid when
     the block ends, with the metadata of ``source``."""
-    shape, dtype = _output_layout(config, spatial)
-    encoding = bool(config["encoding"]["domain_encoding"])
-
-    def decoder(block: np.ndarray) -> np.ndarray:
-        return decode(block, "y", enabled=encoding, dtype=dtype)
-
+    shape, dtype, decoder = _decoded_layout(config, spatial)
     if viewer_format(target) is not None:
         channels = int(config["data"]["out_channels"])
         with viewer_output(
@@ -356,17 +351,25 @@ def _output(
         yield ChannelLastSink(array, channel_last=len(shape) > len(spatial), transform=decoder)
 
 
-def _attach(
-    target: str | os.PathLike[str], spatial: Sequence[int], config: Mapping[str, Any]
-) -> Any:
-    """The sink :func:`_output` yields, over the partial output another process created at
-    ``target`` (that process renames it, or builds its pyramid, once all have written)."""
+def _decoded_layout(
+    config: Mapping[str, Any], spatial: Sequence[int]
+) -> tuple[tuple[int, ...], Any, Callable[[np.ndarray], np.ndarray]]:
+    """The output's on-disk shape and dtype, and the decoder from the engine's encoded Y."""
     shape, dtype = _output_layout(config, spatial)
     encoding = bool(config["encoding"]["domain_encoding"])
 
     def decoder(block: np.ndarray) -> np.ndarray:
         return decode(block, "y", enabled=encoding, dtype=dtype)
 
+    return shape, dtype, decoder
+
+
+def _attach(
+    target: str | os.PathLike[str], spatial: Sequence[int], config: Mapping[str, Any]
+) -> Any:
+    """The sink :func:`_output` yields, over the partial output another process created at
+    ``target`` (that process renames it, or builds its pyramid, once all have written)."""
+    shape, dtype, decoder = _decoded_layout(config, spatial)
     if viewer_format(target) is not None:
         channels = int(config["data"]["out_channels"])
         return open_viewer_partial(target, (channels, *spatial), dtype, transform=decoder)
