@@ -25,7 +25,9 @@ from benchmarks.methods import parse_method
 
 __all__ = ["NORMS", "density_data", "run_norm_seams"]
 
-NORMS = ("tile", "thumbnail", "kernel")
+# per-tile statistics, TIN (1/4-scale thumbnail), KIN (3 x 3 tiles), and TIN at full
+# resolution: every tile normalised with the whole image's statistics, the most sharing can do
+NORMS = ("tile", "thumbnail", "kernel", "thumbnail:1.0")
 BASES = ("simple@0", "gaussian@25")
 
 

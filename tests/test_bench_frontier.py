@@ -214,7 +214,7 @@ def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp
         write=False,
     )
     by_norm = {s["norm"]: s for s in payload["summary"]}
-    assert list(by_norm) == ["tile", "thumbnail", "kernel"]
+    assert list(by_norm) == ["tile", "thumbnail", "kernel", "thumbnail:1.0"]
     assert by_norm["tile"]["ratio_to_tile"] == 1.0
     assert by_norm["kernel"]["cost"] == pytest.approx(2 * by_norm["tile"]["cost"])
     assert all(s["seam_score"] > 0 for s in payload["summary"])
