@@ -223,6 +223,32 @@ def test_ome_zarr_is_an_ngff_multiscale_image(tmp_path, spatial, channels, dtype
     np.testing.assert_array_equal(np.asarray(back[...]), expected_back)
 
 
+@pytest.mark.parametrize("spatial,channels", [((130, 100), 3), ((5, 70, 90), 1)])
+def test_ome_zarr_output_is_read_by_ome_zarr_py_and_passes_its_schema(tmp_path, spatial, channels):
+    """Issue 19's outside check: ome-zarr-py's reader finds a multiscale image with >= 2 levels
+    and the right axes, and ome-zarr-models validates it against the NGFF 0.4 image schema."""
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Multiscales, Reader
+    from ome_zarr_models.v04.image import Image
+
+    data = np.random.default_rng(3).integers(0, 256, (channels, *spatial)).astype(np.uint8)
+    dst = tmp_path / "out.ome.zarr"
+    sizes = {"y": (0.5, UM), "x": (0.5, UM)}
+    with viewer_output(
+        dst, data.shape, np.uint8, metadata=ImageMetadata(sizes), options=PyramidOptions(tile=32)
+    ) as out:
+        out[...] = data
+    (node, *_) = Reader(parse_url(str(dst)))()
+    assert any(isinstance(spec, Multiscales) for spec in node.specs)
+    assert len(node.data) >= 2
+    names = ["c", *(["z"] if len(spatial) == 3 else []), "y", "x"]
+    assert [axis["name"] for axis in node.metadata["axes"]] == names
+    assert [level.shape for level in node.data] == level_shapes(data.shape, len(spatial) - 1, 32)
+    np.testing.assert_array_equal(np.asarray(node.data[0]), data)
+    image = Image.from_zarr(zarr.open_group(str(dst), mode="r"))
+    assert len(image.attributes.multiscales[0].datasets) == len(node.data)
+
+
 def test_ome_zarr_inputs_of_other_layouts_and_their_metadata(tmp_path):
     data = np.random.default_rng(3).integers(0, 256, (1, 3, 20, 30), np.uint8)  # t c y x
     axes = [
