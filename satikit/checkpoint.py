@@ -54,6 +54,7 @@ __all__ = [
     "load_weights",
     "pack",
     "restore_weights",
+    "save_as_run",
     "save_checkpoint",
     "save_weights",
     "unpack",
@@ -458,3 +459,41 @@ def load_init(adapter: Adapter, path: str | os.PathLike[str]) -> list[str]:
             "(a run folder or .safetensors file)"
         )
     return list(importer(adapter, source))
+
+
+def save_as_run(
+    adapter: Adapter,
+    run_dir: str | os.PathLike[str],
+    *,
+    in_channels: int,
+    out_channels: int,
+    crop: int | None = None,
+) -> Path:
+    """Write a built (e.g. imported) ``adapter`` as a satikit run directory (config + weights,
+    no resume state), so ``satikit translate RUN IN OUT`` works right away (default strategy
+    ``weighted``, as for every run trained without SATI) and ``satikit train --init RUN``
+    fine-tunes it.
+
+    Args:
+        adapter: a built adapter whose ``name`` is registered.
+        run_dir: directory to create or overwrite.
+        in_channels / out_channels: channels of X / Y images.
+        crop: training crop the inference tile defaults derive from (None: satikit's default).
+    """
+    from satikit.training import SATISettings, SATITrainer, TrainConfig
+
+    encoding = bool(getattr(adapter, "domain_encoding", True))
+    config = TrainConfig(
+        adapter=adapter.name,
+        options=dict(adapter.options),
+        dims=adapter.dims,
+        crop=crop,
+        steps=1,
+        device="cpu",
+        amp=False,
+        sati=SATISettings(enabled=False, domain_encoding=encoding),
+    )
+    run = SATITrainer(adapter, config).run_config()
+    run["data"].update(in_channels=int(in_channels), out_channels=int(out_channels))
+    run["training"]["step"] = 0
+    return save_checkpoint(run_dir, adapter, run)

@@ -55,6 +55,7 @@ class AdapterRegistrar(Protocol):
         test_options: Mapping[str, Any] | None = None,
         override: bool = False,
         importer: Callable[[Adapter, Path], Iterable[str]] | None = None,
+        importer_help: str = "",
     ) -> None: ...
 
 
@@ -62,8 +63,8 @@ class AdapterRegistrar(Protocol):
 def register_adapters(register: AdapterRegistrar) -> None:
     """Register GAN adapters.
 
-    Call ``register(name, factory, *, dims, options, test_options, override, importer)`` once
-    per adapter.
+    Call ``register(name, factory, *, dims, options, test_options, override, importer,
+    importer_help)`` once per adapter.
 
     :param register: the registrar. ``name`` is the registry name (``satikit train --adapter
         NAME``); ``factory(*, dims, in_channels, out_channels, domain_encoding, **options)``
@@ -74,7 +75,9 @@ def register_adapters(register: AdapterRegistrar) -> None:
         warning names both plugins, unless ``override=True``. ``importer(adapter, path)``
         (optional) loads a checkpoint in the family's own reference format for ``satikit
         train --init PATH`` and returns what it loaded (``ValueError`` for files it cannot
-        read); satikit weights need no importer.
+        read); satikit weights need no importer. ``importer_help`` says what it reads (shown
+        by ``satikit train --help``). An option declared with ``Option(..., flag=F)`` is also
+        ``satikit train --F VALUE``.
     """
 
 

@@ -142,6 +142,7 @@ class _Registrar:
         test_options: Mapping[str, Any] | None = None,
         override: bool = False,
         importer: Any = None,
+        importer_help: str = "",
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"adapter name must be a non-empty string, got {name!r}")
@@ -174,6 +175,7 @@ class _Registrar:
             self.plugin,
             self.version,
             importer,
+            str(importer_help),
         )
         info.resolve_options(info.test_options)  # test options must be declared options
         self.adapters[name] = info

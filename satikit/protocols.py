@@ -68,12 +68,15 @@ class Option:
         help: one-line description shown by ``satikit adapters --options NAME``.
         choices: allowed values, if restricted.
         type: converter from a CLI string; defaults to the type of ``default``.
+        flag: a ``satikit train --FLAG VALUE`` shorthand for ``-o NAME VALUE`` (e.g. the timm
+            adapter's ``--backbone``); None: only ``-o``.
     """
 
     default: Any
     help: str = ""
     choices: tuple[Any, ...] | None = None
     type: Callable[[Any], Any] | None = None
+    flag: str | None = None
 
     def parse(self, value: Any, *, name: str = "option") -> Any:
         """Convert ``value`` (often a CLI string) to the option's type and check ``choices``.
@@ -293,6 +296,7 @@ class AdapterInfo:
             family's own reference format into a built adapter (``satikit train --init``) and
             returns what it loaded; raises ``ValueError`` for files it cannot read. None: only
             satikit weights can initialise this adapter.
+        importer_help: what ``importer`` reads, for ``satikit train --help``.
     """
 
     name: str
@@ -303,6 +307,7 @@ class AdapterInfo:
     plugin: str = ""
     version: str = ""
     importer: Callable[[Adapter, Path], Iterable[str]] | None = None
+    importer_help: str = ""
 
     def resolve_options(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults updated with parsed ``overrides``.

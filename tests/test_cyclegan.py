@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from satikit_cyclegan.adapter import CycleGANAdapter, linear_decay
-from satikit_cyclegan.networks import PatchDiscriminator, ResnetGenerator
+from satikit_cyclegan.adapter import CycleGANAdapter
 from satikit_cyclegan.plugin import OPTIONS, TEST_OPTIONS
-from satikit_cyclegan.pool import ImagePool
 
+from satikit.gan import ImagePool, PatchDiscriminator, ResnetGenerator
+from satikit.optim import linear_decay
 from satikit.plugins import create_adapter
 from satikit.protocols import Adapter
 

@@ -90,8 +90,10 @@ class Generator(nn.Module):
     def __init__(self, dims, in_channels, out_channels, width, encoding):
         super().__init__()
         self.net = nn.Sequential(
-            conv(dims, in_channels, width, 3, padding=1), nn.ReLU(),
-            conv(dims, width, out_channels, 3, padding=1), nn.Tanh(),
+            conv(dims, in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            conv(dims, width, out_channels, 3, padding=1),
+            nn.Tanh(),
         )
         self.encoding = encoding
 
@@ -103,13 +105,13 @@ class Generator(nn.Module):
 class TinyGAN(nn.Module):
     name = "tinygan"
 
-    def __init__(self, *, dims, in_channels, out_channels, domain_encoding=True, width=16,
-                 lr=2e-4):
+    def __init__(self, *, dims, in_channels, out_channels, domain_encoding=True, width=16, lr=2e-4):
         super().__init__()
         self.dims, self.options = dims, {"width": width, "lr": lr}
         self.generator_xy = Generator(dims, in_channels, out_channels, width, domain_encoding)
         self.discriminator_y = nn.Sequential(
-            conv(dims, out_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            conv(dims, out_channels, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
             conv(dims, width, 1, 3, padding=1),
         )
         self.loss_terms = {}

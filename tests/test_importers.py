@@ -14,20 +14,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from satikit_cyclegan.importer import (
-    import_cyclegan,
-    load_cyclegan,
-    load_init,
-    load_state_dict_file,
-    save_as_run,
-)
+from satikit_cyclegan.importer import import_cyclegan, load_cyclegan, load_init
 from satikit_munit.importer import import_munit
 from satikit_munit.importer import load_init as munit_init
-from satikit_unit.importer import import_unit, newest_pair
+from satikit_unit.importer import import_unit
 from satikit_unit.importer import load_init as unit_init
 from torch import nn
 
-from satikit.checkpoint import load_adapter
+from satikit.checkpoint import load_adapter, save_as_run
+from satikit.gan.importing import load_state_dict_file
+from satikit.gan.reference import newest_pair
 from satikit.plugins import create_adapter, get_adapter_info
 from satikit.stitching import stitch
 from satikit.training import SATITrainer, TrainConfig

@@ -571,10 +571,8 @@ def _cli(run, source, target, *extra):
 
 
 def test_cli_norm_options_and_resume(imported, tmp_path, monkeypatch):
-    from satikit_cyclegan.importer import save_as_run
-
     from satikit.arrays import partial_files
-    from satikit.checkpoint import load_adapter
+    from satikit.checkpoint import load_adapter, save_as_run
     from satikit.data.io import read_image, write_image
     from satikit.translate import translate_array
 

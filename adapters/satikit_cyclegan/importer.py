@@ -5,9 +5,10 @@ That code saves one plain state dict per network: ``<epoch>_net_G_A.pth`` (A -> 
 fakes) and ``<epoch>_net_D_B.pth``; a single-direction test model saves ``<epoch>_net_G.pth``.
 Their ResNet generator (``--netG resnet_9blocks`` / ``resnet_6blocks``, ``--norm instance``,
 reflection padding) and PatchGAN discriminator (``--netD basic`` / ``n_layers``) have exactly the
-layer order of :mod:`satikit_cyclegan.networks`, so the conversion only renames residual-block
-keys (``conv_block.<i>`` -> ``body.<i>``; with ``--use_dropout`` the second conv moves from index 6
-to 5) and drops running statistics of instance norms saved by old versions.
+layer order of :mod:`satikit.gan.resnet` and :mod:`satikit.gan.discriminators`, so the conversion
+only renames residual-block keys (``conv_block.<i>`` -> ``body.<i>``; with ``--use_dropout`` the
+second conv moves from index 6 to 5) and drops running statistics of instance norms saved by
+old versions.
 
 Files are read with ``torch.load(..., weights_only=True)``: never arbitrary unpickling; a file
 that is not a plain (nested) dict of tensors gives a ValueError.
@@ -16,20 +17,20 @@ Those models map both domains to [-1, 1], so imported adapters are built with
 ``domain_encoding=False`` (see :func:`import_cyclegan`); fine-tuning with SATI from them works
 with or without domain encoding (``satikit train --init PATH``), the generator adapts.
 
-Also home of the helpers the UNIT / MUNIT importers share: :func:`load_state_dict_file`,
-:func:`load_into` and :func:`save_as_run`.
+To translate with SATI right away, write the imported adapter as a run
+(:func:`satikit.checkpoint.save_as_run`) and fine-tune it (``satikit train --init RUN``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from torch import Tensor, nn
+
+from satikit.gan.importing import PathLike, load_into, load_state_dict_file
 
 __all__ = [
     "convert_discriminator",
@@ -40,135 +41,9 @@ __all__ = [
     "import_cyclegan",
     "load_cyclegan",
     "load_init",
-    "load_into",
-    "load_state_dict_file",
-    "save_as_run",
 ]
 
 Direction = Literal["AtoB", "BtoA"]
-PathLike = str | os.PathLike[str]
-
-
-# -- shared helpers -----------------------------------------------------------------------
-def _check_tree(obj: Any, path: Path, where: str = "") -> None:
-    if isinstance(obj, Tensor):
-        return
-    if isinstance(obj, Mapping) and all(isinstance(key, str) for key in obj):
-        for key, value in obj.items():
-            _check_tree(value, path, f"{where}.{key}" if where else key)
-        return
-    raise ValueError(
-        f"{path} is not a plain state dict: {where or 'the top level'} holds a "
-        f"{type(obj).__name__}, expected tensors in (nested) dicts with string keys"
-    )
-
-
-def _strip_module(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {key.removeprefix("module."): _strip_module(value) for key, value in obj.items()}
-    return obj
-
-
-def load_state_dict_file(path: PathLike) -> dict[str, Any]:
-    """Read a ``torch.save``-d (nested) state dict safely, or a ``.safetensors`` file.
-
-    Loads with ``torch.load(path, map_location="cpu", weights_only=True)``, so no arbitrary
-    object is ever unpickled; a ``module.`` prefix (DataParallel) is removed from every key.
-
-    Returns:
-        ``name -> tensor`` or, for files such as MUNIT's ``gen_*.pt``, ``name -> dict``.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file holds anything but tensors in dicts with string keys (e.g. a
-            pickled module or optimizer object), naming the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file {str(path)!r}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ... all mean "not ours"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
-            f"{path} is not a plain state dict that can be loaded with weights_only=True "
-            f"(satikit never unpickles arbitrary objects; save net.state_dict(), not the "
-            f"net): {reason}"
-        ) from None
-    _check_tree(state, path)
-    return _strip_module(state)
-
-
-def load_into(module: nn.Module, prefix: str, weights: Mapping[str, Tensor], source: str) -> None:
-    """Copy ``weights`` (keys relative to ``prefix``) into ``module``'s state.
-
-    Raises:
-        ValueError: a key the module does not have or a shape mismatch, naming ``source`` and
-            the key (typically: the adapter was built with other sizes than the checkpoint).
-    """
-    own = module.state_dict()
-    update = {}
-    for key, value in weights.items():
-        name = prefix + key
-        if name not in own:
-            raise ValueError(
-                f"{source}: {key!r} has no counterpart {name!r} in the adapter "
-                "(another architecture or number of blocks?)"
-            )
-        if own[name].shape != value.shape:
-            raise ValueError(
-                f"{source}: {key!r} has shape {tuple(value.shape)}, the adapter's {name!r} has "
-                f"{tuple(own[name].shape)} (build the adapter with the checkpoint's sizes)"
-            )
-        update[name] = value.to(own[name].dtype)
-    missing = [key for key in own if key.startswith(prefix) and key not in update]
-    if missing:
-        raise ValueError(
-            f"{source} lacks {len(missing)} tensors of {prefix.rstrip('.')!r}, e.g. {missing[:3]}"
-        )
-    module.load_state_dict(update, strict=False)
-
-
-def save_as_run(
-    adapter: Any,
-    run_dir: PathLike,
-    *,
-    in_channels: int,
-    out_channels: int,
-    crop: int | None = None,
-) -> Path:
-    """Write ``adapter`` as a satikit run directory (config + safetensors weights, no resume
-    state), so ``satikit translate RUN IN OUT`` works right away (default strategy ``weighted``,
-    as for every run trained without SATI).
-
-    Args:
-        adapter: a built adapter whose ``name`` is registered.
-        run_dir: directory to create or overwrite.
-        in_channels / out_channels: channels of X / Y images.
-        crop: training crop the inference tile defaults derive from (None: satikit's default).
-    """
-    from satikit.checkpoint import save_checkpoint
-    from satikit.training import SATISettings, SATITrainer, TrainConfig
-
-    encoding = bool(getattr(adapter, "domain_encoding", True))
-    config = TrainConfig(
-        adapter=adapter.name,
-        options=dict(adapter.options),
-        dims=adapter.dims,
-        crop=crop,
-        steps=1,
-        device="cpu",
-        amp=False,
-        sati=SATISettings(enabled=False, domain_encoding=encoding),
-    )
-    run = SATITrainer(adapter, config).run_config()
-    run["data"].update(in_channels=int(in_channels), out_channels=int(out_channels))
-    run["training"]["step"] = 0
-    return save_checkpoint(run_dir, adapter, run)
 
 
 # -- CycleGAN layout ----------------------------------------------------------------------
@@ -233,7 +108,8 @@ def generator_options(sd: Mapping[str, Tensor], source: str = "generator") -> di
 
 
 def convert_generator(sd: Mapping[str, Tensor], source: str = "generator") -> dict[str, Tensor]:
-    """pytorch-CycleGAN-and-pix2pix ResNet generator keys -> :class:`ResnetGenerator` keys.
+    """pytorch-CycleGAN-and-pix2pix ResNet generator keys ->
+    :class:`~satikit.gan.resnet.ResnetGenerator` keys.
 
     Raises:
         ValueError: U-Net or batch-norm generators, zero-padded residual blocks, unknown keys.
@@ -279,7 +155,8 @@ def discriminator_options(
 def convert_discriminator(
     sd: Mapping[str, Tensor], source: str = "discriminator"
 ) -> dict[str, Tensor]:
-    """PatchGAN keys -> :class:`PatchDiscriminator` keys (the same, minus norm statistics)."""
+    """PatchGAN keys -> :class:`~satikit.gan.discriminators.PatchDiscriminator` keys (the
+    same, minus norm statistics)."""
     discriminator_options(sd, source)
     return {key: value for key, value in sd.items() if not key.endswith(_STATS)}
 
@@ -367,7 +244,8 @@ def import_cyclegan(
     ``ngf``, ``n_blocks``, ``n_downsampling``, ``ndf``, ``n_layers`` and the channels are read
     from the files; ``options`` override the remaining hyperparameters (e.g. ``lambda_idt=0``
     when the channel counts differ, which is set automatically). The result translates right
-    away with ``simple`` / ``weighted`` tiling, and fine-tunes with SATI (:func:`save_as_run`,
+    away with ``simple`` / ``weighted`` tiling, and fine-tunes with SATI
+    (:func:`satikit.checkpoint.save_as_run`,
     then ``satikit train --init RUN``).
 
     Args:

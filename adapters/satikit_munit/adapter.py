@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from satikit_cyclegan.networks import init_weights
-from satikit_unit.adapter import TwoDomainAdapter
-from satikit_unit.networks import Encoder
 from torch import Tensor, nn
 
 from satikit.encoding import Domain, to_domain
+from satikit.gan.autoencoder import Encoder
+from satikit.gan.base import TwoDomainAdapter
+from satikit.gan.layers import init_weights
 
 from .networks import StyleDecoder, StyleEncoder
 
@@ -85,7 +85,7 @@ class MUNITAdapter(TwoDomainAdapter):
     ``decoder_x/y`` (AdaIN decoder with its MLP), ``discriminator_x/y``. ``generator_xy`` /
     ``generator_yx`` are :class:`MUNITTranslator` views over them.
 
-    Takes :class:`~satikit_unit.adapter.TwoDomainAdapter`'s arguments; ``**options`` are the
+    Takes :class:`~satikit.gan.base.TwoDomainAdapter`'s arguments; ``**options`` are the
     hyperparameters declared in :mod:`satikit_munit.plugin`.
     """
 
@@ -194,7 +194,8 @@ class MUNITAdapter(TwoDomainAdapter):
         return sum(terms.values()), fake_y  # type: ignore[return-value]
 
     def discriminator_step(self, x: Tensor, y: Tensor, y_hat_x: Tensor) -> Tensor:
-        """Discriminator losses (see :class:`TwoDomainAdapter`); ends the step's styles."""
+        """Discriminator losses (see :class:`~satikit.gan.base.TwoDomainAdapter`); ends the
+        step's styles."""
         loss = super().discriminator_step(x, y, y_hat_x)
         for view in self._views:
             view.style = None

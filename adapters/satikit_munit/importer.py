@@ -5,7 +5,7 @@ style encoder ``enc_style``, a content encoder ``enc_content``, an AdaIN decoder
 ``mlp`` that maps styles to AdaIN parameters (per AdaIN layer, in module order: shift, then
 scale, as :class:`satikit_munit.networks.StyleDecoder` consumes them). The conversion renames:
 
-* ``enc_content.*`` like UNIT's encoder (:func:`satikit_unit.importer.encoder_rules`);
+* ``enc_content.*`` like UNIT's encoder (:func:`satikit.gan.reference.encoder_rules`);
 * ``enc_style.model.<i>.conv`` -> ``style_encoder_*.layers.<i>.conv``, the 1x1 conv after the
   pooling -> ``style_encoder_*.head``;
 * ``dec.model.0.model.<b>.model.<j>.conv`` -> ``decoder_*.blocks.<b>.conv<j+1>.conv``, the
@@ -22,24 +22,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from satikit_cyclegan.importer import PathLike
-from satikit_unit.importer import (
+from torch import Tensor, nn
+
+from satikit.gan.importing import PathLike, Rule, load_modules, rename
+from satikit.gan.reference import (
+    STATS,
     Direction,
-    Rule,
     encoder_options,
     encoder_rules,
     import_reference,
-    load_modules,
     load_reference,
     newest_pair,
-    rename,
     upsampling_rules,
 )
-from torch import Tensor, nn
 
 __all__ = ["generator_options", "import_munit", "load_init", "load_munit"]
-
-_STATS = r".*\.(running_mean|running_var|num_batches_tracked)"
 
 
 def generator_options(sd: dict[str, Tensor], source: str) -> dict[str, int]:
@@ -75,7 +72,7 @@ def _generator_rules(domain: str, n_upsampling: int, n_style: int) -> list[Rule]
             rf"enc_style\.model\.{n_style + 2}\.(weight|bias)",
             lambda m: f"style_encoder_{domain}.head.{m[1]}",
         ),
-        (_STATS, lambda m: None),
+        (STATS, lambda m: None),
         (
             r"dec\.model\.0\.model\.(\d+)\.model\.([01])\.conv\.(weight|bias)",
             lambda m: f"decoder_{domain}.blocks.{m[1]}.conv{int(m[2]) + 1}.conv.{m[3]}",

@@ -1,6 +1,6 @@
 """N-D MUNIT networks (Huang et al. 2018, appendix B): style encoder, AdaIN decoder + MLP.
 
-The content encoder is UNIT's :class:`satikit_unit.networks.Encoder` (``c7s1-64, d128, d256,
+The content encoder is UNIT's :class:`satikit.gan.autoencoder.Encoder` (``c7s1-64, d128, d256,
 R256 x 4``). The style encoder is ``c7s1-64, d128, d256, d256, d256, GAP, fc8`` without
 normalisation (instance norm would remove the style). The decoder's residual blocks use adaptive
 instance normalisation whose per-sample scale and shift come from an MLP of the style code.
@@ -9,9 +9,10 @@ instance normalisation whose per-sample scale and shift come from an MLP of the 
 from __future__ import annotations
 
 import torch.nn.functional as F
-from satikit_cyclegan.networks import _layer
-from satikit_unit.networks import ConvBlock, upsampling_path
 from torch import Tensor, nn
+
+from satikit.gan.autoencoder import upsampling_path
+from satikit.gan.layers import ConvBlock, conv_layer
 
 __all__ = ["AdaINResBlock", "StyleDecoder", "StyleEncoder", "adain"]
 
@@ -63,7 +64,7 @@ class StyleEncoder(nn.Module):
             layers.append(ConvBlock(dims, dim, out, 4, 2))
             dim = out
         self.layers = nn.Sequential(*layers)
-        self.head = _layer("conv", dims)(dim, style_dim, 1)
+        self.head = conv_layer("conv", dims)(dim, style_dim, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.layers(x).mean(dim=tuple(range(2, x.ndim)), keepdim=True)
@@ -72,7 +73,7 @@ class StyleEncoder(nn.Module):
 
 class StyleDecoder(nn.Module):
     """MUNIT decoder: AdaIN residual blocks whose parameters an MLP computes from the style code,
-    then :func:`satikit_unit.networks.upsampling_path`.
+    then :func:`satikit.gan.autoencoder.upsampling_path`.
 
     ``forward(content, style)``: content ``(B, channels, *S)``, style ``(B, style_dim)`` or
     ``(1, style_dim)`` (broadcast over the batch) -> ``(B, out_channels, *S * 2**n)`` in [-1, 1].

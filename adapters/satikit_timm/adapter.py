@@ -2,7 +2,7 @@
 
 Two :class:`~satikit_timm.networks.TimmUNet` generators (X -> Y, Y -> X), two PatchGAN
 discriminators, LSGAN + cycle + identity losses and image pools: everything but the generators
-is CycleGAN's, so this class reuses :class:`satikit_cyclegan.adapter.CycleGANAdapter`'s steps,
+is CycleGAN's, so this class reuses :class:`satikit.gan.cyclegan.CycleGANBase`'s steps,
 optimisers and state handling and only builds different networks.
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from satikit_cyclegan.adapter import CycleGANAdapter, DomainGenerator
-from satikit_cyclegan.networks import init_weights
+from satikit.gan.base import DomainGenerator
+from satikit.gan.cyclegan import CycleGANBase
+from satikit.gan.layers import init_weights
 
 from .networks import TimmUNet
 
@@ -21,10 +22,10 @@ __all__ = ["TimmAdapter", "build_timm"]
 _PLACEHOLDER = {"ngf": 1, "n_blocks": 0, "n_downsampling": 0}
 
 
-class TimmAdapter(CycleGANAdapter):
+class TimmAdapter(CycleGANBase):
     """CycleGAN objective with timm-backbone U-Net generators; 2D only.
 
-    Takes :class:`~satikit_cyclegan.adapter.AdapterBase`'s arguments with ``dims=2``;
+    Takes :class:`~satikit.gan.base.AdapterBase`'s arguments with ``dims=2``;
     ``**options`` are the hyperparameters declared in :mod:`satikit_timm.plugin`.
 
     Raises:
@@ -40,7 +41,8 @@ class TimmAdapter(CycleGANAdapter):
                 f"the timm adapter is 2D only (timm backbones are 2D), got dims={dims}"
             )
         # CycleGAN's constructor sets up everything but the generators (discriminators, pools,
-        # state); it is given the smallest ResNet generators, which are replaced right after.
+        # state); it is given the smallest ResNet generators, which are replaced right after
+        # (so the random draws, hence the weights a seed gives, stay those of earlier versions).
         super().__init__(dims=dims, **{**kwargs, **_PLACEHOLDER})
         for key in _PLACEHOLDER:  # not options of this adapter
             del self.options[key]

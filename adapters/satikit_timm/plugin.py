@@ -10,9 +10,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from satikit_cyclegan.plugin import OPTIONS as CYCLEGAN_OPTIONS
-
 import satikit
+from satikit.gan.options import CYCLE_OPTIONS
 from satikit.protocols import Option
 
 __all__ = ["OPTIONS", "TEST_OPTIONS", "TIMM_MISSING", "register_adapters"]
@@ -22,27 +21,13 @@ TIMM_MISSING = (
     "pip install 'satikit[timm]' (or pip install timm)"
 )
 
-_SHARED = (
-    "ndf",
-    "n_layers",
-    "gan_loss",
-    "cycle_loss",
-    "lambda_cycle",
-    "lambda_idt",
-    "pool_size",
-    "lr",
-    "beta1",
-    "beta2",
-    "lr_decay_start",
-    "init_gain",
-)
-
 OPTIONS: dict[str, Option] = {
     "backbone": Option(
         "resnet18",
         "timm model name used as the generator encoder "
         "(any timm.list_models() name that supports features_only; "
         "built with pretrained=False)",
+        flag="backbone",
     ),
     "checkpoint": Option(
         "",
@@ -54,7 +39,7 @@ OPTIONS: dict[str, Option] = {
         32, "width of the decoder's full-resolution stage (deeper stages double it, up to 8x)"
     ),
     # The discriminators and the objective are CycleGAN's (same options, same defaults).
-    **{key: CYCLEGAN_OPTIONS[key] for key in _SHARED},
+    **CYCLE_OPTIONS,
 }
 
 # The smallest configuration, for fast tests (2D, 32 px: test_resnet, 4 levels).

@@ -12,20 +12,19 @@ Every generator's tanh output is mapped to its target domain with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from satikit_cyclegan.adapter import AdapterBase
-from satikit_cyclegan.networks import ResnetBlock, init_weights
 from torch import Tensor, nn
 
 from satikit.encoding import Domain, to_domain
+from satikit.gan.autoencoder import Decoder, Encoder
+from satikit.gan.base import TwoDomainAdapter
+from satikit.gan.layers import init_weights
+from satikit.gan.resnet import ResnetBlock
 
-from .networks import Decoder, Encoder, MultiScaleDiscriminator, adversarial_loss
-
-__all__ = ["TwoDomainAdapter", "UNITAdapter", "UNITTranslator", "build_unit", "kl_loss"]
+__all__ = ["UNITAdapter", "UNITTranslator", "build_unit", "kl_loss"]
 
 
 def kl_loss(mu: Tensor) -> Tensor:
@@ -71,60 +70,6 @@ class UNITTranslator(nn.Module):
         return self.decode(mu)
 
 
-class TwoDomainAdapter(AdapterBase):
-    """What UNIT and MUNIT share: LSGAN on multi-scale discriminators, Adam with weight decay
-    and linear decay, no host state beyond the weights.
-
-    Takes :class:`~satikit_cyclegan.adapter.AdapterBase`'s arguments (``dims`` 1, 2 or 3).
-    Subclasses build their networks, expose ``generator_xy`` and ``discriminator_x`` /
-    ``discriminator_y``, and store the detached fake X of each generator step in ``_fake_x``.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if self.dims not in (1, 2, 3):
-            raise ValueError(f"dims must be 1, 2 or 3, got {self.dims!r}")
-
-    def _discriminators(self, channels: int) -> MultiScaleDiscriminator:
-        o = self.options
-        return MultiScaleDiscriminator(
-            self.dims, channels, ndf=o["ndf"], n_layers=o["d_layers"], n_scales=o["n_scales"]
-        )
-
-    def criterion(self, prediction: Tensor | Sequence[Tensor], target_is_real: bool) -> Tensor:
-        """LSGAN (paper default) or vanilla loss, summed over the discriminator's scales."""
-        return adversarial_loss(prediction, target_is_real, self.options["gan_loss"])
-
-    def discriminator_step(self, x: Tensor, y: Tensor, y_hat_x: Tensor) -> Tensor:
-        """``λ_gan`` x (real + fake) losses of ``D_Y`` and ``D_X`` on the step's fakes."""
-        if self._fake_x is None:
-            raise RuntimeError("discriminator_step must follow generator_step on the same batch")
-        lam = self.options["lambda_gan"]
-        d_y = lam * (
-            self.criterion(self.discriminator_y(y), True)
-            + self.criterion(self.discriminator_y(y_hat_x.detach()), False)
-        )
-        d_x = lam * (
-            self.criterion(self.discriminator_x(x), True)
-            + self.criterion(self.discriminator_x(self._fake_x), False)
-        )
-        self.loss_terms = {**self.loss_terms, "d_y": d_y.detach(), "d_x": d_x.detach()}
-        return d_y + d_x
-
-    def discriminator_parameters(self) -> list[nn.Parameter]:
-        """Parameters of ``D_X`` and ``D_Y``; the optimiser is
-        :class:`~satikit_cyclegan.adapter.AdapterBase`'s (papers: Adam, lr 1e-4, betas
-        (0.5, 0.999), weight decay 1e-4, constant then linear decay)."""
-        return list(self.discriminator_x.parameters()) + list(self.discriminator_y.parameters())
-
-    def training_state(self) -> dict[str, Tensor]:
-        """Nothing beyond the weights (no image pool)."""
-        return {}
-
-    def load_training_state(self, state: Mapping[str, Tensor]) -> None:
-        """Nothing to restore (see :meth:`training_state`)."""
-
-
 class UNITAdapter(TwoDomainAdapter):
     """UNIT wrapped for SATI; see :class:`satikit.protocols.Adapter`.
 
@@ -133,7 +78,7 @@ class UNITAdapter(TwoDomainAdapter):
     ``generator_xy`` / ``generator_yx`` are :class:`UNITTranslator` views over them (not extra
     state-dict entries).
 
-    Takes :class:`TwoDomainAdapter`'s arguments; ``**options`` are the hyperparameters declared
+    Takes :class:`~satikit.gan.base.TwoDomainAdapter`'s arguments; ``**options`` are the hyperparameters declared
     in :mod:`satikit_unit.plugin`.
     """
 

@@ -83,4 +83,5 @@ def register_adapters(register: Any) -> None:
         options=OPTIONS,
         test_options=TEST_OPTIONS,
         importer=_load_init,
+        importer_help="reference gen_*.pt",
     )

@@ -18,6 +18,64 @@ def _silent(*args: object, **kwargs: object) -> None:
     """``click.echo`` on ranks other than 0."""
 
 
+class _TrainCommand(click.Command):
+    """``train`` plus what the registered adapters declare: the shorthand flags of their
+    options (``Option(..., flag=...)``, e.g. the timm adapter's ``--backbone``) and, in
+    ``--init``'s help, the reference formats their importers read."""
+
+    _extended = False
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self._extended:
+            self._extended = True
+            self._extend()
+        return super().get_params(ctx)
+
+    def _extend(self) -> None:
+        from satikit.plugins import get_adapter_info, list_adapters
+
+        infos = [get_adapter_info(name) for name in list_adapters()]
+        formats: dict[str, list[str]] = {}
+        for info in infos:
+            if info.importer is not None and info.importer_help:
+                formats.setdefault(info.importer_help, []).append(info.name)
+        for param in self.params:
+            if param.name == "init_path" and formats:
+                listed = "; ".join(f"{'/'.join(names)}: {text}" for text, names in formats.items())
+                param.help = _INIT_HELP.format(
+                    formats=f", or the adapter's reference checkpoint ({listed})"
+                )
+        flags: dict[str, tuple[str, list[str], str]] = {}
+        for info in infos:
+            for key, option in info.options.items():
+                if option.flag and flags.get(option.flag, (key,))[0] == key:
+                    names = flags.get(option.flag, (key, [], option.help))[1]
+                    flags[option.flag] = (key, [*names, info.name], option.help)
+        for flag, (key, names, text) in flags.items():
+            self.params.append(
+                click.Option(
+                    [f"--{flag}", f"{_FLAG_PREFIX}{key}"],
+                    help=f"Shorthand for -o {key} VALUE ({'/'.join(names)}: {text}).",
+                )
+            )
+
+
+_FLAG_PREFIX = "adapter_option_"
+_INIT_HELP = (
+    "Start from existing weights: a satikit run folder or .safetensors file{formats}, e.g. to "
+    "fine-tune with SATI."
+)
+
+
+def _flag_options(flags: dict[str, str | None]) -> tuple[tuple[str, str], ...]:
+    """``-o KEY VALUE`` pairs of the adapter flags given (see :class:`_TrainCommand`)."""
+    return tuple(
+        (name.removeprefix(_FLAG_PREFIX), value)
+        for name, value in flags.items()
+        if name.startswith(_FLAG_PREFIX) and value is not None
+    )
+
+
 def _dims_of(x_dirs: tuple[str, ...]) -> int:
     from satikit.arrays import open_array
     from satikit.crops import infer_dims
@@ -26,7 +84,7 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
     return infer_dims(open_array(domain_images(x_dirs, "x")[0]).shape)
 
 
-@click.command()
+@click.command(cls=_TrainCommand)
 @click.option(
     "--adapter",
     default="cyclegan",
@@ -150,14 +208,7 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
     "--init",
     "init_path",
     type=click.Path(exists=True),
-    help="Start from existing weights: a satikit run folder or .safetensors file, or the "
-    "adapter's reference checkpoint (cyclegan: pytorch-CycleGAN-and-pix2pix folder or "
-    "*_net_G_A.pth; unit/munit: reference gen_*.pt), e.g. to fine-tune with SATI.",
-)
-@click.option(
-    "--backbone",
-    help="Shorthand for -o backbone NAME (adapters with a 'backbone' option, e.g. "
-    "--adapter timm --backbone resnet18).",
+    help=_INIT_HELP.format(formats=""),
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -192,9 +243,9 @@ def train(
     sample_every: int,
     checkpoint_every: int,
     init_path: str | None,
-    backbone: str | None,
     resume: bool,
     quiet: bool,
+    **flags: str | None,
 ) -> None:
     """Train a GAN adapter on unpaired TIFFs, with SATI (default) or without.
 
@@ -224,8 +275,7 @@ def train(
                 raise click.UsageError(
                     f"{run_dir!r} already holds a run; pass --resume or choose another --out"
                 )
-            if backbone:
-                options = (*options, ("backbone", backbone))
+            options = (*options, *_flag_options(flags))
             n_dims = int(dims) if dims else _dims_of(x_dirs)
             config = TrainConfig(
                 adapter=adapter,

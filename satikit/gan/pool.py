@@ -1,4 +1,5 @@
-"""Image pool: the discriminator sees a history of generated images (Shrivastava et al. 2017)."""
+"""Image pool: the discriminator sees a history of generated images (Shrivastava et al. 2017;
+CycleGAN, paper IV)."""
 
 from __future__ import annotations
 
