@@ -22,9 +22,10 @@ from typing import Any
 import torch
 
 from benchmarks.common import git_commit, machine, write_results
+from satikit.checkpoint import AdapterSpec, RunConfig, SATISettings, TrainingSettings
 from satikit.plugins import create_adapter, get_adapter_info, list_adapters
 from satikit.testing import check_adapter
-from satikit.training import SATISettings, SATITrainer, TrainConfig
+from satikit.training import SATITrainer
 
 # Small, comparable configurations: a few residual blocks, 16 base channels.
 SMALL: dict[str, dict[str, Any]] = {
@@ -60,17 +61,14 @@ def _trainer(name: str, sati: bool, args: argparse.Namespace) -> SATITrainer:
     torch.manual_seed(0)
     options = SMALL.get(name, dict(get_adapter_info(name).test_options))
     adapter = create_adapter(name, **options).to(args.device)
-    config = TrainConfig(
-        adapter=name,
-        options=options,
-        crop=args.crop,
-        batch_size=args.batch_size,
-        steps=1000,
-        device=args.device,
-        amp=False,
+    config = RunConfig(
+        adapter=AdapterSpec(name, options),
+        training=TrainingSettings(
+            crop=args.crop, batch_size=args.batch_size, steps=1000, amp=False
+        ),
         sati=SATISettings(enabled=sati),
     )
-    return SATITrainer(adapter, config)
+    return SATITrainer(adapter, config, device=args.device)
 
 
 def _step_seconds(trainer: SATITrainer, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -61,19 +61,29 @@ class Method:
     norm: str = "tile"
     norm_value: str | None = None
 
-    def stitch_options(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`satikit.stitching.stitch_on_grid` besides the grid."""
-        options: dict[str, Any] = {"strategy": self.strategy}
+    def settings(self, batch_size: int = 1):
+        """The :class:`satikit.checkpoint.InferenceSettings` of this method (tiles per
+        generator call: ``batch_size``), for :func:`satikit.translate.translate_array`."""
+        from satikit.checkpoint import InferenceSettings
+
+        options: dict[str, Any] = {}
         if self.window is not None:
             options["window"] = self.window
-        if self.norm != "tile":
-            options["norm"] = self.norm
-            if self.norm_value is not None:
-                key = "thumbnail_scale" if self.norm == "thumbnail" else "norm_kernel"
-                options[key] = (
-                    float(self.norm_value) if key == "thumbnail_scale" else self.norm_value
-                )
-        return options
+        if self.norm_value is not None:
+            if self.norm == "thumbnail":
+                options["thumbnail_scale"] = float(self.norm_value)
+            else:
+                options["norm_kernel"] = self.norm_value
+        return InferenceSettings(
+            strategy=self.strategy,
+            tile=self.tile,
+            overlap=self.overlap,
+            seam=self.seam,
+            margin=self.margin,
+            batch_size=batch_size,
+            norm=self.norm,
+            **options,
+        )
 
     def grid(self, shape: tuple[int, ...]):
         """The :class:`satikit.grid.TileGrid` over an image of spatial ``shape`` (None for

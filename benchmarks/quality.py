@@ -211,7 +211,9 @@ def init_run(config: dict[str, Any], run: Run) -> Run | None:
 
 
 def _train_config(config: dict[str, Any], run: Run):
-    from satikit.training import SATISettings, TrainConfig
+    """The :class:`satikit.checkpoint.RunConfig` a run trains with."""
+    from satikit.checkpoint import AdapterSpec, DataSpec, RunConfig, SATISettings
+    from satikit.checkpoint import TrainingSettings as Training
 
     train = config["train"]
     sati: dict[str, Any] = {"enabled": run.variant != "standard"}
@@ -225,19 +227,24 @@ def _train_config(config: dict[str, Any], run: Run):
         if run.variant == f"sati-wo-{adaptation.replace('_', '-')}":
             sati.update(overrides)
     steps = run_steps(config, run)
-    return TrainConfig(
-        adapter=run.adapter,
-        options=dict(train.get("options", {}).get(run.adapter, {})),
-        dims=int(config["data"].get("dims", 2)),
-        crop=int(train["crop"]),
-        batch_size=int(train["batch_size"]),
-        steps=steps,
-        seed=int(run.seed),
-        device=str(train.get("device", "auto")),
-        log_every=50,
-        checkpoint_every=max(1, steps // 6),
+    return RunConfig(
+        adapter=AdapterSpec(run.adapter, dict(train.get("options", {}).get(run.adapter, {}))),
+        data=DataSpec(dims=int(config["data"].get("dims", 2))),
+        training=Training(
+            crop=int(train["crop"]),
+            batch_size=int(train["batch_size"]),
+            steps=steps,
+            seed=int(run.seed),
+            log_every=50,
+            checkpoint_every=max(1, steps // 6),
+        ),
         sati=SATISettings(**sati),
     )
+
+
+def _device(config: dict[str, Any]) -> str:
+    """The device runs train on (``[train] device``, default ``auto``)."""
+    return str(config["train"].get("device", "auto"))
 
 
 def runs_root(home: Path, variant: str | None = None) -> Path:
@@ -264,36 +271,42 @@ def found_runs(root: Path, *, finished: bool = False) -> list[Run]:
 
 
 def _finished(folder: Path) -> bool:
+    from satikit.checkpoint import read_config
+
     path = folder / "config.json"
-    training = json.loads(path.read_text()).get("training", {}) if path.is_file() else {}
-    return "steps" in training and training.get("step") == training["steps"]
+    if not path.is_file():
+        return False
+    training = read_config(path).training
+    return training.step == training.steps
 
 
 def _matches(path: Path, config: dict[str, Any], run: Run) -> bool:
-    """Whether the run in ``path`` (its config.json) was trained towards the steps, with the
-    SATI settings and the adapter options ``config`` asks for. Options are compared resolved
-    (defaults included), so dropping an override from a config is a change too; SATI fields
-    and options a run predates take their defaults."""
+    """Whether the run in ``path`` (its config.json, read without writing) was trained
+    towards the steps, with the SATI settings and the adapter options ``config`` asks for.
+    Options are compared resolved (defaults included), so dropping an override from a config
+    is a change too; SATI fields and options a run predates take their defaults."""
+    from satikit.checkpoint import read_config
     from satikit.plugins import get_adapter_info
-    from satikit.training import SATISettings
 
     planned = _train_config(config, run)
-    saved = json.loads(path.read_text())
-    options = saved.get("adapter", {}).get("options", {})
-    resolved = get_adapter_info(run.adapter).resolve_options(planned.options)
+    saved = read_config(path)
+    options = saved.adapter.options
+    resolved = get_adapter_info(run.adapter).resolve_options(planned.adapter.options)
     return (
-        saved.get("training", {}).get("steps", planned.steps) == planned.steps
-        and SATISettings(**saved.get("sati", {})) == planned.sati.resolve(planned.crop_size())
+        saved.training.steps == planned.training.steps
+        and saved.sati == planned.sati.resolve(planned.crop)
         and all(options.get(k, v) == v for k, v in resolved.items())
     )
 
 
 def is_trained(root: Path, run: Run, steps: int, config: dict[str, Any] | None = None) -> bool:
     """Whether ``run`` finished ``steps`` steps (and, given ``config``, with its settings)."""
+    from satikit.checkpoint import read_config
+
     path = run_dir(root, run) / "config.json"
     if not path.is_file() or (config is not None and not _matches(path, config, run)):
         return False
-    return json.loads(path.read_text()).get("training", {}).get("step") == steps
+    return read_config(path).training.step == steps
 
 
 def is_stale(root: Path, run: Run, config: dict[str, Any]) -> bool:
@@ -311,33 +324,6 @@ def snapshots(root: Path, run: Run) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _trainer_class(keep_snapshots: bool):
-    """SATITrainer, or a subclass that also keeps a copy of the weights and config at every
-    checkpoint (for learning curves; the run's own checkpoint is still overwritten)."""
-    from satikit.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-    from satikit.training import SATITrainer
-
-    if not keep_snapshots:
-        return SATITrainer
-
-    class SnapshotTrainer(SATITrainer):
-        def save(self) -> Path | None:
-            path = super().save()
-            if path is None:
-                return path
-            target = Path(path) / SNAPSHOTS / f"step-{self.step:06d}"
-            if not target.is_dir():
-                staging = target.with_name(f".{target.name}.tmp")
-                shutil.rmtree(staging, ignore_errors=True)
-                staging.mkdir(parents=True)
-                for name in (WEIGHTS_NAME, CONFIG_NAME):
-                    shutil.copy2(Path(path) / name, staging / name)
-                staging.rename(target)
-            return path
-
-    return SnapshotTrainer
-
-
 def train_one(
     config: dict[str, Any], run: Run, root: str, data_dir: str, home: str | None = None
 ) -> str:
@@ -347,8 +333,10 @@ def train_one(
     import torch
 
     from satikit.checkpoint import load_init
+    from satikit.training import SATITrainer, Snapshots
 
-    SATITrainer = _trainer_class(bool(config.get("snapshots", False)))
+    # a run's kept weights (config ``snapshots = true``), for learning curves
+    callbacks = [Snapshots(SNAPSHOTS)] if config.get("snapshots", False) else []
     torch.set_num_threads(int(config.get("threads_per_job", 1)))
     target = run_dir(Path(root), run)
     if is_trained(Path(root), run, run_steps(config, run), config):
@@ -356,11 +344,16 @@ def train_one(
     if is_stale(Path(root), run, config):
         shutil.rmtree(target)  # trained by an older harness with other settings
     if (target / "config.json").is_file():
-        trainer = SATITrainer.resume(target)
+        trainer = SATITrainer.resume(target, callbacks=callbacks)
     else:
         data = Path(data_dir) / "train"
         trainer = SATITrainer.from_dirs(
-            _train_config(config, run), [data / "x"], [data / "y"], target
+            _train_config(config, run),
+            [data / "x"],
+            [data / "y"],
+            target,
+            device=_device(config),
+            callbacks=callbacks,
         )
         if (source := init_run(config, run)) is not None:
             load_init(trainer.adapter, run_dir(Path(home or root), source))
@@ -448,23 +441,16 @@ def seam_grid(method: str, inference: dict[str, Any]) -> tuple[int, int]:
 
 
 def translate_with(
-    adapter, run_config: dict[str, Any], image: np.ndarray, method: str, inference: dict[str, Any]
+    adapter, run_config, image: np.ndarray, method: str, inference: dict[str, Any]
 ) -> np.ndarray:
     """Translate one ``(*spatial, C)`` uint8 X image with ``method`` (a name of
-    :mod:`benchmarks.methods`); returns uint8 RGB."""
-    from satikit.encoding import decode, encode
-    from satikit.stitching import stitch_on_grid
+    :mod:`benchmarks.methods`) through :func:`satikit.translate.translate_array`, the library's
+    inference path; ``run_config`` is the run's :class:`~satikit.checkpoint.RunConfig`.
+    Returns the run's output dtype (uint8 RGB for the circles)."""
+    from satikit.translate import translate_array
 
-    encoding = bool(run_config["encoding"]["domain_encoding"])
-    x = np.moveaxis(encode(image, "x", enabled=encoding), -1, 0)
-    spec = parse_method(method, inference)
-    kwargs = spec.stitch_options()
-    if spec.norm != "tile":
-        kwargs["norm_layers"] = adapter  # its instance norms (the tile function is a lambda)
-    grid = spec.grid(x.shape[1:])
-    batch = int(inference.get("batch_size", 4))
-    y = stitch_on_grid(x, lambda t: adapter.translate(t), grid, batch_size=batch, **kwargs)
-    return np.moveaxis(decode(y, "y", enabled=encoding), 0, -1)
+    settings = parse_method(method, inference).settings(int(inference.get("batch_size", 4)))
+    return translate_array(adapter, run_config, image, settings)
 
 
 SPLITS = ("test", "validation")

@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks import quality
 from benchmarks.common import git_commit
+from satikit.checkpoint import CONFIG_NAME, WEIGHTS_NAME, RunConfig, read_config
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "satikit" / "pretrained"
 SHIP_DEFAULTS = {
@@ -49,16 +51,12 @@ def median_seed(rows: list[dict], variant: str, method: str) -> int:
     return errors[(len(errors) - 1) // 2][1]
 
 
-def shipped_config(run_config: dict) -> dict:
+def shipped_config(run_config: RunConfig) -> RunConfig:
     """The run's config without what only held on the training machine: the training data's
     absolute paths and the checksums of the resume state, which is not shipped."""
-    config = json.loads(json.dumps(run_config))
-    for key in ("x", "y"):
-        config.get("data", {}).pop(key, None)
-    files = config.get("checkpoint", {}).get("files")
-    if files is not None:
-        config["checkpoint"]["files"] = {"model.safetensors": files["model.safetensors"]}
-    return config
+    files = {k: v for k, v in run_config.files.items() if k == WEIGHTS_NAME}
+    data = replace(run_config.data, x=None, y=None)
+    return replace(run_config, data=data, files=files)
 
 
 def ship(
@@ -83,15 +81,19 @@ def ship(
         ]
         seed = median_seed(rows, variant, method)
         source = quality.run_dir(root, quality.Run(adapter, variant, seed))
-        run_config = shipped_config(json.loads((source / "config.json").read_text()))
+        run_config = shipped_config(read_config(source / CONFIG_NAME))
         spec = parse_method(method, config["inference"])
         if spec.strategy != "none":  # the benchmark's tiles, the method's margin
-            dims = len(run_config["inference"]["tile"])
-            run_config["inference"].update(
-                tile=[spec.tile] * dims, overlap=[spec.overlap] * dims, margin=[spec.margin] * dims
+            dims = run_config.data.dims
+            inference = replace(
+                run_config.run_inference,
+                tile=(spec.tile,) * dims,
+                overlap=(spec.overlap,) * dims,
+                margin=(spec.margin,) * dims,
             )
+            run_config = replace(run_config, inference=inference)
         data = config["data"]
-        run_config["trained_by"] = {
+        trained_by = {
             "command": f"python -m benchmarks.frontier --config {config_name}",
             "run": f"{adapter}/{variant}/seed{seed}",
             "why_this_seed": f"the median of the benchmark's {len(runs)} seed(s) {list(seeds)} for "
@@ -100,10 +102,11 @@ def ship(
             f"({data['n_images']} images per domain)",
             "satikit_commit": git_commit(),
         }
+        run_config = replace(run_config, extra={**run_config.extra, "trained_by": trained_by})
         out = target / name
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / "model.safetensors", out / "model.safetensors")
-        (out / "config.json").write_text(json.dumps(run_config, indent=1) + "\n")
+        shutil.copyfile(source / WEIGHTS_NAME, out / WEIGHTS_NAME)
+        (out / CONFIG_NAME).write_text(json.dumps(run_config.to_dict(), indent=1) + "\n")
         shipped.append(out)
         print(f"{name}: {adapter}/{variant}/seed{seed} ({method})")
     return shipped

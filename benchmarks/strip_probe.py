@@ -149,14 +149,14 @@ class ProbeImages:
 
 
 def _translations(
-    adapter, run_config: dict[str, Any], test: ProbeImages, inference: dict[str, Any]
+    adapter, run_config, test: ProbeImages, inference: dict[str, Any]
 ) -> Iterator[tuple[str, int, np.ndarray]]:
     """``(condition, image index, (*spatial, 3) uint8 translation)`` for ``none`` and every
     condition of :data:`CONDITIONS`."""
     from satikit.encoding import decode, encode
     from satikit.grid import TileGrid
 
-    enabled = bool(run_config["encoding"]["domain_encoding"])
+    enabled = run_config.encoding
 
     def encoded(image: np.ndarray, domain: str) -> np.ndarray:
         return np.moveaxis(encode(image, domain, enabled=enabled), -1, 0)

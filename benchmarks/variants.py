@@ -53,11 +53,11 @@ def variant_config(
     standard model of each seed) to its training.
 
     Raises:
-        ValueError: an override that is not a :class:`satikit.training.SATISettings` field.
+        ValueError: an override that is not a :class:`satikit.checkpoint.SATISettings` field.
     """
     from dataclasses import fields
 
-    from satikit.training import SATISettings
+    from satikit.checkpoint import SATISettings
 
     known = {f.name for f in fields(SATISettings)} - {"enabled"}
     unknown = sorted(set(overrides) - known)

@@ -229,21 +229,19 @@ class _Context:
         )
 
     def trainer(self, adapter: Adapter) -> Any:
-        from satikit.training import SATISettings, SATITrainer, TrainConfig
+        from satikit.checkpoint import AdapterSpec, DataSpec, RunConfig, SATISettings
+        from satikit.checkpoint import TrainingSettings as Training
+        from satikit.training import SATITrainer
 
-        config = TrainConfig(
-            adapter=self.name,
-            options=dict(self.options),
-            dims=self.dims,
-            crop=self.size,
-            batch_size=self.batch_size,
-            steps=4,
-            seed=self.seed,
-            device=str(self.device),
-            amp=False,
+        config = RunConfig(
+            adapter=AdapterSpec(self.name, dict(self.options)),
+            data=DataSpec(dims=self.dims),
+            training=Training(
+                crop=self.size, batch_size=self.batch_size, steps=4, seed=self.seed, amp=False
+            ),
             sati=SATISettings(overlap=self.overlap, domain_encoding=self.domain_encoding),
         )
-        return SATITrainer(adapter, config)
+        return SATITrainer(adapter, config, device=str(self.device))
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ names. Defaults (strategy, tile, overlap, encoding) come from the run's ``config
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,9 +29,10 @@ from satikit.arrays import (
     output_array,
     partial_files,
 )
-from satikit.checkpoint import load_adapter
+from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
 from satikit.crops import spatial_channels
 from satikit.data.io import list_images, read_json, write_json
+from satikit.devices import resolve_device
 from satikit.encoding import check_finite, decode, encode
 from satikit.grid import TileGrid
 from satikit.ome import (
@@ -43,12 +43,10 @@ from satikit.ome import (
     viewer_output,
 )
 from satikit.protocols import Adapter
-from satikit.stitching import NormKernel, Pipeline, stitch_on_grid
-from satikit.training import resolve_device
+from satikit.stitching import Pipeline, stitch_on_grid
 
 __all__ = [
     "open_input",
-    "run_settings",
     "tile_grid",
     "translate_array",
     "translate_file",
@@ -57,14 +55,13 @@ __all__ = [
 ]
 
 
-def _input_view(raw: Any, config: Mapping[str, Any], name: str) -> ChannelFirst:
+def _input_view(raw: Any, config: RunConfig, name: str) -> ChannelFirst:
     """``(C, *spatial)`` encoded float32 view of an on-disk ``(*spatial[, C])`` X image."""
-    data = config["data"]
-    dims, encoding = int(data["dims"]), bool(config["encoding"]["domain_encoding"])
+    dims, encoding = int(config.data.dims), config.encoding
     _, channels = spatial_channels(raw.shape, dims, name=name)
-    if channels != int(data["in_channels"]):
+    if channels != config.data.in_channels:
         raise ValueError(
-            f"{name} has {channels} channels; the run was trained on {data['in_channels']}"
+            f"{name} has {channels} channels; the run was trained on {config.data.in_channels}"
         )
     return ChannelFirst(
         raw,
@@ -83,7 +80,7 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def reference_style(
-    adapter: Adapter, config: Mapping[str, Any], path: str | os.PathLike[str]
+    adapter: Adapter, config: RunConfig, path: str | os.PathLike[str]
 ) -> torch.Tensor:
     """One style code from a reference Y image, for adapters with styles (MUNIT).
 
@@ -95,126 +92,100 @@ def reference_style(
     """
     encode_style = getattr(adapter, "encode_style", None)
     if encode_style is None:
-        raise ValueError(f"--style-ref: adapter {config['adapter']['name']!r} has no styles")
-    data = config["data"]
+        raise ValueError(f"--style-ref: adapter {config.adapter.name!r} has no styles")
     stored = NamedReads(open_array(path), str(path))
-    spatial, channels = spatial_channels(stored.shape, int(data["dims"]), name=str(path))
-    if channels != int(data["out_channels"]):
+    spatial, channels = spatial_channels(stored.shape, config.data.dims, name=str(path))
+    if channels != config.data.out_channels:
         raise ValueError(
-            f"{path} has {channels} channels; the run's Y images have {data['out_channels']}"
+            f"{path} has {channels} channels; the run's Y images have {config.data.out_channels}"
         )
-    encoding = bool(config["encoding"]["domain_encoding"])
+    encoding = config.encoding
     view = ChannelFirst(
         stored,
         channel_last=len(stored.shape) > len(spatial),
         transform=lambda b: encode(b, "y", enabled=encoding),
     )
-    tile = config["inference"]["tile"]
+    tile = config.run_inference.tile
+    tile = (tile,) * len(spatial) if isinstance(tile, int) else tile
     crop = view[(slice(None), *(slice(0, min(n, t)) for n, t in zip(spatial, tile)))]
     device = next(iter(adapter.generator_xy.parameters())).device
     with torch.inference_mode():
         return encode_style(torch.from_numpy(np.ascontiguousarray(crop))[None].to(device))
 
 
-def _default_margin(inference: Mapping[str, Any], strategy: str) -> Any:
-    """The run's SATI margin (0 when it records none: the paper's grid); 0 for other strategies."""
-    return inference.get("margin", 0) if strategy == "sati" else 0
-
-
-def tile_grid(
-    config: Mapping[str, Any],
-    spatial: Sequence[int],
-    strategy: str,
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    seam: str = "middle",
-    margin: int | Sequence[int] | None = None,
-) -> TileGrid:
-    """The tile grid of a tiled ``strategy`` over an image of ``spatial`` shape; ``tile``,
-    ``overlap`` and ``margin`` default to the run's.
+def tile_grid(settings: InferenceSettings, spatial: Sequence[int]) -> TileGrid:
+    """The tile grid of resolved ``settings`` (:meth:`RunConfig.inference_settings`, a tiled
+    strategy) over an image of ``spatial`` shape.
 
     Raises:
         ValueError: an invalid tile, overlap, seam or margin (see :meth:`TileGrid.create`).
     """
-    inference = config["inference"]
     return TileGrid.create(
         spatial,
-        inference["tile"] if tile is None else tile,
-        inference["overlap"] if overlap is None else overlap,
-        sati=strategy == "sati",
-        seam=seam,
-        margin=_default_margin(inference, strategy) if margin is None else margin,
+        settings.tile,  # type: ignore[arg-type]
+        settings.overlap,  # type: ignore[arg-type]
+        sati=settings.strategy == "sati",
+        seam=settings.seam,
+        margin=settings.margin,  # type: ignore[arg-type]
     )
 
 
 def _stitch(
     adapter: Adapter,
-    config: Mapping[str, Any],
+    config: RunConfig,
     view: ChannelFirst,
+    settings: InferenceSettings,
     *,
-    strategy: str | None,
-    tile: int | Sequence[int] | None,
-    overlap: int | Sequence[int] | None,
-    seam: str,
     out: Any,
-    margin: int | Sequence[int] | None = None,
-    batch_size: int,
-    order: str,
-    window: str,
-    device: str | torch.device | None,
-    style_seed: int | None,
-    progress: bool,
-    style_ref: str | None = None,
-    norm: str = "tile",
-    norm_kernel: Any = 3,
-    thumbnail_scale: float = 0.25,
+    device: str | torch.device | None = None,
+    progress: bool = False,
     state_path: Path | None = None,
     resume: bool = False,
     rows: tuple[int, int] | None = None,
     pipeline: Pipeline | None = None,
 ) -> np.ndarray:
-    """Run the engine; returns encoded ``(C_out, *spatial)`` (also written to ``out``).
+    """Run the engine with resolved ``settings``; returns encoded ``(C_out, *spatial)`` (also
+    written to ``out``).
 
-    ``norm``/``norm_kernel``/``thumbnail_scale``: see :func:`satikit.stitching.stitch`; the
-    adapter is where the normalisation layers are found. ``state_path``/``resume``/``rows``/
-    ``pipeline``: see :func:`satikit.stitching.stitch_on_grid` (``none`` restarts).
+    The adapter is where the normalisation layers of ``settings.norm`` are found.
+    ``state_path``/``resume``/``rows``/``pipeline``: see
+    :func:`satikit.stitching.stitch_on_grid` (``none`` restarts).
     """
-    inference = config["inference"]
-    strategy = strategy or inference["strategy"]
+    s = settings
+    style_ref = s.style_ref
     style = None if style_ref is None else reference_style(adapter, config, style_ref)
 
     def fn(tiles: torch.Tensor) -> torch.Tensor:
         if style is not None:
             return adapter.translate(tiles, style=style)  # type: ignore[call-arg]
-        return adapter.translate(tiles, seed=style_seed)
+        return adapter.translate(tiles, seed=s.style_seed)
 
     common = dict(
-        batch_size=batch_size, order=order, window=window, device=device, progress=progress
+        batch_size=s.batch_size, order=s.order, window=s.window, device=device, progress=progress
     )
-    if norm != "tile" and strategy == "none":
+    if s.norm != "tile" and s.strategy == "none":
         raise ValueError(
-            f"--norm {norm} shares statistics between tiles; --strategy none runs the whole "
+            f"--norm {s.norm} shares statistics between tiles; --strategy none runs the whole "
             "image in one pass (use --norm tile)"
         )
-    if strategy == "none":  # one pass over the whole image: pad it to a size the net accepts
+    if s.strategy == "none":  # one pass over the whole image: pad it to a size the net accepts
         image = _pad_to_multiple(view[...], getattr(adapter, "size_multiple", 1))
         result = stitch_on_grid(image, fn, None, strategy="none", **common)  # type: ignore[arg-type]
         result = result[(slice(None), *(slice(0, n) for n in view.shape[1:]))]
         if out is not None:
             out[...] = result
         return result
-    grid = tile_grid(config, view.shape[1:], strategy, tile, overlap, seam, margin)
     return stitch_on_grid(
         view,
         fn,
-        grid,
-        strategy=strategy,  # type: ignore[arg-type]
+        tile_grid(s, view.shape[1:]),
+        strategy=s.strategy,  # type: ignore[arg-type]
         out=out,
         state_path=state_path,
         resume=resume,
-        norm=norm,  # type: ignore[arg-type]
-        norm_kernel=norm_kernel,
-        thumbnail_scale=thumbnail_scale,
+        norm=s.norm,  # type: ignore[arg-type]
+        norm_kernel=s.norm_kernel,
+        thumbnail_scale=s.thumbnail_scale,
         norm_layers=adapter,
         rows=rows,
         pipeline=pipeline,
@@ -222,33 +193,22 @@ def _stitch(
     )
 
 
-def _output_layout(config: Mapping[str, Any], spatial: Sequence[int]) -> tuple[tuple, np.dtype]:
-    channels = int(config["data"]["out_channels"])
+def _output_layout(config: RunConfig, spatial: Sequence[int]) -> tuple[tuple, np.dtype]:
+    channels = int(config.data.out_channels or 1)
     shape = (*spatial, channels) if channels > 1 else tuple(spatial)
-    return tuple(int(s) for s in shape), np.dtype(config["data"].get("output_dtype", "uint8"))
+    return tuple(int(s) for s in shape), np.dtype(config.data.output_dtype)
 
 
 def translate_array(
     adapter: Adapter,
-    config: Mapping[str, Any],
+    config: RunConfig,
     raw: Any,
+    settings: InferenceSettings | None = None,
     *,
-    strategy: str | None = None,
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    seam: str = "middle",
-    margin: int | Sequence[int] | None = None,
-    batch_size: int = 1,
-    order: str = "wavefront",
-    window: str = "gaussian",
     device: str | torch.device | None = None,
-    style_seed: int | None = None,
-    style_ref: str | os.PathLike[str] | None = None,
-    norm: str = "tile",
-    norm_kernel: Any = 3,
-    thumbnail_scale: float = 0.25,
     progress: bool = False,
     name: str = "input",
+    **given: Any,
 ) -> np.ndarray:
     """Translate one on-disk-layout image in memory with a trained adapter.
 
@@ -256,26 +216,31 @@ def translate_array(
         adapter: trained adapter (eval mode) on ``device``.
         config: the run's config (:func:`satikit.checkpoint.load_config`).
         raw: ``(*spatial)`` or ``(*spatial, C)`` image of domain X (numpy, memmap, zarr).
-        strategy: ``none``, ``simple``, ``weighted`` or ``sati``; default from the config.
-        tile / overlap: tile size and overlap, int or per dim; defaults from the config.
-        seam: ``"middle"``: cut tiles in the middle of the overlap (paper III-E); ``"start"``:
-            at its start (the "w/o stitching strategy" ablation).
-        margin: ``sati`` only: extra tile overlap so each strip ends inside its predecessor
-            (see :func:`satikit.stitching.stitch`); default: the config's, else 0 (the paper).
-        batch_size: tiles per generator call.
-        order: ``sati``: ``raster`` or ``wavefront`` (same output).
-        window: ``weighted``: ``gaussian`` or ``pyramid``.
+        settings: resolved settings (:meth:`RunConfig.inference_settings`); None: resolved
+            from ``given`` over the run's.
         device: where tiles run (default: the adapter's device).
-        style_seed: image-level seed for adapters with random styles (all tiles agree).
-        style_ref: a reference Y image whose style every tile uses (see
-            :func:`reference_style`); overrides ``style_seed``.
-        norm: instance-norm statistics per ``tile`` (default), from a ``thumbnail`` (TIN) or
-            ``kernel``-averaged over neighbouring tiles (KIN); see
-            :func:`satikit.stitching.stitch`. Tiled strategies only.
-        norm_kernel: ``kernel``: size in tiles or spec such as ``"5:gaussian"``.
-        thumbnail_scale: ``thumbnail``: thumbnail size / image size, in (0, 1].
         progress: tqdm bar over tiles.
         name: how error messages call the input.
+        **given: :class:`~satikit.checkpoint.InferenceSettings` fields (None: the run's or the
+            default):
+
+            * ``strategy``: ``none``, ``simple``, ``weighted`` or ``sati`` (run's default);
+            * ``tile`` / ``overlap``: tile size and overlap, int or per dim (run's default);
+            * ``seam``: ``"middle"``: cut tiles in the middle of the overlap (paper III-E);
+              ``"start"``: at its start (the "w/o stitching strategy" ablation);
+            * ``margin``: ``sati`` only: extra tile overlap so each strip ends inside its
+              predecessor (see :func:`satikit.stitching.stitch`); default: the run's, else 0;
+            * ``batch_size``: tiles per generator call;
+            * ``order``: ``sati``: ``raster`` or ``wavefront`` (same output);
+            * ``window``: ``weighted``: ``gaussian`` or ``pyramid``;
+            * ``style_seed``: image-level seed for adapters with random styles (tiles agree);
+            * ``style_ref``: a reference Y image whose style every tile uses (see
+              :func:`reference_style`); overrides ``style_seed``;
+            * ``norm``: instance-norm statistics per ``tile`` (default), from a ``thumbnail``
+              (TIN) or ``kernel``-averaged over neighbouring tiles (KIN); see
+              :func:`satikit.stitching.stitch`. Tiled strategies only;
+            * ``norm_kernel``: ``kernel``: size in tiles or spec such as ``"5:gaussian"``;
+            * ``thumbnail_scale``: ``thumbnail``: thumbnail size / image size, in (0, 1].
 
     Returns:
         translated image ``(*spatial[, C_out])`` in the run's output dtype (no channel axis
@@ -283,32 +248,15 @@ def translate_array(
 
     Raises:
         ValueError: the input's channels or dims do not match the run.
+        TypeError: an unknown setting in ``given``, or both ``settings`` and ``given``.
     """
+    if settings is not None and given:
+        raise TypeError("pass either resolved settings or settings to resolve, not both")
+    settings = settings or config.inference_settings(given)
     view = _input_view(raw, config, name)
-    result = _stitch(
-        adapter,
-        config,
-        view,
-        strategy=strategy,
-        tile=tile,
-        overlap=overlap,
-        seam=seam,
-        margin=margin,
-        out=None,
-        batch_size=batch_size,
-        order=order,
-        window=window,
-        device=device,
-        style_seed=style_seed,
-        style_ref=None if style_ref is None else str(style_ref),
-        norm=norm,
-        norm_kernel=norm_kernel,
-        thumbnail_scale=thumbnail_scale,
-        progress=progress,
-    )
+    result = _stitch(adapter, config, view, settings, out=None, device=device, progress=progress)
     _, dtype = _output_layout(config, view.shape[1:])
-    encoding = bool(config["encoding"]["domain_encoding"])
-    image = decode(result, "y", enabled=encoding, dtype=dtype)
+    image = decode(result, "y", enabled=config.encoding, dtype=dtype)
     return image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
 
 
@@ -321,7 +269,7 @@ def _output(
     target: str | os.PathLike[str],
     source: str | os.PathLike[str],
     spatial: Sequence[int],
-    config: Mapping[str, Any],
+    config: RunConfig,
     job: Mapping[str, Any],
     *,
     overwrite: bool,
@@ -332,7 +280,7 @@ def _output(
     the block ends, with the metadata of ``source``."""
     shape, dtype, decoder = _decoded_layout(config, spatial)
     if viewer_format(target) is not None:
-        channels = int(config["data"]["out_channels"])
+        channels = int(config.data.out_channels or 1)
         with viewer_output(
             target,
             (channels, *spatial),
@@ -352,11 +300,11 @@ def _output(
 
 
 def _decoded_layout(
-    config: Mapping[str, Any], spatial: Sequence[int]
+    config: RunConfig, spatial: Sequence[int]
 ) -> tuple[tuple[int, ...], Any, Callable[[np.ndarray], np.ndarray]]:
     """The output's on-disk shape and dtype, and the decoder from the engine's encoded Y."""
     shape, dtype = _output_layout(config, spatial)
-    encoding = bool(config["encoding"]["domain_encoding"])
+    encoding = config.encoding
 
     def decoder(block: np.ndarray) -> np.ndarray:
         return decode(block, "y", enabled=encoding, dtype=dtype)
@@ -364,14 +312,12 @@ def _decoded_layout(
     return shape, dtype, decoder
 
 
-def _attach(
-    target: str | os.PathLike[str], spatial: Sequence[int], config: Mapping[str, Any]
-) -> Any:
+def _attach(target: str | os.PathLike[str], spatial: Sequence[int], config: RunConfig) -> Any:
     """The sink :func:`_output` yields, over the partial output another process created at
     ``target`` (that process renames it, or builds its pyramid, once all have written)."""
     shape, dtype, decoder = _decoded_layout(config, spatial)
     if viewer_format(target) is not None:
-        channels = int(config["data"]["out_channels"])
+        channels = int(config.data.out_channels or 1)
         return open_viewer_partial(target, (channels, *spatial), dtype, transform=decoder)
     array = open_partial(target, shape, dtype)
     return ChannelLastSink(array, channel_last=len(shape) > len(spatial), transform=decoder)
@@ -379,7 +325,7 @@ def _attach(
 
 def translate_file(
     adapter: Adapter,
-    config: Mapping[str, Any],
+    config: RunConfig,
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
     *,
@@ -388,7 +334,9 @@ def translate_file(
     pyramid_tile: int | None = None,
     compression: str | None = None,
     say: Callable[[str], object] = _stderr,
-    **kwargs: Any,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    **given: Any,
 ) -> Path:
     """Translate ``source`` into ``target`` out of core.
 
@@ -399,12 +347,12 @@ def translate_file(
     written band by band into a partial on-disk array (:func:`satikit.arrays.partial_files`) and
     renamed (viewer outputs: turned into the pyramid) when complete. Next to it go the settings
     used and the engine's resume state, so an interrupted translation (Ctrl-C, a killed process)
-    can continue with ``resume=True``; otherwise a stale partial is replaced. ``kwargs`` are
-    those of :func:`translate_array`.
+    can continue with ``resume=True``; otherwise a stale partial is replaced. ``device``,
+    ``progress`` and the inference settings ``given`` are those of :func:`translate_array`.
 
     Args:
         resume: continue the interrupted translation into ``target`` with the settings it
-            recorded (``kwargs`` given must agree with them); a finished ``target`` without a
+            recorded (settings given must agree with them); a finished ``target`` without a
             partial is skipped; no partial: translate from the start. A viewer output whose
             full resolution was complete only rebuilds its pyramid.
         pyramid_tile: viewer outputs: tile / chunk size, a multiple of 16 (default 256, or the
@@ -423,23 +371,24 @@ def translate_file(
         return Path(target)
     if not resume and files.data.exists():
         say(f"replacing the partial output of an interrupted translation into {target}")
-    given = _pyramid_options(target, pyramid_tile, compression)
+    output = _pyramid_options(target, pyramid_tile, compression)
     view = open_input(config, source)
     partial = files.data.exists()
-    job = _job(config, source, target, kwargs, given, resume)
+    job = _job(config, source, target, given, output, resume)
     with _output(
         target, source, view.shape[1:], config, job, overwrite=overwrite, resume=resume
     ) as sink:
         write_json(files.settings, job)
         if not (resume and partial and job.get("stitched")):
-            run = run_settings(job, kwargs)
-            _stitch(adapter, config, view, out=sink, state_path=files.state, resume=resume, **run)
+            run = InferenceSettings.from_dict(job)
+            common = dict(device=device, progress=progress, state_path=files.state)
+            _stitch(adapter, config, view, run, out=sink, resume=resume, **common)
             sink.flush()  # the last band is on disk before the marker says so
             write_json(files.settings, {**job, "stitched": True})  # a resume skips the engine
     return Path(target)
 
 
-def open_input(config: Mapping[str, Any], source: str | os.PathLike[str]) -> ChannelFirst:
+def open_input(config: RunConfig, source: str | os.PathLike[str]) -> ChannelFirst:
     """``source`` opened lazily as the engine's encoded ``(C, *spatial)`` float32 view.
 
     Raises:
@@ -467,71 +416,32 @@ def _pyramid_options(
 
 
 def _job(
-    config: Mapping[str, Any],
+    config: RunConfig,
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
-    kwargs: Mapping[str, Any],
     given: Mapping[str, Any],
+    output: Mapping[str, Any],
     resume: bool,
 ) -> dict[str, Any]:
-    """What decides the output of translating ``source`` into ``target``: the input and the
-    settings (``kwargs`` over the defaults and the run's; the recorded ones when resuming),
-    plus the pyramid options of a viewer output.
+    """What decides the output of translating ``source`` into ``target``: the input, the
+    inference settings (:meth:`RunConfig.inference_settings` of those ``given``; the recorded
+    ones when resuming) and the pyramid options of a viewer output (``output`` given over the
+    defaults), as JSON values.
 
     Raises:
+        TypeError: an unknown setting.
         ValueError: bad pyramid options; resuming with other settings or another input.
     """
-    job = {"source": str(Path(source).resolve()), **_settings(config, kwargs)}
+    settings = config.inference_settings(given)
+    job = {"source": str(Path(source).resolve()), **settings.to_dict()}
     if viewer_format(target) is not None:
         defaults = PyramidOptions()
-        job.update({"pyramid_tile": defaults.tile, "compression": defaults.compression, **given})
+        job.update({"pyramid_tile": defaults.tile, "compression": defaults.compression, **output})
         PyramidOptions(**{k: job[f] for k, f in _PYRAMID_FIELDS})  # refuse bad values up front
     settings_file = partial_files(target).settings
     if resume and settings_file.exists():
-        job = _recorded(settings_file, job, {**kwargs, **given}, target)
+        job = _recorded(settings_file, job, [*given, *output], target)
     return job
-
-
-def run_settings(job: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of the engine step for ``job``: its recorded settings over
-    ``kwargs`` (device, progress) over the defaults."""
-    settings = {key: job.get(key, _DEFAULTS[key]) for key in _RECORDED}
-    return {**_DEFAULTS, **kwargs, **settings}
-
-
-_DEFAULTS: dict[str, Any] = dict(
-    strategy=None,
-    tile=None,
-    overlap=None,
-    seam="middle",
-    margin=None,
-    batch_size=1,
-    order="wavefront",
-    window="gaussian",
-    device=None,
-    style_seed=None,
-    style_ref=None,
-    norm="tile",
-    norm_kernel=3,
-    thumbnail_scale=0.25,
-    progress=False,
-)
-#: The settings that decide the output, recorded for ``resume``.
-_RECORDED = (
-    "strategy",
-    "tile",
-    "overlap",
-    "seam",
-    "margin",
-    "batch_size",
-    "order",
-    "window",
-    "style_seed",
-    "style_ref",
-    "norm",
-    "norm_kernel",
-    "thumbnail_scale",
-)
 
 
 #: The viewer outputs' settings, recorded for ``resume`` too (level 0 is chunked by the tile).
@@ -540,42 +450,28 @@ _OUTPUT_RECORDED = ("pyramid_tile", "compression")
 _PYRAMID_FIELDS = (("tile", "pyramid_tile"), ("compression", "compression"))
 
 
-def _settings(config: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The output-deciding settings of ``kwargs`` over the defaults, the run's filled in, as they
-    read back from JSON (so recorded and given ones compare equal)."""
-    settings = {key: kwargs.get(key, _DEFAULTS[key]) for key in _RECORDED}
-    inference = config["inference"]
-    for key in ("strategy", "tile", "overlap"):
-        if settings[key] is None:
-            settings[key] = inference[key]
-    if settings["margin"] is None:
-        settings["margin"] = _default_margin(inference, settings["strategy"])
-    settings["norm_kernel"] = str(NormKernel.parse(settings["norm_kernel"]))  # one spelling
-    return json.loads(json.dumps(settings))
-
-
 def _option(value: Any) -> str:
     """A setting as the CLI spells it (``[32, 32]`` -> ``32,32``)."""
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _recorded(
-    path: Path, given: dict[str, Any], kwargs: Mapping[str, Any], target: str | os.PathLike[str]
+    path: Path, job: dict[str, Any], given: Sequence[str], target: str | os.PathLike[str]
 ) -> dict[str, Any]:
-    """The job recorded at ``path`` for ``target``; refuses a different input, or a setting in
-    ``kwargs`` that differs from the recorded one.
+    """The job recorded at ``path`` for ``target``; refuses a different input, or a setting
+    ``given`` whose value in ``job`` differs from the recorded one.
 
     Raises:
         ValueError: naming every conflict (as CLI options).
     """
     recorded = read_json(path)
     conflicts = [
-        f"--{key.replace('_', '-')} {_option(given[key])} (it used {_option(recorded.get(key))})"
-        for key in (*_RECORDED, *_OUTPUT_RECORDED)
-        if key in kwargs and given[key] != recorded.get(key)
+        f"--{key.replace('_', '-')} {_option(job[key])} (it used {_option(recorded.get(key))})"
+        for key in (*InferenceSettings.names(), *_OUTPUT_RECORDED)
+        if key in given and job[key] != recorded.get(key)
     ]
-    if given["source"] != recorded.get("source"):
-        conflicts.insert(0, f"input {given['source']} (it used {recorded.get('source')})")
+    if job["source"] != recorded.get("source"):
+        conflicts.insert(0, f"input {job['source']} (it used {recorded.get('source')})")
     if conflicts:
         raise ValueError(
             f"cannot resume the translation into {target}: it was started with other settings: "
@@ -638,7 +534,7 @@ def translate_path(
         FileExistsError: an output exists and ``overwrite`` is False.
         ValueError: a folder holds no TIFF, or an input does not fit the run.
     """
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device or "auto")
     adapter, config = load_adapter(run_dir, device=torch_device)
     pairs = translation_pairs(source, target)
     return [

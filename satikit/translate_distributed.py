@@ -43,14 +43,14 @@ from pathlib import Path
 from typing import Any
 
 from satikit.arrays import partial_files
-from satikit.checkpoint import load_adapter
+from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
 from satikit.comm import Comm
 from satikit.data.io import write_json
+from satikit.devices import resolve_device
 from satikit.protocols import Adapter
 from satikit.stitching import Pipeline
 from satikit.stitching.pipeline import saved_band
 from satikit.stitching.statistics import NormSettings
-from satikit.training import resolve_device
 from satikit.translate import (
     _attach,
     _job,
@@ -58,7 +58,6 @@ from satikit.translate import (
     _pyramid_options,
     _stitch,
     open_input,
-    run_settings,
     tile_grid,
     translate_file,
     translation_pairs,
@@ -128,8 +127,8 @@ def translate_path_distributed(
             kernel`` with one image.
         PeerFailure: another rank failed.
     """
-    torch_device = resolve_device(device)
-    loaded: list[tuple[Adapter, dict[str, Any]]] = []
+    torch_device = resolve_device(device or "auto")
+    loaded: list[tuple[Adapter, RunConfig]] = []
 
     def prepare() -> list[tuple[Path, Path]]:  # rank 0 first, so a bad run is refused once
         loaded.append(load_adapter(run_dir, device=torch_device))
@@ -157,7 +156,7 @@ def translate_path_distributed(
 
 def _translate_image(
     adapter: Adapter,
-    config: dict[str, Any],
+    config: RunConfig,
     source: Path,
     target: Path,
     comm: Comm,
@@ -167,7 +166,9 @@ def _translate_image(
     say: Callable[[str], object],
     pyramid_tile: int | None = None,
     compression: str | None = None,
-    **kwargs: Any,
+    device: Any = None,
+    progress: bool = False,
+    **given: Any,
 ) -> Path:
     """One image into one output, shared out over the ranks (see the module docstring)."""
     files = partial_files(target)
@@ -179,11 +180,11 @@ def _translate_image(
                 return None
             if not resume and files.data.exists():
                 say(f"replacing the partial output of an interrupted translation into {target}")
-            given = _pyramid_options(target, pyramid_tile, compression)
+            output = _pyramid_options(target, pyramid_tile, compression)
             spatial = open_input(config, source).shape[1:]  # a bad input is refused once
             partial = files.data.exists()
-            job = _job(config, source, target, kwargs, given, resume)
-            _check_job(config, spatial, job)
+            job = _job(config, source, target, given, output, resume)
+            _check_job(spatial, job)
             stack.enter_context(
                 _output(target, source, spatial, config, job, overwrite=overwrite, resume=resume)
             )
@@ -203,9 +204,9 @@ def _translate_image(
         job = plan["job"]
         if not plan["stitched"]:
             sink = _attach(target, spatial, config)  # every rank: its own handle on the output
-            run = run_settings(job, kwargs)
+            run = InferenceSettings.from_dict(job)
             shared = (files.shards, resume, plan["band"])
-            _run_share(adapter, config, view, sink, comm, shared, run)
+            _run_share(adapter, config, view, sink, comm, shared, (run, device, progress))
             sink.flush()
             comm.barrier()
             if comm.rank == 0:
@@ -213,20 +214,19 @@ def _translate_image(
     return target  # rank 0 has renamed the output / built its pyramid on leaving the stack
 
 
-def _check_job(config: dict[str, Any], spatial: tuple[int, ...], job: dict[str, Any]) -> None:
+def _check_job(spatial: tuple[int, ...], job: dict[str, Any]) -> None:
     """Refuse, on rank 0 before any work, settings every rank would refuse (so the error is
     printed once) and ``--norm kernel``.
 
     Raises:
         ValueError: bad grid or normalisation settings; ``--norm kernel`` with tiles.
     """
-    strategy = job["strategy"]
-    NormSettings.create(job["norm"], job["norm_kernel"], job["thumbnail_scale"])
-    if strategy == "none":
+    settings = InferenceSettings.from_dict(job)
+    NormSettings.create(settings.norm, settings.norm_kernel, settings.thumbnail_scale)
+    if settings.strategy == "none":
         return
-    keys = ("tile", "overlap", "seam", "margin")
-    tile_grid(config, spatial, strategy, *(job[key] for key in keys))
-    if job["norm"] == "kernel":
+    tile_grid(settings, spatial)
+    if settings.norm == "kernel":
         raise ValueError(
             "--norm kernel cannot be shared out over processes: its caching pass needs every "
             "tile's statistics first (translate this image in one process, or use --norm tile "
@@ -236,24 +236,26 @@ def _check_job(config: dict[str, Any], spatial: tuple[int, ...], job: dict[str, 
 
 def _run_share(
     adapter: Adapter,
-    config: dict[str, Any],
+    config: RunConfig,
     view: Any,
     sink: Any,
     comm: Comm,
     shared: tuple[Path, bool, int | None],
-    run: dict[str, Any],
+    run: tuple[InferenceSettings, Any, bool],
 ) -> None:
     """This rank's part of the engine step for one image; ``shared``: the folder of the ranks'
-    resume states, whether to resume, the SATI band to resume after."""
+    resume states, whether to resume, the SATI band to resume after; ``run``: the settings,
+    the device and whether to show progress."""
     shards, resume, band = shared
-    strategy = run["strategy"]
-    if strategy == "none":
+    settings, device, progress = run
+    common = dict(out=sink, device=device, progress=progress)
+    if settings.strategy == "none":
         if comm.rank == 0:
-            _stitch(adapter, config, view, out=sink, **run)
+            _stitch(adapter, config, view, settings, **common)
         return
-    if strategy == "sati":
+    if settings.strategy == "sati":
         pipeline = Pipeline(comm.ring(), sink.row_chunk, state_dir=shards, resume_after=band)
-        _stitch(adapter, config, view, out=sink, pipeline=pipeline, **run)
+        _stitch(adapter, config, view, settings, pipeline=pipeline, **common)
         return
     start, stop = row_ranges(view.shape[1], comm.size, sink.row_chunk)[comm.rank]
     if stop > start:
@@ -262,9 +264,9 @@ def _run_share(
             adapter,
             config,
             view,
-            out=sink,
+            settings,
             rows=(start, stop),
             state_path=state,
             resume=resume,
-            **run,
+            **common,
         )

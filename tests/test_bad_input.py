@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import satikit.arrays
-import satikit.checkpoint
+import satikit.checkpoint.files
 from satikit.checkpoint import load_adapter, load_config
 from satikit.cli import cli
 from satikit.data.io import write_image
@@ -152,7 +152,7 @@ def disk_full(owner: object, name: str, calls_before: int) -> Callable[[pytest.M
 
 
 WRITE_TILE = (satikit.arrays.ChannelLastSink, "__setitem__", 1)  # fails on the 2nd row band
-SECOND_STATE = (satikit.checkpoint, "save_file", 3)  # fails on the 2nd checkpoint's state
+SECOND_STATE = (satikit.checkpoint.files, "save_file", 3)  # fails on the 2nd checkpoint's state
 
 
 @dataclass
@@ -264,9 +264,9 @@ def test_full_disk_keeps_the_last_complete_checkpoint(shared, tmp_path, monkeypa
     result = CliRunner().invoke(cli, args)
     assert "last complete checkpoint" in result.output
     run = tmp_path / "full"
-    assert load_config(run)["training"]["step"] == 1
+    assert load_config(run).training.step == 1
     load_adapter(run)
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
     monkeypatch.undo()
     resumed = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--quiet"])
-    assert resumed.exit_code == 0 and load_config(run)["training"]["step"] == 3
+    assert resumed.exit_code == 0 and load_config(run).training.step == 3

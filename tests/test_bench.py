@@ -381,15 +381,21 @@ def test_learning_curve_without_snapshots_says_how_to_get_them(tiny_config, tmp_
 
 def test_shipped_config_drops_local_paths_and_unshipped_checksums():
     from benchmarks.ship_demo import shipped_config
+    from satikit.checkpoint import DataSpec, RunConfig
 
-    run = {
-        "data": {"dims": 2, "x": ["/home/me/x"], "y": ["/home/me/y"]},
-        "checkpoint": {"files": {"model.safetensors": "aa", "state.safetensors": "bb"}},
+    run = RunConfig(
+        data=DataSpec(dims=2, in_channels=3, out_channels=3, x=("/home/me/x",), y=("/home/me/y",)),
+        files={"model.safetensors": "aa", "state.safetensors": "bb"},
+    )
+    shipped = shipped_config(run).to_dict()
+    assert shipped["data"] == {
+        "dims": 2,
+        "in_channels": 3,
+        "out_channels": 3,
+        "output_dtype": "uint8",
     }
-    shipped = shipped_config(run)
-    assert shipped["data"] == {"dims": 2}
     assert shipped["checkpoint"]["files"] == {"model.safetensors": "aa"}
-    assert run["data"]["x"] == ["/home/me/x"]  # the run's own config is left alone
+    assert run.data.x == ("/home/me/x",)  # the run's own config is left alone
 
 
 def test_edge_distance_is_the_centre_offset_from_the_nearest_leading_tile_edge():

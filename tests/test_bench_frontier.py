@@ -46,7 +46,7 @@ def test_finetunes_are_planned_from_the_standard_model_of_their_seed(config_path
     assert quality.init_run(config, finetune) == runs[0]
     assert quality.init_run(config, runs[1]) is None and quality.init_run(config, runs[0]) is None
     settings = quality._train_config(config, finetune)
-    assert settings.steps == 1 and quality.run_steps(config, runs[1]) == 2
+    assert settings.training.steps == 1 and quality.run_steps(config, runs[1]) == 2
     assert settings.sati.lambda_consistency == 5.0 and settings.sati.domain_encoding is False
     assert quality._train_config(config, runs[1]).sati.lambda_consistency == 0.0
     assert quality.methods_for(finetune) == ["sati", "none"]

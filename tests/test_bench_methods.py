@@ -88,16 +88,24 @@ def test_norm_suffix_adds_tin_or_kin_and_counts_its_pass_in_the_cost():
     assert kernel.cost(shape) == pytest.approx(2 * plain.cost(shape))  # the caching pass
     thumb = parse_method("simple@0/thumbnail:0.5", INFERENCE)
     assert thumb.cost(shape) == pytest.approx(1.0 + 0.25)  # + a half-scale thumbnail
-    assert thumb.stitch_options() == {
+    names = ("strategy", "norm", "thumbnail_scale", "norm_kernel", "window", "batch_size")
+    assert thumb.settings(4).to_dict(names) == {
         "strategy": "simple",
         "norm": "thumbnail",
         "thumbnail_scale": 0.5,
+        "norm_kernel": 3,
+        "window": "gaussian",
+        "batch_size": 4,
     }
-    assert parse_method("sati/kernel:5:gaussian", INFERENCE).stitch_options() == {
-        "strategy": "sati",
-        "norm": "kernel",
-        "norm_kernel": "5:gaussian",
+    sati = parse_method("sati/kernel:5:gaussian", INFERENCE).settings()
+    assert (sati.strategy, sati.norm, sati.norm_kernel) == ("sati", "kernel", "5:gaussian")
+    assert (sati.tile, sati.overlap, sati.seam) == (128, 32, "middle")
+    assert plain.settings().to_dict(("strategy", "window", "overlap", "margin")) == {
+        "strategy": "weighted",
+        "window": "gaussian",
+        "overlap": 32,
+        "margin": 0,
     }
-    assert plain.stitch_options() == {"strategy": "weighted", "window": "gaussian"}
+    assert parse_method("pyramid@25", INFERENCE).settings().window == "pyramid"
     with pytest.raises(ValueError, match="needs a tiled method"):
         parse_method("none/kernel", INFERENCE)

@@ -12,6 +12,9 @@ from satikit_cyclegan.plugin import TEST_OPTIONS
 
 from satikit import __version__
 from satikit.checkpoint import (
+    AdapterSpec,
+    RunConfig,
+    TrainingSettings,
     load_adapter,
     load_config,
     load_train_state,
@@ -20,7 +23,7 @@ from satikit.checkpoint import (
     unpack,
 )
 from satikit.data.io import write_image
-from satikit.training import SATITrainer, TrainConfig
+from satikit.training import SATITrainer
 
 
 @pytest.fixture
@@ -34,14 +37,11 @@ def data(tmp_path):
 
 
 def trainer_for(data, run: str, steps: int) -> SATITrainer:
-    config = TrainConfig(
-        options={**TEST_OPTIONS, "n_layers": 1, "pool_size": 2},
-        crop=16,
-        steps=steps,
-        device="cpu",
-        batch_size=2,
+    config = RunConfig(
+        adapter=AdapterSpec("cyclegan", {**TEST_OPTIONS, "n_layers": 1, "pool_size": 2}),
+        training=TrainingSettings(crop=16, steps=steps, batch_size=2),
     )
-    return SATITrainer.from_dirs(config, [data / "x"], [data / "y"], data / run)
+    return SATITrainer.from_dirs(config, [data / "x"], [data / "y"], data / run, device="cpu")
 
 
 def test_pack_round_trip():
@@ -73,10 +73,12 @@ def test_run_directory_holds_only_safetensors_and_json(data):
         "state.safetensors",
     ]
     config = load_config(run)
-    assert config["satikit_version"] == __version__ and config["adapter"]["name"] == "cyclegan"
-    assert config["encoding"] == {"domain_encoding": True}
-    assert config["sati"]["enabled"] and config["sati"]["overlap"] == 4
-    assert config["inference"] == {"strategy": "sati", "tile": [32, 32], "overlap": [8, 8]}
+    assert config.satikit_version == __version__ and config.adapter.name == "cyclegan"
+    assert config.encoding is True
+    assert config.sati.enabled and config.sati.overlap == 4
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["inference"] == {"strategy": "sati", "tile": [32, 32], "overlap": [8, 8]}
+    assert saved["encoding"] == {"domain_encoding": True} and saved["format"] == "satikit-run/1"
     assert set(load_file(run / "model.safetensors")) == set(trainer.adapter.state_dict())
 
 
@@ -138,7 +140,7 @@ def test_saving_is_atomic_and_leaves_no_temp_files(data, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("satikit.checkpoint.save_file", broken)
+    monkeypatch.setattr("satikit.checkpoint.files.save_file", broken)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(data / "run", trainer.adapter, trainer.run_config())
     assert (data / "run" / "model.safetensors").read_bytes() == before

@@ -23,13 +23,13 @@ from satikit.data.io import write_image
 STEPS = 6
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()
 
-# `satikit train` with one function of satikit.checkpoint wrapped: "kill" SIGKILLs the process
+# `satikit train` with one function of satikit.checkpoint.files wrapped: "kill" SIGKILLs the process
 # on the AT-th call (a kill at an exact point of a checkpoint write), "sleep" slows every call
 # (so a kill from outside lands inside it).
 DRIVER = textwrap.dedent(
     """
     import os, signal, sys, time
-    import satikit.checkpoint as checkpoint
+    import satikit.checkpoint.files as checkpoint
     from satikit.cli import cli
 
     name, action, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -113,7 +113,7 @@ def test_kill_at_a_point_of_the_checkpoint_write(data, tmp_path, scenario):
         assert list(run.glob(".checkpoint-*.tmp"))
     if scenario == "between weights and config":  # the dangerous mix is on disk ...
         assert (run / PENDING_NAME).is_dir() and committed_step(run) == 1
-    assert load_config(run)["training"]["step"] == expected  # ... and readers finish it
+    assert load_config(run).training.step == expected  # ... and readers finish it
     check_loadable_and_resume(data, run)
 
 
@@ -133,13 +133,13 @@ def test_kill_from_outside(data, tmp_path, moment):
 
 def check_loadable_and_resume(data, run) -> None:
     config = load_config(run)
-    step = config["training"]["step"]
+    step = config.training.step
     assert 1 <= step < STEPS
     load_adapter(run)  # weights match the config (checksums, shapes)
     assert load_train_state(run, step=step)["step"] == step
     result = CliRunner().invoke(cli, ["train", "--out", str(run), "--resume", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert load_config(run)["training"]["step"] == STEPS
+    assert load_config(run).training.step == STEPS
     logged = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert logged == list(range(1, STEPS + 1))
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # no leftovers

@@ -147,13 +147,15 @@ def test_each_rank_reads_its_share_of_the_global_draw(tmp_path, rank):
 
 
 def test_merger_cases_are_a_share_of_the_global_draw():
-    from satikit.training import SATITrainer, TrainConfig
+    from satikit.checkpoint import RunConfig, TrainingSettings
+    from satikit.training import SATITrainer
 
     def cases(rank: int, world: int, batch: int) -> torch.Tensor:
         adapter = create_adapter("cyclegan", **{"ngf": 4, "n_blocks": 1, "ndf": 4, "n_layers": 1})
-        trainer = SATITrainer(adapter, TrainConfig(crop=32, steps=2, device="cpu", seed=7))
-        trainer.dist = Context(rank=rank, world_size=world)
-        return torch.cat([trainer._merge_cases(batch) for _ in range(3)])
+        config = RunConfig(training=TrainingSettings(crop=32, steps=2, seed=7))
+        trainer = SATITrainer(adapter, config, device="cpu")
+        dist = Context(rank=rank, world_size=world)
+        return torch.cat([trainer.hooks.merge_cases(batch, dist) for _ in range(3)])
 
     whole = cases(0, 1, 4).view(3, 4)
     for rank in (0, 1):

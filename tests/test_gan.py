@@ -74,9 +74,9 @@ def test_state_dict_keys_and_shapes_are_those_of_earlier_versions(case: str) -> 
 @pytest.mark.parametrize("run", PRETRAINED, ids=lambda p: p.name)
 def test_shipped_runs_load_strictly(run: Path) -> None:
     adapter, config = load_adapter(run)  # refuses missing, unexpected or reshaped tensors
-    x = torch.zeros(1, int(config["data"]["in_channels"]), 32, 32) - 0.5
+    x = torch.zeros(1, int(config.data.in_channels), 32, 32) - 0.5
     y = adapter.translate(x)
-    assert y.shape == (1, int(config["data"]["out_channels"]), 32, 32)
+    assert y.shape == (1, int(config.data.out_channels), 32, 32)
     assert torch.isfinite(y).all()
 
 

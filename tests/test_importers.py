@@ -21,12 +21,12 @@ from satikit_unit.importer import import_unit
 from satikit_unit.importer import load_init as unit_init
 from torch import nn
 
-from satikit.checkpoint import load_adapter, save_as_run
+from satikit.checkpoint import AdapterSpec, RunConfig, TrainingSettings, load_adapter, save_as_run
 from satikit.gan.importing import load_state_dict_file
 from satikit.gan.reference import newest_pair
 from satikit.plugins import create_adapter, get_adapter_info
 from satikit.stitching import stitch
-from satikit.training import SATITrainer, TrainConfig
+from satikit.training import SATITrainer
 
 
 def _randomize(module: nn.Module, seed: int) -> nn.Module:
@@ -205,8 +205,8 @@ def test_imported_run_translates_from_the_cli_path_and_fine_tunes_with_sati(
     adapter = import_cyclegan(directory)
     run = save_as_run(adapter, tmp_path / "run", in_channels=3, out_channels=3, crop=32)
     reloaded, config = load_adapter(run)
-    assert config["inference"]["strategy"] == "weighted"
-    assert config["encoding"]["domain_encoding"] is False
+    assert config.run_inference.strategy == "weighted"
+    assert config.encoding is False
     image = (np.random.default_rng(0).random((70, 60, 3)) * 255).astype(np.uint8)
     write_image(tmp_path / "in.tif", image)
     written = translate_path(
@@ -220,9 +220,8 @@ def test_imported_run_translates_from_the_cli_path_and_fine_tunes_with_sati(
         "cyclegan", **{**info.test_options, "ngf": 4, "n_blocks": 2, "ndf": 4, "n_layers": 2}
     )
     assert load_init(fresh, directory) == ["G_A", "G_B", "D_A", "D_B"]
-    trainer = SATITrainer(
-        fresh, TrainConfig(adapter="cyclegan", crop=32, steps=2, device="cpu", amp=False)
-    )
+    config = RunConfig(training=TrainingSettings(crop=32, steps=2, amp=False))
+    trainer = SATITrainer(fresh, config, device="cpu")
     terms = trainer.train_step(_x(seed=1) * 0.5 - 0.5, _x(seed=2) * 0.5 + 0.5)
     assert torch.isfinite(terms["g_total"]) and torch.isfinite(terms["stitch"])
 
@@ -453,9 +452,10 @@ def test_reference_init_into_built_adapters_then_sati_step(tmp_path: Path) -> No
     )
     adapter = create_adapter("munit", **sizes)  # domain encoding on: fine-tuning adapts to it
     assert munit_init(adapter, tmp_path) == ["gen", "dis"]
-    trainer = SATITrainer(
-        adapter, TrainConfig(adapter="munit", crop=32, steps=2, device="cpu", amp=False)
+    config = RunConfig(
+        adapter=AdapterSpec("munit"), training=TrainingSettings(crop=32, steps=2, amp=False)
     )
+    trainer = SATITrainer(adapter, config, device="cpu")
     terms = trainer.train_step(_x(seed=1) * 0.5 - 0.5, _x(seed=2) * 0.5 + 0.5)
     assert torch.isfinite(terms["g_total"]) and torch.isfinite(terms["stitch"])
 

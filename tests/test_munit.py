@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from satikit.checkpoint import AdapterSpec, RunConfig, TrainingSettings
 from satikit.plugins import create_adapter, get_adapter_info
 from satikit.stitching import stitch
-from satikit.training import SATITrainer, TrainConfig
+from satikit.training import SATITrainer
 
 
 @pytest.fixture
@@ -96,9 +97,11 @@ def test_sati_training_decodes_y_hat_x_and_y_hat_z_with_the_steps_style(munit) -
     assert munit.generator_xy.style is None  # the step's style ends with the step
 
     munit.decoder_y.forward = spy
-    trainer = SATITrainer(
-        munit, TrainConfig(adapter="munit", crop=32, batch_size=2, steps=3, device="cpu", amp=False)
+    config = RunConfig(
+        adapter=AdapterSpec("munit"),
+        training=TrainingSettings(crop=32, batch_size=2, steps=3, amp=False),
     )
+    trainer = SATITrainer(munit, config, device="cpu")
     trainer.train_step(x, y)
     # decoder_y calls of one step: ŷ_x = G_Y(c_x, s_y), the Y reconstruction (own style),
     # the cycle if enabled, and SATI's ŷ_z = G_XY(z) last: same sampled s_y as ŷ_x

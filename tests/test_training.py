@@ -9,22 +9,40 @@ import pytest
 import torch
 from satikit_cyclegan.plugin import TEST_OPTIONS
 
-import satikit.training as training
+import satikit.training.hooks as hooks
 from satikit.arrays import ChannelFirst
+from satikit.checkpoint import (
+    AdapterSpec,
+    DataSpec,
+    InferenceSettings,
+    RunConfig,
+    SATISettings,
+    TrainingSettings,
+)
 from satikit.crops import CropSampler, infer_dims
 from satikit.data.io import write_image
 from satikit.encoding import encode
 from satikit.plugins import create_adapter
-from satikit.training import SATISettings, SATITrainer, TrainConfig, inference_defaults
+from satikit.training import SATITrainer
 
 SATI_TERMS = {"adv_zy", "stitch", "d_sati", "lambda_stitch"}
 HOST_TERMS = {"adv_xy", "adv_yx", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_x", "d_y"}
 
 
+def run_config(*, dims: int = 2, options=None, sati=None, **training) -> RunConfig:
+    """A cyclegan run config from flat settings."""
+    return RunConfig(
+        adapter=AdapterSpec("cyclegan", dict(options or {})),
+        data=DataSpec(dims=dims),
+        training=TrainingSettings(**training),
+        sati=sati or SATISettings(),
+    )
+
+
 def make_trainer(dims: int = 2, crop: int = 32, steps: int = 10, **sati) -> SATITrainer:
     adapter = create_adapter("cyclegan", dims=dims, **{**TEST_OPTIONS, "n_layers": 1})
-    config = TrainConfig(dims=dims, crop=crop, steps=steps, device="cpu", sati=SATISettings(**sati))
-    return SATITrainer(adapter, config)
+    config = run_config(dims=dims, crop=crop, steps=steps, sati=SATISettings(**sati))
+    return SATITrainer(adapter, config, device="cpu")
 
 
 def batch(dims: int = 2, size: int = 32, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,7 +83,7 @@ def test_no_sati_runs_only_the_host(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("merge must not run without SATI")
 
-    monkeypatch.setattr(training, "merge", fail)
+    monkeypatch.setattr(hooks, "merge", fail)
     terms = make_trainer(enabled=False).train_step(*batch())
     assert not SATI_TERMS & set(terms) and terms["g_total"] == terms["g_host"]
 
@@ -73,10 +91,10 @@ def test_no_sati_runs_only_the_host(monkeypatch):
 def test_stitch_loss_drops_when_it_dominates():
     """With a large λ_stitch on a fixed batch the stitch loss really gets trained down."""
     adapter = create_adapter("cyclegan", **{**TEST_OPTIONS, "ngf": 8, "lr": 1e-3})
-    config = TrainConfig(
-        crop=32, steps=30, device="cpu", sati=SATISettings(lambda_stitch=1000.0, loss_ramping=False)
+    config = run_config(
+        crop=32, steps=30, sati=SATISettings(lambda_stitch=1000.0, loss_ramping=False)
     )
-    trainer = SATITrainer(adapter, config)
+    trainer = SATITrainer(adapter, config, device="cpu")
     x, y = batch()
     losses = [trainer.train_step(x, y)["stitch"].item() for _ in range(30)]
     assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
@@ -92,13 +110,13 @@ def test_stitch_loss_drops_when_it_dominates():
 )
 def test_ablation_switches_reach_the_merger(monkeypatch, switches, expected):
     calls = []
-    real_merge = training.merge
+    real_merge = hooks.merge
 
     def spy(x, y_hat, overlap, **kwargs):
         calls.append((overlap, kwargs, y_hat.requires_grad))
         return real_merge(x, y_hat, overlap, **kwargs)
 
-    monkeypatch.setattr(training, "merge", spy)
+    monkeypatch.setattr(hooks, "merge", spy)
     make_trainer(**switches).train_step(*batch())
     overlap, kwargs, target_has_graph = calls[0]
     assert overlap == 8  # 25 % of the 32 px crop (paper IV: 64 of 256)
@@ -112,11 +130,11 @@ def test_neighbour_strips_are_the_shifted_neighbours_trailing_edges():
     trainer = make_trainer(strip_source="neighbour")  # crop 32, overlap 8 -> context 56
     assert trainer.sati.sample_crop(trainer.crop) == (56, 56)
     context = batch(size=56)[0]
-    _, x = trainer._split_context(context)
+    _, x = trainer.hooks.split_context(context)
     assert torch.equal(x, context[:, :, 24:, 24:])
     own = torch.zeros(2, 3, 32, 32)
     with torch.no_grad():
-        strips = trainer._neighbour_strips(context, own)
+        strips = trainer.hooks.neighbour_strips(trainer.adapter, context, own)
         above = trainer.adapter.generator_xy(context[:, :, :32, 24:])
         left = trainer.adapter.generator_xy(context[:, :, 24:, :32])
     assert torch.allclose(strips[:, :, :8, 8:], above[:, :, 24:, 8:], atol=1e-6)
@@ -138,29 +156,31 @@ def test_neighbour_strips_train_and_reject_crop_sized_batches():
 
 def test_loss_ramping_schedule():
     ramped = make_trainer(steps=10)
-    assert ramped.lambda_stitch(0) == 0 and ramped.lambda_stitch(5) == 5.0
-    assert ramped.lambda_stitch(10) == 10.0  # paper IV-A: 10 in 2D
+    assert ramped.hooks.lambda_stitch(0) == 0 and ramped.hooks.lambda_stitch(5) == 5.0
+    assert ramped.hooks.lambda_stitch(10) == 10.0  # paper IV-A: 10 in 2D
     flat = make_trainer(loss_ramping=False)
-    assert flat.lambda_stitch(0) == 10.0
+    assert flat.hooks.lambda_stitch(0) == 10.0
     assert make_trainer(dims=3, crop=16).sati.lambda_stitch == 20.0  # paper IV-C
-    assert make_trainer(lambda_stitch=3.0, loss_ramping=False).lambda_stitch(0) == 3.0
+    assert make_trainer(lambda_stitch=3.0, loss_ramping=False).hooks.lambda_stitch(0) == 3.0
 
 
 def test_start_delays_the_sati_terms_and_their_ramps(monkeypatch):
     trainer = make_trainer(steps=10, start=0.4, lambda_consistency=4.0)
-    assert trainer.sati_start_step == 4
-    assert trainer.lambda_stitch(4) == 0 and trainer.lambda_stitch(7) == 5.0
-    assert trainer.lambda_consistency(7) == 2.0 and trainer.lambda_consistency(10) == 4.0
+    assert trainer.hooks.start_step == 4
+    assert trainer.hooks.lambda_stitch(4) == 0 and trainer.hooks.lambda_stitch(7) == 5.0
+    assert (
+        trainer.hooks.lambda_consistency(7) == 2.0 and trainer.hooks.lambda_consistency(10) == 4.0
+    )
     merged = []
-    real_merge = training.merge
-    monkeypatch.setattr(training, "merge", lambda *a, **k: merged.append(1) or real_merge(*a, **k))
+    real_merge = hooks.merge
+    monkeypatch.setattr(hooks, "merge", lambda *a, **k: merged.append(1) or real_merge(*a, **k))
     x, y = batch()
     for step in range(6):
         terms = trainer.train_step(x, y)
         assert ("stitch" in terms) == (step >= 4) and ("consistency" in terms) == (step >= 4)
     assert len(merged) == 2
     flat = make_trainer(steps=10, start=0.5, loss_ramping=False)
-    assert flat.lambda_stitch(5) == 10.0
+    assert flat.hooks.lambda_stitch(5) == 10.0
 
 
 def test_consistency_term_enters_the_generator_loss(monkeypatch):
@@ -194,13 +214,13 @@ def test_settings_validation_and_inference_defaults():
     with pytest.raises(ValueError, match="overlap"):
         SATISettings(overlap=20).resolve((32, 32))
     with pytest.raises(ValueError, match="crop"):
-        TrainConfig(dims=2, crop=(32, 32, 32)).crop_size()
-    assert inference_defaults((256, 256), True) == {
+        TrainingSettings(crop=(32, 32, 32)).crop_size(2)
+    assert InferenceSettings.for_run((256, 256), True).run_dict() == {
         "strategy": "sati",
         "tile": [512, 512],
         "overlap": [128, 128],
     }  # paper IV-A
-    assert inference_defaults((64, 64, 64), False) == {
+    assert InferenceSettings.for_run((64, 64, 64), False).run_dict() == {
         "strategy": "weighted",
         "tile": [64, 64, 64],
         "overlap": [16, 16, 16],
@@ -249,10 +269,10 @@ def write_domains(root, size: int) -> None:
 
 def test_fit_logs_every_term_and_writes_samples(tmp_path):
     write_domains(tmp_path, 48)
-    config = TrainConfig(
-        options={**TEST_OPTIONS, "n_layers": 1}, crop=16, steps=4, device="cpu", sample_every=2
+    config = run_config(options={**TEST_OPTIONS, "n_layers": 1}, crop=16, steps=4, sample_every=2)
+    trainer = SATITrainer.from_dirs(
+        config, [tmp_path / "x"], [tmp_path / "y"], tmp_path / "run", device="cpu"
     )
-    trainer = SATITrainer.from_dirs(config, [tmp_path / "x"], [tmp_path / "y"], tmp_path / "run")
     trainer.fit(progress=False)
     records = [
         json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
@@ -268,14 +288,13 @@ def test_fit_logs_every_term_and_writes_samples(tmp_path):
 
 def test_neighbour_strips_sample_wider_x_crops_from_disk(tmp_path):
     write_domains(tmp_path, 40)
-    config = TrainConfig(
+    config = run_config(
         options={**TEST_OPTIONS, "n_layers": 1},
         crop=16,
         steps=2,
-        device="cpu",
         sati=SATISettings(strip_source="neighbour"),
     )
-    trainer = SATITrainer.from_dirs(config, [tmp_path / "x"], [tmp_path / "y"])
+    trainer = SATITrainer.from_dirs(config, [tmp_path / "x"], [tmp_path / "y"], device="cpu")
     x, y = trainer.next_batch()
     assert x.shape[2:] == (28, 28) and y.shape[2:] == (16, 16)  # 2 * 16 - 4
     trainer.fit(progress=False)
@@ -283,13 +302,13 @@ def test_neighbour_strips_sample_wider_x_crops_from_disk(tmp_path):
     (tmp_path / "small").mkdir()
     write_domains(tmp_path / "small", 24)
     with pytest.raises(ValueError, match=r"smaller than the crop \(28, 28\)"):
-        SATITrainer.from_dirs(config, [tmp_path / "small" / "x"], [tmp_path / "y"])
+        SATITrainer.from_dirs(config, [tmp_path / "small" / "x"], [tmp_path / "y"], device="cpu")
 
 
 def test_sati_needs_equal_channels(tmp_path):
     for domain, channels in (("x", 1), ("y", 3)):
         (tmp_path / domain).mkdir()
         write_image(tmp_path / domain / "a.tif", np.zeros((32, 32, channels), np.uint8))
-    config = TrainConfig(options=dict(TEST_OPTIONS), crop=16, steps=1, device="cpu")
+    config = run_config(options=dict(TEST_OPTIONS), crop=16, steps=1)
     with pytest.raises(ValueError, match="same channels"):
-        SATITrainer.from_dirs(config, [tmp_path / "x"], [tmp_path / "y"])
+        SATITrainer.from_dirs(config, [tmp_path / "x"], [tmp_path / "y"], device="cpu")

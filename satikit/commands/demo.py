@@ -14,10 +14,13 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
+
+if TYPE_CHECKING:
+    from satikit.checkpoint import RunConfig
 
 __all__ = ["PRETRAINED", "DemoPlan", "demo"]
 
@@ -118,8 +121,15 @@ def _train(
 ) -> tuple[Any, float]:
     """Train the standard model, or fine-tune the SATI model from it (the shipped protocol:
     half the steps, no domain encoding, the continuation term at 10; README, Benchmarks)."""
-    from satikit.checkpoint import load_config, load_init
-    from satikit.training import SATISettings, SATITrainer, TrainConfig
+    from satikit.checkpoint import (
+        AdapterSpec,
+        RunConfig,
+        SATISettings,
+        TrainingSettings,
+        load_config,
+        load_init,
+    )
+    from satikit.training import SATITrainer
 
     sati = name == "sati"
     steps = max(1, plan.steps // 2) if sati else plan.steps
@@ -128,25 +138,21 @@ def _train(
         if sati
         else SATISettings(enabled=False)
     )
-    config = TrainConfig(
-        options=plan.options,
-        dims=2,
-        crop=plan.crop,
-        steps=steps,
-        batch_size=plan.batch_size,
-        seed=seed,
-        device=device,
-        log_every=10,
+    config = RunConfig(
+        adapter=AdapterSpec("cyclegan", plan.options),
+        training=TrainingSettings(
+            crop=plan.crop, steps=steps, batch_size=plan.batch_size, seed=seed, log_every=10
+        ),
         sati=settings,
     )
     run = root / "runs" / name
     if (run / "config.json").is_file():
-        if load_config(run)["training"]["step"] >= steps:
+        if load_config(run).training.step >= steps:
             click.echo(f"  reusing the trained {name} model in {run}")
             return run, 0.0
         trainer = SATITrainer.resume(run, steps=steps, device=device)
     else:
-        trainer = SATITrainer.from_dirs(config, [train / "x"], [train / "y"], run)
+        trainer = SATITrainer.from_dirs(config, [train / "x"], [train / "y"], run, device=device)
         if sati:
             load_init(trainer.adapter, root / "runs" / "standard")
     started = time.perf_counter()
@@ -157,12 +163,13 @@ def _train(
 
 
 def _record_tiles(run: Path, tile: int, overlap: int) -> None:
-    from satikit.checkpoint import CONFIG_NAME, load_config
-    from satikit.data.io import write_json
+    from dataclasses import replace
+
+    from satikit.checkpoint import load_config, rewrite_config
 
     config = load_config(run)
-    config["inference"].update(tile=[tile, tile], overlap=[overlap, overlap])
-    write_json(run / CONFIG_NAME, config)
+    inference = replace(config.run_inference, tile=(tile, tile), overlap=(overlap, overlap))
+    rewrite_config(run, replace(config, inference=inference))
 
 
 def _use_pretrained(root: Path, preset: str) -> bool:
@@ -197,7 +204,7 @@ def _translate_all(
         started = time.perf_counter()
         settings = dict(settings)
         if "overlap_fraction" in settings:
-            tile = config["inference"]["tile"]
+            tile = config.run_inference.tile
             fraction = settings.pop("overlap_fraction")
             settings["overlap"] = [round(t * fraction) for t in tile]
         image = translate_array(adapter, config, raw, strategy=strategy, **settings)
@@ -231,13 +238,15 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _seam_png(path: Path, images: dict[str, np.ndarray], config: dict[str, Any]) -> Path:
+def _seam_png(path: Path, images: dict[str, np.ndarray], config: RunConfig) -> Path:
     """Side by side crops centred on the first interior tile corner (where 4 tiles meet)."""
     from PIL import Image, ImageDraw
 
     from satikit.data.io import atomic_path
 
-    tile, overlap = config["inference"]["tile"][0], config["inference"]["overlap"][0]
+    tile, overlap = config.run_inference.tile, config.run_inference.overlap
+    tile = tile if isinstance(tile, int) else tile[0]
+    overlap = overlap if isinstance(overlap, int) else overlap[0]
     corner = tile - overlap + overlap // 2  # the cut sits in the middle of the overlap
     half = max(tile // 3, 16)
     scale = 2

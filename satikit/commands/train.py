@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from satikit.checkpoint import CONFIG_NAME
+from satikit.checkpoint import CONFIG_NAME, RunConfig
 from satikit.commands.errors import user_errors
 from satikit.commands.options import threads_option
 
@@ -213,41 +216,11 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @threads_option
-def train(
-    adapter: str,
-    x_dirs: tuple[str, ...],
-    y_dirs: tuple[str, ...],
-    run_dir: str,
-    sati: bool,
-    steps: int | None,
-    epochs: int | None,
-    crop: int | None,
-    batch_size: int,
-    seed: int,
-    device: str,
-    dims: str | None,
-    options: tuple[tuple[str, str], ...],
-    overlap: int | None,
-    lambda_stitch: float | None,
-    overlap_sampling: bool,
-    domain_encoding: bool | None,
-    loss_ramping: bool,
-    pixel_weighting: bool,
-    strip_source: str,
-    lambda_consistency: float,
-    lambda_d_sati: float,
-    sati_start: float,
-    amp: bool,
-    compile_: bool,
-    log_every: int,
-    sample_every: int,
-    checkpoint_every: int,
-    init_path: str | None,
-    resume: bool,
-    quiet: bool,
-    **flags: str | None,
-) -> None:
+def train(**params: Any) -> None:
     """Train a GAN adapter on unpaired TIFFs, with SATI (default) or without.
+
+    With --resume the run in --out continues exactly; only --steps / --epochs (to extend it),
+    --device and --quiet may change, any other option given must agree with the run's.
 
     \b
     Example:
@@ -255,75 +228,23 @@ def train(
           --out runs/sati --steps 2000 --crop 128 -o ngf 32 -o n_blocks 6
     """
     from satikit import distributed
-    from satikit.checkpoint import load_init
-    from satikit.training import SATISettings, SATITrainer, TrainConfig
 
+    run_dir = params["run_dir"]
     started = time.perf_counter()
     note = f"the last complete checkpoint in {run_dir} is kept; --resume continues from it"
-    with user_errors(note), distributed.session(device) as (ctx, device):
+    with user_errors(note), distributed.session(params["device"]) as (ctx, device):
         say = click.echo if ctx.is_main else _silent
-        if resume:
-            trainer = SATITrainer.resume(
-                run_dir, steps=steps, device=None if device == "auto" else device
-            )
-        else:
-            if not x_dirs or not y_dirs:
-                raise click.UsageError("--x and --y are required (unless --resume)")
-            if steps is not None and epochs is not None:
-                raise click.UsageError("give --steps or --epochs, not both")
-            if (Path(run_dir) / CONFIG_NAME).exists():
-                raise click.UsageError(
-                    f"{run_dir!r} already holds a run; pass --resume or choose another --out"
-                )
-            options = (*options, *_flag_options(flags))
-            n_dims = int(dims) if dims else _dims_of(x_dirs)
-            config = TrainConfig(
-                adapter=adapter,
-                options=dict(options),
-                dims=n_dims,
-                crop=crop,
-                batch_size=batch_size,
-                steps=steps or 1000,
-                seed=seed,
-                device=device,
-                amp=amp,
-                compile=compile_,
-                log_every=log_every,
-                sample_every=sample_every,
-                checkpoint_every=checkpoint_every,
-                sati=SATISettings(
-                    enabled=sati,
-                    overlap=overlap,
-                    lambda_stitch=lambda_stitch,
-                    overlap_sampling=overlap_sampling,
-                    domain_encoding=domain_encoding,
-                    loss_ramping=loss_ramping,
-                    pixel_weighting=pixel_weighting,
-                    strip_source=strip_source,
-                    lambda_consistency=lambda_consistency,
-                    lambda_d_sati=lambda_d_sati,
-                    start=sati_start,
-                ),
-            )
-            if epochs is not None:
-                from satikit.training import domain_images
-
-                per_epoch = -(-len(domain_images(x_dirs, "x")) // batch_size)
-                config.steps = epochs * per_epoch
-            trainer = SATITrainer.from_dirs(config, x_dirs, y_dirs, run_dir)
-            if init_path:
-                loaded = load_init(trainer.adapter, init_path)
-                say(f"initialised from {init_path}: {', '.join(loaded)}", err=True)
+        trainer = _resumed(params, device) if params["resume"] else _new(params, device, say)
         mode = "SATI" if trainer.sati.enabled else "standard"
         where = (
             f"{trainer.device} x {ctx.world_size} processes" if ctx.distributed else trainer.device
         )
         say(
-            f"training {trainer.config.adapter} ({mode}) on {where} for "
-            f"{trainer.config.steps - trainer.step} steps, crop {list(trainer.crop)}",
+            f"training {trainer.config.adapter.name} ({mode}) on {where} for "
+            f"{trainer.config.training.steps - trainer.step} steps, crop {list(trainer.crop)}",
             err=True,
         )
-        losses = trainer.fit(progress=not quiet)
+        losses = trainer.fit(progress=not params["quiet"])
     summary = ", ".join(
         f"{k} {v:.4g}" for k, v in losses.items() if k in ("g_total", "d_total", "stitch")
     )
@@ -331,3 +252,182 @@ def train(
         f"done: step {trainer.step} in {time.perf_counter() - started:.1f} s ({summary}); "
         f"run saved in {run_dir}"
     )
+
+
+def _config(params: dict[str, Any], dims: int) -> RunConfig:
+    """The run config the options ask for (derived fields left for the trainer)."""
+    from satikit.checkpoint import AdapterSpec, DataSpec, SATISettings, TrainingSettings
+
+    options = (*params["options"], *_flag_options(params))
+    p = params
+    return RunConfig(
+        adapter=AdapterSpec(p["adapter"], dict(options)),
+        data=DataSpec(dims=dims),
+        training=TrainingSettings(
+            steps=p["steps"] or 1000,
+            crop=p["crop"],
+            batch_size=p["batch_size"],
+            seed=p["seed"],
+            amp=p["amp"],
+            compile=p["compile_"],
+            log_every=p["log_every"],
+            sample_every=p["sample_every"],
+            checkpoint_every=p["checkpoint_every"],
+        ),
+        sati=SATISettings(
+            enabled=p["sati"],
+            overlap=p["overlap"],
+            lambda_stitch=p["lambda_stitch"],
+            overlap_sampling=p["overlap_sampling"],
+            domain_encoding=p["domain_encoding"],
+            loss_ramping=p["loss_ramping"],
+            pixel_weighting=p["pixel_weighting"],
+            strip_source=p["strip_source"],
+            lambda_consistency=p["lambda_consistency"],
+            lambda_d_sati=p["lambda_d_sati"],
+            start=p["sati_start"],
+        ),
+    )
+
+
+def _epoch_steps(epochs: int, x_dirs: Sequence[str], batch_size: int) -> int:
+    """Steps of ``epochs`` epochs: one crop per X image and epoch."""
+    from satikit.training import domain_images
+
+    return epochs * -(-len(domain_images(x_dirs, "x")) // batch_size)
+
+
+def _new(params: dict[str, Any], device: str, say: Callable[..., None]) -> Any:
+    """A trainer for a new run in ``--out``."""
+    from satikit.checkpoint import load_init
+    from satikit.training import SATITrainer
+
+    x_dirs, y_dirs, run_dir = params["x_dirs"], params["y_dirs"], params["run_dir"]
+    if not x_dirs or not y_dirs:
+        raise click.UsageError("--x and --y are required (unless --resume)")
+    if params["steps"] is not None and params["epochs"] is not None:
+        raise click.UsageError("give --steps or --epochs, not both")
+    if (Path(run_dir) / CONFIG_NAME).exists():
+        raise click.UsageError(
+            f"{run_dir!r} already holds a run; pass --resume or choose another --out"
+        )
+    config = _config(params, int(params["dims"]) if params["dims"] else _dims_of(x_dirs))
+    if params["epochs"] is not None:
+        steps = _epoch_steps(params["epochs"], x_dirs, params["batch_size"])
+        config = config.with_training(steps=steps)
+    trainer = SATITrainer.from_dirs(config, x_dirs, y_dirs, run_dir, device=device)
+    if params["init_path"]:
+        loaded = load_init(trainer.adapter, params["init_path"])
+        say(f"initialised from {params['init_path']}: {', '.join(loaded)}", err=True)
+    return trainer
+
+
+#: Options ``--resume`` takes as they are; any other one given must agree with the run's.
+_RESUME_FREE = ("run_dir", "resume", "steps", "epochs", "device", "quiet")
+
+
+def _resumed(params: dict[str, Any], device: str) -> Any:
+    """A trainer continuing the run in ``--out``.
+
+    Raises:
+        click.UsageError: an option that contradicts the run, or both --steps and --epochs.
+    """
+    from satikit.checkpoint import load_config
+    from satikit.training import SATITrainer
+
+    run_dir = params["run_dir"]
+    saved = load_config(run_dir)
+    context = click.get_current_context()
+    given = [
+        name
+        for name in params
+        if name not in _RESUME_FREE
+        and context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    ]
+    conflicts = _conflicts(saved, params, given, context.command)
+    if conflicts:
+        raise click.UsageError(
+            f"cannot resume the run in {run_dir}: it was started with other settings: "
+            + "; ".join(conflicts)
+            + " - drop these options, or train a new run without --resume"
+        )
+    steps = params["steps"]
+    if params["epochs"] is not None:
+        if steps is not None:
+            raise click.UsageError("give --steps or --epochs, not both")
+        x_dirs, batch = saved.data.x or (), saved.training.batch_size
+        steps = _epoch_steps(params["epochs"], x_dirs, batch)
+    return SATITrainer.resume(run_dir, steps=steps, device=None if device == "auto" else device)
+
+
+def _conflicts(
+    saved: RunConfig, params: dict[str, Any], given: Sequence[str], command: click.Command
+) -> list[str]:
+    """The ``given`` options whose values differ from the run's, spelled as options:
+    ``--seed 3 (it used 0)``."""
+    dims = int(params["dims"]) if params["dims"] else saved.data.dims
+    wanted = _config(params, dims)
+    spelled = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    found = []
+    for name in given:
+        if name == "init_path":
+            found.append("--init (a resumed run continues from its own weights)")
+            continue
+        if name in ("options",) or name.startswith(_FLAG_PREFIX):
+            found += _option_conflicts(saved, params, name)
+            continue
+        mine, theirs = _field(name, wanted, saved, params), _field(name, saved, saved, None)
+        if mine != theirs:
+            option = spelled[name]
+            found.append(f"{_spell(option, mine)} (it used {_spell(option, theirs, bare=True)})")
+    return found
+
+
+def _field(name: str, config: RunConfig, saved: RunConfig, params: dict[str, Any] | None) -> Any:
+    """The value of CLI option ``name`` in ``config`` (``params``: the given folders)."""
+    if name in ("x_dirs", "y_dirs"):
+        if params is not None:
+            return tuple(str(Path(d).resolve()) for d in params[name])
+        return tuple(getattr(saved.data, name[0]) or ())
+    if name == "crop":
+        return config.training.crop_size(saved.data.dims)
+    sati = config.sati.resolve(saved.crop)
+    table = {
+        "adapter": config.adapter.name,
+        "dims": config.data.dims,
+        "sati": sati.enabled,
+        "compile_": config.training.compile,
+        "sati_start": sati.start,
+    }
+    if name in table:
+        return table[name]
+    if hasattr(config.training, name):
+        return getattr(config.training, name)
+    return getattr(sati, name)
+
+
+def _option_conflicts(saved: RunConfig, params: dict[str, Any], name: str) -> list[str]:
+    """``-o KEY VALUE`` (or an adapter flag) given with other values than the run's."""
+    from satikit.plugins import get_adapter_info
+
+    pairs = params["options"] if name == "options" else _flag_options({name: params[name]})
+    info = get_adapter_info(saved.adapter.name)
+    found = []
+    for key, value in pairs:
+        mine = info.resolve_options({key: value})[key]
+        theirs = saved.adapter.options.get(key)
+        if mine != theirs:
+            found.append(f"-o {key} {value} (it used {theirs})")
+    return found
+
+
+def _spell(option: click.Option, value: Any, *, bare: bool = False) -> str:
+    """An option and its value as the CLI writes them (``--no-sati``, ``--crop 64,64``;
+    ``bare``: a value without its option, ``64,64``)."""
+    if isinstance(value, bool) and option.is_flag:
+        if option.secondary_opts:
+            return option.opts[0] if value else option.secondary_opts[0]
+        return option.opts[0] if value else f"no {option.opts[0]}"
+    if isinstance(value, (tuple, list)):
+        value = ",".join(map(str, value))
+    return str(value) if bare else f"{option.opts[0]} {value}"

@@ -1,14 +1,4 @@
-"""Checkpoints: safetensors weights plus a JSON config, written atomically; no pickle anywhere.
-
-A run directory holds:
-
-* ``config.json``: adapter name, plugin and options, data layout, domain encoding, SATI
-  settings, training settings and the inference defaults (strategy, tile, overlap), so
-  ``satikit translate RUN IN OUT`` needs no other flag;
-* ``model.safetensors``: the adapter's weights (:meth:`Adapter.state_dict`);
-* ``state.safetensors`` + ``state.json``: what ``--resume`` needs (optimizers, schedulers,
-  RNG states, step, host training state). Nested state is split by :func:`pack` into tensors
-  and a JSON skeleton that names them.
+"""Checkpoint files: safetensors weights plus a JSON config, written atomically; no pickle.
 
 Crash safety: a checkpoint is written whole into a hidden staging folder, flushed to disk, and
 committed by renaming that folder to ``.checkpoint.pending`` (one atomic rename); its files are
@@ -28,6 +18,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +27,28 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from satikit import __version__
+from satikit.checkpoint.config import RunConfig
 from satikit.data.io import atomic_path, read_json, write_json
-from satikit.plugins import create_adapter
 from satikit.protocols import Adapter
 
 __all__ = [
     "CONFIG_NAME",
-    "FORMAT",
     "PENDING_NAME",
     "STATE_JSON",
     "STATE_NAME",
     "WEIGHTS_NAME",
-    "build_adapter",
-    "load_adapter",
+    "checked_file",
     "load_config",
     "load_train_state",
     "load_weights",
     "pack",
-    "restore_weights",
-    "save_as_run",
+    "read_config",
+    "rewrite_config",
     "save_checkpoint",
     "save_weights",
     "unpack",
 ]
 
-FORMAT = "satikit-run/1"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 STATE_NAME = "state.safetensors"
@@ -155,7 +143,7 @@ def load_weights(
 def save_checkpoint(
     run_dir: str | os.PathLike[str],
     adapter: Adapter,
-    config: Mapping[str, Any],
+    config: RunConfig,
     train_state: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write weights, (optionally) the resume state, and the config of a run as one atomic
@@ -168,7 +156,7 @@ def save_checkpoint(
     Args:
         run_dir: run directory (created if missing).
         adapter: the trained adapter.
-        config: JSON-serialisable run config (see :mod:`satikit.training`).
+        config: the run's config.
         train_state: nested resume state (tensors allowed), or None.
 
     Returns:
@@ -197,7 +185,7 @@ def save_checkpoint(
 def _write_checkpoint(
     folder: Path,
     adapter: Adapter,
-    config: Mapping[str, Any],
+    config: RunConfig,
     train_state: Mapping[str, Any] | None,
 ) -> None:
     """All files of one checkpoint into ``folder``, flushed to disk, config.json last."""
@@ -205,14 +193,14 @@ def _write_checkpoint(
     save_weights(
         folder / WEIGHTS_NAME,
         adapter.state_dict(),
-        {**info, "adapter": str(config["adapter"]["name"])},
+        {**info, "adapter": config.adapter.name},
     )
     if train_state is not None:
         skeleton, tensors = pack(dict(train_state))
         save_weights(folder / STATE_NAME, tensors, info)
         write_json(folder / STATE_JSON, skeleton)
     files = {name: _sha256(folder / name) for name in _DATA_FILES if (folder / name).is_file()}
-    write_json(folder / CONFIG_NAME, {**config, "checkpoint": {"files": files}})
+    write_json(folder / CONFIG_NAME, replace(config, files=files).to_dict())
     for name in (*files, CONFIG_NAME):
         _fsync(folder / name)
     _fsync(folder)
@@ -239,7 +227,7 @@ def _finish_pending(run_dir: Path) -> None:
     for name in (*_DATA_FILES, CONFIG_NAME):
         if (pending / name).exists():
             _move_into_place(pending / name, run_dir / name)
-    listed = read_json(run_dir / CONFIG_NAME).get("checkpoint", {}).get("files", {})
+    listed = read_config(run_dir / CONFIG_NAME).files
     for name in _DATA_FILES:  # e.g. a resume state older than a checkpoint saved without one
         if name not in listed:
             (run_dir / name).unlink(missing_ok=True)
@@ -270,20 +258,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-_REQUIRED = (
-    ("adapter", "name"),
-    ("adapter", "options"),
-    ("data", "dims"),
-    ("data", "in_channels"),
-    ("data", "out_channels"),
-    ("encoding", "domain_encoding"),
-    ("inference", "strategy"),
-    ("inference", "tile"),
-    ("inference", "overlap"),
-)
-
-
-def load_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def load_config(run_dir: str | os.PathLike[str]) -> RunConfig:
     """Read a run's ``config.json`` (finishing a checkpoint a killed save committed).
 
     Raises:
@@ -300,20 +275,31 @@ def load_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{str(run_dir)!r} is not a satikit run directory (no {CONFIG_NAME})"
         )
+    return read_config(path)
+
+
+def read_config(path: str | os.PathLike[str]) -> RunConfig:
+    """Parse a ``config.json`` as it is (never writes: no pending checkpoint is finished).
+
+    Raises:
+        ValueError: not valid JSON, of another format, or lacking required fields.
+    """
     try:
         config = read_json(path)
     except ValueError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        found = config.get("format") if isinstance(config, dict) else None
-        raise ValueError(f"{path}: unknown checkpoint format {found!r}")
-    for section, key in _REQUIRED:
-        if not isinstance(config.get(section), dict) or key not in config[section]:
-            raise ValueError(f"{path}: missing field {section}.{key}")
-    return config
+    return RunConfig.from_dict(config, source=str(path))
 
 
-def _checked(run_dir: Path, name: str, config: Mapping[str, Any]) -> Path:
+def rewrite_config(run_dir: str | os.PathLike[str], config: RunConfig) -> Path:
+    """Replace a run's ``config.json`` atomically, keeping the checksums it records of the
+    weights (for changes that leave the weights alone, e.g. other inference defaults)."""
+    current = load_config(run_dir)
+    path = Path(run_dir) / CONFIG_NAME
+    return write_json(path, replace(config, files=current.files).to_dict())
+
+
+def checked_file(run_dir: Path, name: str, config: RunConfig) -> Path:
     """``run_dir / name``, verified against the SHA-256 that ``config.json`` records.
 
     Raises:
@@ -321,7 +307,7 @@ def _checked(run_dir: Path, name: str, config: Mapping[str, Any]) -> Path:
         ValueError: the checksum differs (modified, truncated, or from another checkpoint).
     """
     path = run_dir / name
-    listed = config.get("checkpoint", {}).get("files")
+    listed = config.files or None
     if listed is not None and name not in listed:
         raise FileNotFoundError(f"{str(run_dir)!r}: this checkpoint has no {name}")
     if not path.is_file():
@@ -332,81 +318,6 @@ def _checked(run_dir: Path, name: str, config: Mapping[str, Any]) -> Path:
             f"was modified, truncated or comes from another checkpoint)"
         )
     return path
-
-
-def _load_into(
-    adapter: Adapter, tensors: Mapping[str, torch.Tensor], source: str, built_from: str
-) -> None:
-    """``adapter.load_state_dict(tensors)`` with a one-line error when they do not fit.
-
-    Args:
-        adapter: the adapter to fill.
-        tensors: the weights.
-        source: where the weights come from, for the message.
-        built_from: what the adapter was built from, for the message.
-
-    Raises:
-        ValueError: missing, unexpected or differently shaped tensors (first of each named).
-    """
-    expected = adapter.state_dict()
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
-    shapes = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
-    problems = []
-    if shapes:
-        k = shapes[0]
-        problems.append(
-            f"{len(shapes)} tensor(s) of another shape, e.g. {k!r}: "
-            f"{tuple(tensors[k].shape)} stored, {tuple(expected[k].shape)} expected"
-        )
-    problems += [f"{len(missing)} missing, e.g. {missing[0]!r}"] if missing else []
-    problems += [f"{len(unexpected)} unexpected, e.g. {unexpected[0]!r}"] if unexpected else []
-    if problems:
-        raise ValueError(
-            f"{source} does not fit the {adapter.name!r} adapter {built_from}: "
-            + "; ".join(problems)
-        )
-    adapter.load_state_dict(tensors)
-
-
-def build_adapter(config: Mapping[str, Any]) -> Adapter:
-    """Create (untrained) the adapter a run config describes."""
-    data = config["data"]
-    return create_adapter(
-        config["adapter"]["name"],
-        dims=int(data["dims"]),
-        in_channels=int(data["in_channels"]),
-        out_channels=int(data["out_channels"]),
-        domain_encoding=bool(config["encoding"]["domain_encoding"]),
-        **config["adapter"]["options"],
-    )
-
-
-def restore_weights(
-    adapter: Adapter, run_dir: str | os.PathLike[str], config: Mapping[str, Any] | None = None
-) -> None:
-    """Load a run's checked weights into ``adapter`` (built from the run's ``config``).
-
-    Raises:
-        ValueError: the weights file is damaged, from another checkpoint, or does not fit the
-            adapter the config describes (e.g. an edited option).
-    """
-    run_dir = Path(run_dir)
-    config = load_config(run_dir) if config is None else config
-    path = _checked(run_dir, WEIGHTS_NAME, config)
-    _load_into(adapter, load_weights(path), str(path), f"that {CONFIG_NAME} describes")
-
-
-def load_adapter(
-    run_dir: str | os.PathLike[str], *, device: str | torch.device = "cpu"
-) -> tuple[Adapter, dict[str, Any]]:
-    """Rebuild a run's adapter with its trained weights, in eval mode, on ``device``."""
-    config = load_config(run_dir)
-    adapter = build_adapter(config)
-    restore_weights(adapter, run_dir, config)
-    adapter.to(device)
-    adapter.train(False)
-    return adapter, config
 
 
 def load_train_state(run_dir: str | os.PathLike[str], step: int | None = None) -> dict[str, Any]:
@@ -420,80 +331,10 @@ def load_train_state(run_dir: str | os.PathLike[str], step: int | None = None) -
     config = load_config(run_dir)
     if not (run_dir / STATE_JSON).is_file():
         raise FileNotFoundError(f"{str(run_dir)!r} holds no resume state ({STATE_JSON})")
-    skeleton = read_json(_checked(run_dir, STATE_JSON, config))
-    state = unpack(skeleton, load_weights(_checked(run_dir, STATE_NAME, config)))
+    skeleton = read_json(checked_file(run_dir, STATE_JSON, config))
+    state = unpack(skeleton, load_weights(checked_file(run_dir, STATE_NAME, config)))
     if step is not None and state.get("step") != step:
         raise ValueError(
             f"{run_dir}: resume state is at step {state.get('step')}, config at step {step}"
         )
     return state
-
-
-def load_init(adapter: Adapter, path: str | os.PathLike[str]) -> list[str]:
-    """Initialise ``adapter`` from existing weights (``satikit train --init PATH``).
-
-    ``path`` is a satikit run folder or ``.safetensors`` file, or a checkpoint in the adapter
-    family's own reference format, read by the ``importer`` its plugin registered (e.g.
-    pytorch-CycleGAN-and-pix2pix files for ``cyclegan``, reference ``gen_*.pt`` for ``unit`` /
-    ``munit``).
-
-    Returns:
-        what was loaded, for a log line.
-
-    Raises:
-        ValueError: the path is neither, or the adapter has no importer for foreign files.
-    """
-    from satikit.plugins import get_adapter_info
-
-    source = Path(path)
-    weights = source / WEIGHTS_NAME if source.is_dir() else source
-    if source.is_dir() and (source / CONFIG_NAME).is_file():  # a run: check its checksums
-        weights = _checked(source, WEIGHTS_NAME, load_config(source))
-    if weights.suffix == ".safetensors" and weights.is_file():
-        _load_into(adapter, load_weights(weights), str(weights), "of this run's options")
-        return ["all weights"]
-    importer = get_adapter_info(adapter.name).importer
-    if importer is None:
-        raise ValueError(
-            f"--init {source}: adapter {adapter.name!r} reads only satikit weights "
-            "(a run folder or .safetensors file)"
-        )
-    return list(importer(adapter, source))
-
-
-def save_as_run(
-    adapter: Adapter,
-    run_dir: str | os.PathLike[str],
-    *,
-    in_channels: int,
-    out_channels: int,
-    crop: int | None = None,
-) -> Path:
-    """Write a built (e.g. imported) ``adapter`` as a satikit run directory (config + weights,
-    no resume state), so ``satikit translate RUN IN OUT`` works right away (default strategy
-    ``weighted``, as for every run trained without SATI) and ``satikit train --init RUN``
-    fine-tunes it.
-
-    Args:
-        adapter: a built adapter whose ``name`` is registered.
-        run_dir: directory to create or overwrite.
-        in_channels / out_channels: channels of X / Y images.
-        crop: training crop the inference tile defaults derive from (None: satikit's default).
-    """
-    from satikit.training import SATISettings, SATITrainer, TrainConfig
-
-    encoding = bool(getattr(adapter, "domain_encoding", True))
-    config = TrainConfig(
-        adapter=adapter.name,
-        options=dict(adapter.options),
-        dims=adapter.dims,
-        crop=crop,
-        steps=1,
-        device="cpu",
-        amp=False,
-        sati=SATISettings(enabled=False, domain_encoding=encoding),
-    )
-    run = SATITrainer(adapter, config).run_config()
-    run["data"].update(in_channels=int(in_channels), out_channels=int(out_channels))
-    run["training"]["step"] = 0
-    return save_checkpoint(run_dir, adapter, run)
