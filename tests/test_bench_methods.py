@@ -109,3 +109,52 @@ def test_norm_suffix_adds_tin_or_kin_and_counts_its_pass_in_the_cost():
     assert parse_method("pyramid@25", INFERENCE).settings().window == "pyramid"
     with pytest.raises(ValueError, match="needs a tiled method"):
         parse_method("none/kernel", INFERENCE)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "none",
+        "simple",
+        "weighted",
+        "weighted-gaussian",
+        "sati",
+        "sati-wo-stitching-strategy",
+        "sati@25+m4",
+        "gaussian@25/kernel",
+        "simple@0/thumbnail:0.5",
+    ],
+)
+def test_translate_with_equals_the_engine_on_the_methods_grid(method):
+    """The benchmark translates through satikit.translate.translate_array; for its settings
+    that is exactly the engine on the method's grid (the benchmark's former own path)."""
+    import numpy as np
+    import torch
+
+    from benchmarks.quality import translate_with
+    from satikit.checkpoint import DataSpec, RunConfig, SATISettings
+    from satikit.encoding import decode, encode
+    from satikit.plugins import create_adapter, get_adapter_info
+    from satikit.stitching import stitch_on_grid
+
+    torch.manual_seed(0)
+    adapter = create_adapter("cyclegan", **get_adapter_info("cyclegan").test_options)
+    adapter.train(False)
+    config = RunConfig(
+        data=DataSpec(dims=2, in_channels=3, out_channels=3),
+        sati=SATISettings(domain_encoding=True),
+    )
+    inference = {"tile": 32, "overlap": 8, "batch_size": 3}
+    image = np.random.default_rng(2).integers(0, 256, (72, 64, 3), dtype=np.uint8)
+    spec = parse_method(method, inference)
+    x = np.moveaxis(encode(image, "x"), -1, 0)
+    options = {"window": spec.window} if spec.window else {}
+    if spec.norm != "tile":
+        options.update(norm=spec.norm, norm_layers=adapter)
+        key = "thumbnail_scale" if spec.norm == "thumbnail" else "norm_kernel"
+        if spec.norm_value is not None:
+            options[key] = float(spec.norm_value) if spec.norm == "thumbnail" else spec.norm_value
+    grid = spec.grid(x.shape[1:])
+    y = stitch_on_grid(x, adapter.translate, grid, strategy=spec.strategy, batch_size=3, **options)
+    expected = np.moveaxis(decode(y, "y"), 0, -1)
+    assert np.array_equal(translate_with(adapter, config, image, method, inference), expected)

@@ -312,3 +312,45 @@ def test_sati_needs_equal_channels(tmp_path):
     config = run_config(options=dict(TEST_OPTIONS), crop=16, steps=1)
     with pytest.raises(ValueError, match="same channels"):
         SATITrainer.from_dirs(config, [tmp_path / "x"], [tmp_path / "y"], device="cpu")
+
+
+def test_callbacks_follow_every_step_and_checkpoint(tmp_path):
+    from satikit.checkpoint import load_adapter
+    from satikit.training import Callback, Snapshots
+
+    write_domains(tmp_path, 40)
+    events = []
+
+    class Recorder(Callback):
+        def on_step(self, trainer, terms):
+            events.append(("step", trainer.step, "g_total" in terms))
+
+        def on_checkpoint(self, trainer, run_dir):
+            events.append(("checkpoint", trainer.step, (run_dir / "config.json").is_file()))
+
+    config = run_config(
+        options={**TEST_OPTIONS, "n_layers": 1}, crop=16, steps=4, checkpoint_every=2
+    )
+    run = tmp_path / "run"
+    callbacks = [Recorder(), Snapshots("kept")]
+    trainer = SATITrainer.from_dirs(
+        config, [tmp_path / "x"], [tmp_path / "y"], run, device="cpu", callbacks=callbacks
+    )
+    trainer.fit(progress=False)
+    assert events == [
+        ("step", 1, True),
+        ("checkpoint", 2, True),
+        ("step", 2, True),
+        ("step", 3, True),
+        ("checkpoint", 4, True),
+        ("step", 4, True),
+        ("checkpoint", 4, True),  # the final save; its snapshot exists already
+    ]
+    kept = sorted(p.name for p in (run / "kept").iterdir())
+    assert kept == ["step-000002", "step-000004"]
+    final, _ = load_adapter(run)
+    last, _ = load_adapter(run / "kept" / "step-000004")
+    first, _ = load_adapter(run / "kept" / "step-000002")
+    state = final.state_dict()
+    assert all(torch.equal(v, last.state_dict()[k]) for k, v in state.items())
+    assert any(not torch.equal(v, first.state_dict()[k]) for k, v in state.items())
