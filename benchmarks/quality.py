@@ -552,8 +552,8 @@ def evaluate_run(
         images: another dataset whose ``test/`` images to score instead, cached under
             ``split`` as its name (e.g. ``density-gradient-4242``).
     """
+    from satikit.atomic import write_json
     from satikit.checkpoint import load_adapter
-    from satikit.data.io import write_json
 
     if images is None:
         images = split_data(config, home or root, data_dir, split)

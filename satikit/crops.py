@@ -1,6 +1,6 @@
 """The random crop sampler used for training, and the shape helpers of on-disk images.
 
-Images on disk are ``(*spatial, C)`` or ``(*spatial)`` (DESIGN §3). They are opened lazily with
+Images on disk are ``(*spatial, C)`` or ``(*spatial)`` (see :mod:`satikit.data.io`). They are opened lazily with
 :func:`satikit.arrays.open_array` (a memmap where the file allows it, else tifffile's zarr
 store), so a crop reads only its own pixels; open images are kept in a small cache.
 """

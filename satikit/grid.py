@@ -86,7 +86,8 @@ class TileGrid:
         seam: str = "middle",
         margin: int | Sequence[int] = 0,
     ) -> TileGrid:
-        """Build and validate a grid; ``sati=True`` also requires ``T > 2 (O + m)`` (DESIGN §4).
+        """Build and validate a grid; ``sati=True`` also requires ``T > 2 (O + m)`` (each tile
+        keeps pixels of its own beyond the strips it takes from its predecessors, paper III-A).
 
         Raises:
             ValueError: empty image, tile < 1, overlap < 0, overlap >= tile, (SATI) tile <=
@@ -162,7 +163,8 @@ class TileGrid:
     def start(self, index: Index) -> tuple[int, ...]:
         """Start position of tile ``index``: ``i * step``, except that a last tile which would
         run past an image at least one tile long is shifted back to end at the image border
-        (its overlap with the tile before grows; DESIGN §1). Only an image smaller than a tile
+        (its overlap with the tile before grows; the cut stays in the middle of it, paper III-E).
+        Only an image smaller than a tile
         is reflect-padded."""
         return tuple(
             min(i * st, s - t) if s >= t else i * st
@@ -187,7 +189,8 @@ class TileGrid:
         return 2
 
     def wave_of(self, index: Index) -> int:
-        """Wave number ``t = sum_k b^(N-1-k) * i_k`` with ``b`` = :attr:`wave_base` (DESIGN §4)."""
+        """Wave number ``t = sum_k b^(N-1-k) * i_k`` with ``b`` = :attr:`wave_base` (wavefront
+        order, beyond the paper: tiles of one wave only depend on earlier waves)."""
         n, base = self.ndim, self.wave_base
         return sum(i * base ** (n - 1 - k) for k, i in enumerate(index))
 

@@ -4,7 +4,7 @@ A circle is correct when exactly one of red, green and blue is *present* in it. 
 present in a circle when a connected region of more than 30 px^2 whose values exceed 60 lies in
 the circle (section II). The error is the fraction of circles with zero, two or three colours.
 
-Recipe per channel (DESIGN.md section 1), with two refinements so that small objects and
+Recipe per channel (the paper's evaluation of section II / IV-A), with two refinements so that small objects and
 touching objects are judged on their own pixels only:
 
 1. *Smooth* (rank-mean, disk of radius 2 for 40 px circles): each pixel becomes the sum of the
@@ -80,7 +80,7 @@ PAPER_DIAMETER: int = 40
 PAPER_AREA_THRESHOLD: float = 30.0
 #: Value threshold on the 8-bit scale (section II: "color values above the threshold of 60").
 PAPER_VALUE_THRESHOLD: int = 60
-#: Radius of the smoothing disk for 40 px circles (DESIGN.md metric recipe).
+#: Radius of the smoothing disk for the 40 px circles of section II (rank-mean filter).
 PAPER_FILTER_RADIUS: int = 2
 #: Share of a circle's area the area threshold stands for: 30 px^2 of pi * 20^2 = 1257 px^2.
 PAPER_AREA_FRACTION: float = PAPER_AREA_THRESHOLD / 1257.0

@@ -1,4 +1,4 @@
-"""What a GAN family provides so the SATI hooks can wrap it without knowing it (DESIGN §3).
+"""What a GAN family provides so the SATI hooks can wrap it without knowing it (paper Alg. 1).
 
 An *adapter* is one trainable instance of a GAN family (CycleGAN, UNIT, MUNIT, ...). The SATI
 trainer (:mod:`satikit.training`) only talks to the members of :class:`Adapter`:
@@ -133,7 +133,7 @@ class Optimizers(NamedTuple):
 
 @runtime_checkable
 class Adapter(Protocol):
-    """One GAN family, wrapped so SATI can train and run it (DESIGN §3).
+    """One GAN family, wrapped so SATI can train and run it (paper Alg. 1, III-A).
 
     Attributes:
         name: registry name of the adapter (``"cyclegan"``).

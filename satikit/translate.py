@@ -29,9 +29,10 @@ from satikit.arrays import (
     output_array,
     partial_files,
 )
+from satikit.atomic import read_json, write_json
 from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
 from satikit.crops import spatial_channels
-from satikit.data.io import list_images, read_json, write_json
+from satikit.data.io import list_images
 from satikit.devices import resolve_device
 from satikit.encoding import check_finite, decode, encode
 from satikit.grid import TileGrid

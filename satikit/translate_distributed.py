@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from satikit.arrays import partial_files
+from satikit.atomic import write_json
 from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
 from satikit.comm import Comm
-from satikit.data.io import write_json
 from satikit.devices import resolve_device
 from satikit.protocols import Adapter
 from satikit.stitching import Pipeline

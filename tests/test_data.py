@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from satikit.atomic import atomic_path, read_json, write_json
 from satikit.data import (
     CIRCLE_PRESETS,
     LAYOUT,
@@ -23,13 +24,10 @@ from satikit.data import (
     place_circles,
     place_ellipsoids,
     read_image,
-    read_json,
     render_x,
     render_y,
     write_image,
-    write_json,
 )
-from satikit.data.io import atomic_path
 
 SIGMA = 58.0
 HALF_NORMAL_MEAN = SIGMA / math.sqrt(2 * math.pi)  # E[max(0, N(0, sigma))] = 23.1

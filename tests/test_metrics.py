@@ -22,7 +22,7 @@ from satikit.metrics import (
     seam_score,
 )
 
-SIGMA = 58.0  # the benchmark's noise (DESIGN.md section 1)
+SIGMA = 58.0  # the noise of the benchmark presets (paper II)
 
 
 def paint(shape: tuple[int, ...], starts: list[tuple[int, ...]], diameter: int) -> np.ndarray:

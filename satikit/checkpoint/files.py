@@ -27,8 +27,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from satikit import __version__
+from satikit.atomic import atomic_path, fsync_path, read_json, write_json
 from satikit.checkpoint.config import RunConfig
-from satikit.data.io import atomic_path, read_json, write_json
 from satikit.protocols import Adapter
 
 __all__ = [
@@ -202,14 +202,14 @@ def _write_checkpoint(
     files = {name: _sha256(folder / name) for name in _DATA_FILES if (folder / name).is_file()}
     write_json(folder / CONFIG_NAME, replace(config, files=files).to_dict())
     for name in (*files, CONFIG_NAME):
-        _fsync(folder / name)
-    _fsync(folder)
+        fsync_path(folder / name)
+    fsync_path(folder)
 
 
 def _commit(staging: Path, pending: Path) -> None:
     """The commit point: one atomic rename of the complete staging folder."""
     os.rename(staging, pending)
-    _fsync(pending.parent)
+    fsync_path(pending.parent)
 
 
 def _move_into_place(source: Path, target: Path) -> None:
@@ -232,22 +232,7 @@ def _finish_pending(run_dir: Path) -> None:
         if name not in listed:
             (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(pending, ignore_errors=True)
-    _fsync(run_dir)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file (or a folder's entries) to disk; folders are skipped where unsupported."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (IsADirectoryError, PermissionError):  # folders on Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        if not path.is_dir():
-            raise
-    finally:
-        os.close(fd)
+    fsync_path(run_dir)
 
 
 def _sha256(path: Path) -> str:

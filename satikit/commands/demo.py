@@ -242,7 +242,7 @@ def _seam_png(path: Path, images: dict[str, np.ndarray], config: RunConfig) -> P
     """Side by side crops centred on the first interior tile corner (where 4 tiles meet)."""
     from PIL import Image, ImageDraw
 
-    from satikit.data.io import atomic_path
+    from satikit.atomic import atomic_path
 
     tile, overlap = config.run_inference.tile, config.run_inference.overlap
     tile = tile if isinstance(tile, int) else tile[0]
@@ -382,7 +382,7 @@ def demo(
         "sati_vs_standard_train_time": ratio,
         "total_seconds": round(time.perf_counter() - started, 1),
     }
-    from satikit.data.io import write_json
+    from satikit.atomic import write_json
 
     write_json(root / "results.json", results)
     click.echo("")

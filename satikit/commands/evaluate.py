@@ -19,9 +19,10 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 import satikit
+from satikit.atomic import atomic_path, read_json, write_json
 from satikit.commands.errors import user_errors
 from satikit.data.datasets import MANIFEST
-from satikit.data.io import atomic_path, list_images, read_image, read_json, write_json
+from satikit.data.io import list_images, read_image
 from satikit.metrics import PAPER_VALUE_THRESHOLD, ColourErrorResult, colour_error
 
 __all__ = ["error_overlay", "evaluate", "evaluate_folder", "format_table", "pair_images"]

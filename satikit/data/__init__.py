@@ -26,7 +26,7 @@ from satikit.data.ellipsoids import (
     place_ellipsoids,
     render_ellipsoids,
 )
-from satikit.data.io import list_images, read_image, read_json, write_image, write_json
+from satikit.data.io import list_images, read_image, write_image
 from satikit.data.presets import CIRCLE_PRESETS, CirclePreset, get_preset
 
 __all__ = [
@@ -46,10 +46,8 @@ __all__ = [
     "place_circles",
     "place_ellipsoids",
     "read_image",
-    "read_json",
     "render_ellipsoids",
     "render_x",
     "render_y",
     "write_image",
-    "write_json",
 ]

@@ -5,7 +5,7 @@ Domain Y: every object pure red, green or blue (uniformly drawn) plus channel-wi
 noise. Both are 8-bit; noise is added to the clean 0/255 image, rounded and clipped to
 [0, 255]. Every image comes with its instance label image (object ids 1..count, 0 background).
 
-Placement rule (DESIGN.md section 1): object centres are uniform random; two objects never share
+Placement rule (paper II: 1000 circles of 40 px on 2048^2 images): object centres are uniform random; two objects never share
 a pixel (touching is allowed); objects are clipped at the image border. All objects are the same
 digital ball of ``diameter`` pixels (see :func:`ball_footprint`), so "sharing a pixel" is exact
 on the raster, not an approximation in continuous space.
@@ -301,7 +301,8 @@ def make_circle_image(
         shape: Spatial shape, e.g. ``(2048, 2048)`` (paper, section II) or ``(256,) * 3``.
         count: Number of objects.
         diameter: Object diameter in pixels.
-        noise_sigma: Gaussian noise sigma on the 8-bit scale (paper: 58, see DESIGN.md).
+        noise_sigma: Gaussian noise sigma on the 8-bit scale (the presets use 58; paper II
+            does not state it).
         rng: Random generator; placement, colours and noise are drawn from it in that order.
         density_gradient: Object density falling linearly along the first spatial dim, see
             :func:`place_circles` (0: uniform, the paper's).

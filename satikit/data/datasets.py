@@ -26,9 +26,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import satikit
+from satikit.atomic import write_json
 from satikit.data.circles import make_circle_image
 from satikit.data.ellipsoids import EllipsoidParams, make_ellipsoid_volume
-from satikit.data.io import IMAGE_SUFFIXES, write_image, write_json
+from satikit.data.io import IMAGE_SUFFIXES, write_image
 from satikit.data.presets import CirclePreset, get_preset
 
 __all__ = [

@@ -1,67 +1,25 @@
-"""Array I/O shared by every command: TIFF images in, TIFF images out, atomically.
+"""Image I/O shared by every command: TIFF images in, TIFF images out, atomically.
 
-On-disk layout (DESIGN.md section 3): colour images are ``(*spatial, C)`` with ``C`` last,
-uint8; label images are ``(*spatial)`` uint16 or uint32. Every writer goes through a temporary
-file in the destination folder followed by :func:`os.replace`, so a reader never sees a
-half-written file and an interrupted run leaves no truncated image behind.
+On-disk layout: colour images are ``(*spatial, C)`` with ``C`` last,
+uint8; label images are ``(*spatial)`` uint16 or uint32. Images are written through
+:func:`satikit.atomic.write_atomic`, so a reader never sees a half-written file and an
+interrupted run leaves no truncated image behind.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tifffile
 
-__all__ = [
-    "IMAGE_SUFFIXES",
-    "atomic_path",
-    "list_images",
-    "read_image",
-    "read_json",
-    "write_image",
-    "write_json",
-]
+from satikit.atomic import write_atomic
+
+__all__ = ["IMAGE_SUFFIXES", "list_images", "read_image", "write_image"]
 
 #: File suffixes (lower case) that :func:`list_images` treats as images.
 IMAGE_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` if the block succeeds.
-
-    The temporary file lives in the destination folder so that :func:`os.replace` is an atomic
-    rename on the same file system. On error the temporary file is removed and ``path`` is left
-    untouched.
-
-    Args:
-        path: Final destination. Its parent folder must exist.
-
-    Yields:
-        The temporary path to write to.
-    """
-    path = Path(path)
-    # a fresh unique name (not mkstemp: that would give the final file mode 0600)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> Path:
-    with atomic_path(path) as tmp:
-        write(tmp)
-    return Path(path)
 
 
 def write_image(path: str | os.PathLike[str], array: np.ndarray) -> Path:
@@ -90,7 +48,7 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray) -> Path:
         raise ValueError(f"write_image: {str(path)!r} must end in one of {IMAGE_SUFFIXES}")
     rgb = array.ndim >= 3 and array.shape[-1] == 3 and array.dtype == np.uint8
     photometric = "rgb" if rgb else "minisblack"
-    return _write_atomic(
+    return write_atomic(
         path,
         lambda tmp: tifffile.imwrite(tmp, array, photometric=photometric, metadata={}),
     )
@@ -137,35 +95,3 @@ def list_images(directory: str | os.PathLike[str]) -> list[Path]:
         for p in directory.iterdir()
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     )
-
-
-def write_json(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented JSON (UTF-8, trailing newline), atomically.
-
-    Args:
-        path: Destination file; its folder must exist.
-        data: Anything :func:`json.dumps` accepts.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-    """
-    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-
-    return _write_atomic(path, write)
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file written by :func:`write_json`.
-
-    Args:
-        path: A JSON file.
-
-    Returns:
-        The decoded object.
-    """
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)

@@ -93,7 +93,8 @@ class CirclePreset:
 #: ``(name, dims) -> preset``.
 CIRCLE_PRESETS: dict[tuple[str, int], CirclePreset] = {
     # Section II / IV-A: 2048^2, 1000 circles of 40 px (~30 % coverage), 512 images per domain,
-    # 50 test images (50 000 objects); noise sigma 58 on the 8-bit scale (DESIGN.md section 1).
+    # 50 test images (50 000 objects); noise sigma 58 on the 8-bit scale (paper II adds Gaussian
+    # noise; its sigma is not stated there).
     ("paper", 2): CirclePreset(2048, 1000, 40, 58.0, 512, 50, 2),
     # The paper divided by 4: 512^2, 10 px circles, still 1000 per image (~30 %), so a 64 px
     # training crop / 128 px tile sees what a 256 / 512 one sees in the paper.

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from satikit.devices import resolve_device
 from satikit.grid import TileGrid, sati_overlap_message
 from satikit.stitching.norm import NORMS, Norm, NormKernel, find_norm_layers, size_multiple_of
 from satikit.stitching.pipeline import Pipeline
 from satikit.stitching.resume import Resumer
-from satikit.stitching.runner import TileFn, resolve_device
+from satikit.stitching.runner import TileFn
 from satikit.stitching.statistics import NormSettings, run_with_statistics
 from satikit.stitching.strategies import (
     count_tiles,
@@ -252,7 +253,7 @@ def stitch_on_grid(
             )
         settings.kernel.sizes(len(spatial))  # a per-dim kernel must fit the image
         layers = find_norm_layers(fn if norm_layers is None else norm_layers)
-    target = resolve_device(fn, device)
+    target = resolve_device(device, fn)
     out_channels = image.shape[0] if strategy == "sati" else None
     allocate = _allocator(out, spatial)
     identity = _identity(image, grid, strategy, batch_size, order, window)

@@ -50,7 +50,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from satikit.data.io import atomic_path
+from satikit.atomic import atomic_path
 from satikit.grid import Index, TileGrid
 from satikit.stitching.band import Band
 from satikit.stitching.runner import TileFn

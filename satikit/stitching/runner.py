@@ -11,23 +11,12 @@ from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
-from torch import nn
 
-__all__ = ["BatchContext", "TileFn", "batched", "resolve_device", "write_region"]
+__all__ = ["BatchContext", "TileFn", "batched", "write_region"]
 
 #: ``context(indices)``: a context manager entered around each ``fn`` call, given the grid
 #: indices of the tiles in the batch (None for a call that is not on the grid, e.g. a thumbnail).
 BatchContext = Callable[[Sequence[tuple[int, ...]] | None], AbstractContextManager]
-
-
-def resolve_device(fn: Callable, device: str | torch.device | None) -> torch.device:
-    """The device tiles go to: ``device`` if given, else the first parameter of ``fn``, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    if isinstance(fn, nn.Module):
-        for param in fn.parameters():
-            return param.device
-    return torch.device("cpu")
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:

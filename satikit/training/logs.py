@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from satikit.data.io import atomic_path
+from satikit.atomic import atomic_path
 from satikit.encoding import decode
 
 __all__ = ["LOG_NAME", "SAMPLES_DIR", "append_log", "truncate_log", "write_sample"]
