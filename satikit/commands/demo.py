@@ -331,27 +331,17 @@ def demo(
     """
     import torch
 
+    from satikit.data.presets import get_preset
+
     plan = QUICK if quick else FULL
     if steps is not None:
         plan = DemoPlan(**{**plan.__dict__, "steps": steps})
     root = Path(out_dir)
     pretrained = not (quick or train_models or steps is not None) and _use_pretrained(root, preset)
-    if pretrained:
-        click.echo(
-            "satikit demo: about 2 minutes on 2 CPU cores, with the CycleGAN pair shipped in "
-            f"{PRETRAINED} (satikit demo --train trains them here); writing to {out_dir}"
-        )
-    else:
-        click.echo(
-            f"satikit demo: this takes {'under a minute' if quick else 'about 10 minutes'} on 2 CPU "
-            f"cores ({plan.steps} steps per model, 2 models, crop {plan.crop}, ngf {plan.ngf}); "
-            f"writing to {out_dir}"
-        )
+    _announce(plan, pretrained, quick, out_dir)
     torch.set_num_threads(threads)
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    from satikit.data.presets import get_preset
-
     click.echo(
         f"[1/4] making the {preset} circle dataset ({get_preset(preset).diameter} px circles)"
     )
@@ -373,6 +363,37 @@ def demo(
     diameter = get_preset(preset).diameter
     rows, extra = _translate_all(root, runs, test, device, diameter, preset)
     png = _seam_png(root / "seams.png", extra["images"], extra["config"])
+    _report(root, plan, preset, rows, times, started, png, quick)
+
+
+def _announce(plan: DemoPlan, pretrained: bool, quick: bool, out_dir: str) -> None:
+    """What the demo is about to do and how long it takes."""
+    if pretrained:
+        click.echo(
+            "satikit demo: about 2 minutes on 2 CPU cores, with the CycleGAN pair shipped in "
+            f"{PRETRAINED} (satikit demo --train trains them here); writing to {out_dir}"
+        )
+        return
+    click.echo(
+        f"satikit demo: this takes {'under a minute' if quick else 'about 10 minutes'} on 2 CPU "
+        f"cores ({plan.steps} steps per model, 2 models, crop {plan.crop}, ngf {plan.ngf}); "
+        f"writing to {out_dir}"
+    )
+
+
+def _report(
+    root: Path,
+    plan: DemoPlan,
+    preset: str,
+    rows: list[dict[str, Any]],
+    times: dict[str, float],
+    started: float,
+    png: Path,
+    quick: bool,
+) -> None:
+    """Write ``results.json`` and print the table."""
+    from satikit.atomic import write_json
+
     ratio = times["sati"] / times["standard"] if times.get("standard") else None
     results = {
         "plan": plan.__dict__,
@@ -382,8 +403,6 @@ def demo(
         "sati_vs_standard_train_time": ratio,
         "total_seconds": round(time.perf_counter() - started, 1),
     }
-    from satikit.atomic import write_json
-
     write_json(root / "results.json", results)
     click.echo("")
     click.echo(_table(rows))

@@ -145,8 +145,6 @@ def evaluate_folder(
         if png_dir is not None:
             picture = error_overlay(image, labels, result.error_ids)
             _write_png(Path(png_dir) / f"{pred_path.stem}.png", picture)
-    n_objects = sum(r["n_objects"] for r in rows)
-    n_errors = sum(r["n_errors"] for r in rows)
     return {
         "satikit_version": satikit.__version__,
         "pred_dir": str(pred_dir),
@@ -158,15 +156,22 @@ def evaluate_folder(
             "area_threshold": area_threshold,
         },
         "images": rows,
-        "total": {
-            "n_images": len(rows),
-            "n_objects": n_objects,
-            "n_errors": n_errors,
-            "error_rate": n_errors / n_objects if n_objects else 0.0,
-            "n_no_colour": sum(r["n_no_colour"] for r in rows),
-            "n_multi_colour": sum(r["n_multi_colour"] for r in rows),
-        },
+        "total": _total(rows),
         "unmatched": {"predictions": lonely_preds, "labels": lonely_labels},
+    }
+
+
+def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts of every image pooled, and the pooled error rate."""
+    n_objects = sum(r["n_objects"] for r in rows)
+    n_errors = sum(r["n_errors"] for r in rows)
+    return {
+        "n_images": len(rows),
+        "n_objects": n_objects,
+        "n_errors": n_errors,
+        "error_rate": n_errors / n_objects if n_objects else 0.0,
+        "n_no_colour": sum(r["n_no_colour"] for r in rows),
+        "n_multi_colour": sum(r["n_multi_colour"] for r in rows),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
@@ -150,30 +151,7 @@ def _interruption() -> Iterator[None]:
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @threads_option
-def translate(
-    run_dir: str,
-    source: str,
-    target: str,
-    strategy: str | None,
-    tile,
-    overlap,
-    batch_size: int,
-    device: str,
-    order: str,
-    window: str,
-    seam: str,
-    margin,
-    norm: str,
-    norm_kernel: str,
-    thumbnail_scale: float,
-    style_seed: int | None,
-    style_ref: str | None,
-    force: bool,
-    resume: bool,
-    pyramid_tile: int | None,
-    compression: str | None,
-    quiet: bool,
-) -> None:
+def translate(**params: Any) -> None:
     """Translate INPUT (a TIFF or OME-TIFF, .zarr or OME-Zarr, or .npy image, or a folder of
     TIFFs) with the run in RUN_DIR into OUTPUT, out of core. OUTPUT's suffix picks the format:
     .ome.tif (tiled pyramidal OME-TIFF, for QuPath / OpenSlide-style readers), .ome.zarr
@@ -192,61 +170,60 @@ def translate(
       satikit translate runs/sati big_x.tif big_y.tif --resume   # after an interruption
       satikit translate runs/cyclegan big_x.tif big_y.tif --strategy weighted --norm kernel
     """
-    from satikit.translate import translate_path
-
-    settings = dict(
-        strategy=strategy,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        order=order,
-        window=window,
-        seam=seam,
-        margin=margin,
-        norm=norm,
-        norm_kernel=norm_kernel,
-        thumbnail_scale=thumbnail_scale,
-        style_seed=style_seed,
-        style_ref=style_ref,
-    )
-    if resume:  # the recorded settings stand in for the options not given
-        context = click.get_current_context()
-        settings = {
-            key: value
-            for key, value in settings.items()
-            if context.get_parameter_source(key) != click.core.ParameterSource.DEFAULT
-        }
     from satikit import distributed
 
+    target = params["target"]
     started = time.perf_counter()
     note = f"no partial output was left at {target}"
     with (
         _stopped(),
         user_errors(note),
         _interruption(),
-        distributed.session(device) as (ctx, device),
+        distributed.session(params["device"]) as (ctx, device),
     ):
         options = dict(
             device=device,
-            overwrite=force,
-            resume=resume,
-            pyramid_tile=pyramid_tile,
-            compression=compression,
-            progress=not quiet and ctx.is_main,
+            overwrite=params["force"],
+            resume=params["resume"],
+            pyramid_tile=params["pyramid_tile"],
+            compression=params["compression"],
+            progress=not params["quiet"] and ctx.is_main,
             say=lambda message: click.echo(message, err=True),
-            **settings,
+            **_settings(params),
         )
-        if ctx.distributed:
-            from satikit.comm import Comm
-            from satikit.translate_distributed import translate_path_distributed
-
-            comm = Comm.create(ctx)
-            written = translate_path_distributed(run_dir, source, target, comm=comm, **options)
-        else:
-            written = translate_path(run_dir, source, target, **options)
+        written = _translate(ctx, params["run_dir"], params["source"], target, options)
     if ctx.is_main:
         processes = f" with {ctx.world_size} processes" if ctx.distributed else ""
         click.echo(
             f"translated {len(written)} image(s) in {time.perf_counter() - started:.1f} s"
             f"{processes} -> {target}"
         )
+
+
+def _settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The inference settings among the options; with ``--resume`` only those given (the
+    recorded ones stand in for the others)."""
+    from satikit.checkpoint import InferenceSettings
+
+    settings = {key: params[key] for key in InferenceSettings.names()}
+    if params["resume"]:
+        context = click.get_current_context()
+        settings = {
+            key: value
+            for key, value in settings.items()
+            if context.get_parameter_source(key) != click.core.ParameterSource.DEFAULT
+        }
+    return settings
+
+
+def _translate(ctx: Any, run_dir: str, source: str, target: str, options: dict) -> list:
+    """Translate in this process, or share the work out over torchrun's processes."""
+    if ctx.distributed:
+        from satikit.comm import Comm
+        from satikit.translate_distributed import translate_path_distributed
+
+        comm = Comm.create(ctx)
+        return translate_path_distributed(run_dir, source, target, comm=comm, **options)
+    from satikit.translate import translate_path
+
+    return translate_path(run_dir, source, target, **options)

@@ -154,17 +154,8 @@ def viewer_output(
             shape or dtype.
     """
     path = Path(path)
-    kind = viewer_format(path)
-    if kind is None:
-        raise ValueError(f"{path.name}: viewer outputs end in .ome.tif, .ome.tiff or .ome.zarr")
+    kind = _check_target(path, shape, overwrite)
     channels, *spatial = (int(s) for s in shape)
-    if len(spatial) not in SPATIAL_AXES:
-        raise ValueError(
-            f"{path.name}: OME images have 2 or 3 spatial dims (y, x or z, y, x), "
-            f"got {len(spatial)} ({tuple(spatial)})"
-        )
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
     options = options or PyramidOptions()
     metadata = metadata or ImageMetadata()
     dtype = np.dtype(dtype)
@@ -175,32 +166,10 @@ def viewer_output(
         files.remove()  # a stale partial of an earlier, interrupted run
     _remove(scratch)
     try:
-        if kind == "ome-tiff":
-            stored = (*spatial, channels) if channels > 1 else tuple(spatial)
-            array = (
-                _reopen(files.data, ".tif", stored, dtype)
-                if reopen
-                else _create(files.data, ".tif", stored, dtype, None)
-            )
-            sink: Any = ChannelLastSink(array, channel_last=channels > 1, transform=transform)
-        else:
-            from satikit.ome import ngff
-
-            array = (
-                ngff.reopen_level0(files.data, (channels, *spatial), dtype)
-                if reopen
-                else ngff.create_level0(
-                    files.data,
-                    (channels, *spatial),
-                    dtype,
-                    tile=options.tile,
-                    compression=options.codec,
-                )
-            )
-            sink = _ChannelFirstSink(array, transform)
+        sink = _level0(kind, files.data, (channels, *spatial), dtype, options, transform, reopen)
         yield sink
         sink.flush()
-        del sink, array
+        del sink
         _finish(kind, files.data, path, scratch, len(spatial), metadata, options)
         files.remove()
     except BaseException as exc:
@@ -209,6 +178,57 @@ def viewer_output(
         raise
     finally:
         _remove(scratch)
+
+
+def _check_target(path: Path, shape: Sequence[int], overwrite: bool) -> str:
+    """The viewer format of ``path`` (``ome-tiff`` or ``ome-zarr``), checked with ``shape``.
+
+    Raises:
+        ValueError: not an OME suffix, or not 2 or 3 spatial dims.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    kind = viewer_format(path)
+    if kind is None:
+        raise ValueError(f"{path.name}: viewer outputs end in .ome.tif, .ome.tiff or .ome.zarr")
+    spatial = tuple(int(s) for s in shape[1:])
+    if len(spatial) not in SPATIAL_AXES:
+        raise ValueError(
+            f"{path.name}: OME images have 2 or 3 spatial dims (y, x or z, y, x), "
+            f"got {len(spatial)} ({spatial})"
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+    return kind
+
+
+def _level0(
+    kind: str,
+    data: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    options: PyramidOptions,
+    transform: Callable[[np.ndarray], np.ndarray],
+    reopen: bool,
+) -> Any:
+    """The ``(C, *spatial)`` sink over the full-resolution level at ``data`` (a partial
+    OME-TIFF's plain TIFF, or an OME-Zarr's level 0), created or reopened."""
+    channels, *spatial = shape
+    if kind == "ome-tiff":
+        stored = (*spatial, channels) if channels > 1 else tuple(spatial)
+        array = (
+            _reopen(data, ".tif", stored, dtype)
+            if reopen
+            else _create(data, ".tif", stored, dtype, None)
+        )
+        return ChannelLastSink(array, channel_last=channels > 1, transform=transform)
+    from satikit.ome import ngff
+
+    array = (
+        ngff.reopen_level0(data, shape, dtype)
+        if reopen
+        else ngff.create_level0(data, shape, dtype, tile=options.tile, compression=options.codec)
+    )
+    return _ChannelFirstSink(array, transform)
 
 
 def open_viewer_partial(
