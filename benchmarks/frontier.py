@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import quality
+from benchmarks import planning, scoring, training_runs
 from benchmarks.methods import parse_method
 
 __all__ = ["frontier_methods", "run_frontier", "summarise"]
@@ -35,7 +35,7 @@ DEFAULT_METHODS = {
 }
 
 
-def frontier_methods(config: dict[str, Any], run: quality.Run) -> list[str]:
+def frontier_methods(config: dict[str, Any], run: planning.Run) -> list[str]:
     """Methods of the frontier for one model: the config's ``[frontier] standard`` list for
     standard models, its ``sati`` list for every SATI model."""
     kind = "standard" if run.variant == "standard" else "sati"
@@ -138,39 +138,39 @@ def run_frontier(
     split: str = "test",
     models: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
-    cache: Path = quality.CACHE,
+    cache: Path = planning.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
     """Train what is missing, score every model's frontier methods, write the report."""
     from benchmarks.common import git_commit, machine, require_plotting, write_results
 
-    config = quality.load_config(config_name)
-    chosen = quality.select_adapters(config, adapters)
+    config = planning.load_config(config_name)
+    chosen = planning.select_adapters(config, adapters)
     for kind in ("standard", "sati"):
-        for method in frontier_methods(config, quality.Run("", kind, 0)):
+        for method in frontier_methods(config, planning.Run("", kind, 0)):
             parse_method(method, config["inference"])  # refuse a bad name before any work
     if write:
         require_plotting()
-    home = quality.workdir(config, cache)
+    home = planning.workdir(config, cache)
     home.mkdir(parents=True, exist_ok=True)
-    data_dir = quality.ensure_dataset(config, home)
-    root = quality.runs_root(home, variant)
+    data_dir = planning.ensure_dataset(config, home)
+    root = planning.runs_root(home, variant)
     if variant is None:
         runs = [
             r
-            for r in quality.plan_runs(config, chosen)
+            for r in planning.plan_runs(config, chosen)
             if (not models or r.variant in models) and (seeds is None or r.seed in seeds)
         ]
-        quality.train_all(config, root, data_dir, runs, echo)
+        training_runs.train_all(config, root, data_dir, runs, echo)
     else:  # a variant's trained models (benchmarks.variants trains them)
-        runs = [r for r in quality.found_runs(root, finished=True) if r.adapter in chosen]
+        runs = [r for r in training_runs.found_runs(root, finished=True) if r.adapter in chosen]
         if not runs:
             raise ValueError(f"no finished runs of variant {variant!r} under {root}")
     rows = []
     for run in runs:
         methods = frontier_methods(config, run)
-        rows += quality.evaluate_run(
+        rows += scoring.evaluate_run(
             config, root, data_dir, run, methods=methods, split=split, home=home
         )
         echo(f"  scored {run.name} ({len(methods)} methods, {split})")
@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--variant", help="score the finished runs of this benchmarks.variants label"
     )
-    parser.add_argument("--split", choices=quality.SPLITS, default="test")
+    parser.add_argument("--split", choices=planning.SPLITS, default="test")
     parser.add_argument(
         "--model", dest="models", action="append", help="only these models of the plan (repeatable)"
     )

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import quality
+from benchmarks import planning, scoring, training_runs
 
 
 def methods_for(variant: str) -> tuple[str, ...]:
@@ -32,10 +32,12 @@ def methods_for(variant: str) -> tuple[str, ...]:
     return ("none",) if variant == "standard" else ("none", "sati")
 
 
-def kept_runs(root: Path) -> list[tuple[quality.Run, list[tuple[int, Path]]]]:
+def kept_runs(root: Path) -> list[tuple[planning.Run, list[tuple[int, Path]]]]:
     """Every run under ``root/runs`` that kept snapshots, with them (oldest first)."""
     return [
-        (run, kept) for run in quality.found_runs(root) if (kept := quality.snapshots(root, run))
+        (run, kept)
+        for run in training_runs.found_runs(root)
+        if (kept := training_runs.snapshots(root, run))
     ]
 
 
@@ -67,7 +69,7 @@ def curve_rows(
         for method in methods_for(run.variant):
             n = e = 0
             for x, label in zip(xs, labels):
-                y = quality.translate_with(adapter, run_config, x, method, inference)
+                y = scoring.translate_with(adapter, run_config, x, method, inference)
                 result = colour_error(y, label)
                 n, e = n + result.n_objects, e + result.n_errors
             rows.append(
@@ -137,7 +139,7 @@ def run_learning_curve(
     n_images: int = 4,
     *,
     variant: str | None = None,
-    cache: Path = quality.CACHE,
+    cache: Path = planning.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
@@ -147,9 +149,9 @@ def run_learning_curve(
 
     if write:
         require_plotting()
-    config = quality.load_config(config_name)
-    home = quality.workdir(config, cache)
-    root = quality.runs_root(home, variant)
+    config = planning.load_config(config_name)
+    home = planning.workdir(config, cache)
+    root = planning.runs_root(home, variant)
     rows = curve_rows(root, home / "data", config["inference"], n_images)
     curves = medians(rows)
     command = f"python -m benchmarks.learning_curve --config {config_name} --images {n_images}"

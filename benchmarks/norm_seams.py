@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import quality
+from benchmarks import planning, scoring, training_runs
 from benchmarks.methods import parse_method
 
 __all__ = ["NORMS", "density_data", "run_norm_seams"]
@@ -35,7 +35,7 @@ def density_data(config: dict[str, Any], home: Path, seed: int, n_test: int) -> 
     """Test images of the ``density-gradient`` preset (``seed``, ``n_test`` images), made once
     under ``home``."""
     data = {"preset": "density-gradient", "dims": 2, "seed": seed, "n_images": 1, "n_test": n_test}
-    return quality.ensure_dataset({**config, "data": data}, home / f"density-gradient-{seed}")
+    return planning.ensure_dataset({**config, "data": data}, home / f"density-gradient-{seed}")
 
 
 def method_name(base: str, norm: str) -> str:
@@ -51,7 +51,7 @@ def run_norm_seams(
     n_test: int = 8,
     adapter: str = "cyclegan",
     seeds: Sequence[int] | None = None,
-    cache: Path = quality.CACHE,
+    cache: Path = planning.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
@@ -59,20 +59,20 @@ def run_norm_seams(
     images with every base method x normalisation; returns the payload written as JSON."""
     from benchmarks.common import git_commit, machine, write_results
 
-    config = quality.load_config(config_name)
+    config = planning.load_config(config_name)
     methods = [method_name(b, n) for b in bases for n in NORMS]
     for method in methods:
         parse_method(method, config["inference"])  # refuse a bad name before any work
-    home = quality.workdir(config, cache)
+    home = planning.workdir(config, cache)
     home.mkdir(parents=True, exist_ok=True)
-    train_data = quality.ensure_dataset(config, home)
-    chosen = quality.adapter_plan(config, adapter)["seeds"] if seeds is None else seeds
-    runs = [quality.Run(adapter, "standard", int(s)) for s in chosen]
-    quality.train_all(config, home, train_data, runs, echo)
+    train_data = planning.ensure_dataset(config, home)
+    chosen = planning.adapter_plan(config, adapter)["seeds"] if seeds is None else seeds
+    runs = [planning.Run(adapter, "standard", int(s)) for s in chosen]
+    training_runs.train_all(config, home, train_data, runs, echo)
     data = density_data(config, home, seed, n_test)
     rows = []
     for run in runs:
-        rows += quality.evaluate_run(
+        rows += scoring.evaluate_run(
             config, home, train_data, run, methods=methods, split=data.parent.name, images=data
         )
         echo(f"  scored {run.name}")

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import quality
+from benchmarks import planning, scoring, training_runs
 
 #: The models the picture shows.
 MAIN = ("standard", "sati")
@@ -88,7 +88,7 @@ def edge_distance(labels: np.ndarray, tile: int, overlap: int, margin: int = 0) 
     centres = centres.reshape(n, labels.ndim)
     per_dim = np.where(centres >= step, np.mod(centres, step), np.inf)
     distance[1:] = per_dim.min(axis=1)
-    distance[quality.border_objects(labels, overlap)] = np.inf
+    distance[scoring.border_objects(labels, overlap)] = np.inf
     return distance
 
 
@@ -111,7 +111,7 @@ def profile_rows(
     from satikit.data.io import list_images, read_image
     from satikit.metrics import colour_error
 
-    runs = quality.found_runs(root, finished=True)  # a partial run saves weights too
+    runs = training_runs.found_runs(root, finished=True)  # a partial run saves weights too
     if not runs:
         raise ValueError(
             f"no trained runs under {root / 'runs'}: run `satikit bench quality` first"
@@ -123,7 +123,7 @@ def profile_rows(
     by_margin: dict[int, list[np.ndarray]] = {}  # each method is binned on its own grid
     rows = []
     for run in runs:
-        adapter, run_config = load_adapter(quality.run_dir(root, run))
+        adapter, run_config = load_adapter(planning.run_dir(root, run))
         for method in methods_for(run.variant, margins):
             strategy, settings = _inference_for(method, inference)
             margin = int(settings.get("margin", 0))
@@ -135,7 +135,7 @@ def profile_rows(
             errors = np.zeros_like(n)
             total = [0, 0]
             for x, label, distance in zip(xs, labels, distances):
-                y = quality.translate_with(adapter, run_config, x, strategy, settings)
+                y = scoring.translate_with(adapter, run_config, x, strategy, settings)
                 result = colour_error(y, label)
                 d = distance[result.ids]
                 n += np.histogram(d, edges)[0]
@@ -258,7 +258,7 @@ def run_seam_profile(
     bin_width: int = 4,
     margins: Sequence[int] = (),
     validation_seed: int | None = None,
-    cache: Path = quality.CACHE,
+    cache: Path = planning.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
@@ -269,15 +269,15 @@ def run_seam_profile(
 
     if write:
         require_plotting()
-    config = quality.load_config(config_name)
-    home = quality.workdir(config, cache)
-    root = quality.runs_root(home, variant)
+    config = planning.load_config(config_name)
+    home = planning.workdir(config, cache)
+    root = planning.runs_root(home, variant)
     inference = config["inference"]
     n_images = int(config["data"]["n_test"]) if n_images is None else n_images
     data_dir = (
         home / "data"
         if validation_seed is None
-        else quality.validation_data(config, home, validation_seed)
+        else planning.validation_data(config, home, validation_seed)
     )
     rows = profile_rows(root, data_dir, inference, n_images, bin_width, margins)
     profiles = pooled(rows)

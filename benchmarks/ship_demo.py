@@ -18,7 +18,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks import quality
+from benchmarks import planning, scoring
 from benchmarks.common import git_commit
 from satikit.checkpoint import CONFIG_NAME, WEIGHTS_NAME, RunConfig, read_config
 
@@ -67,20 +67,20 @@ def ship(
 ) -> list[Path]:
     from benchmarks.methods import parse_method
 
-    config = quality.load_config(config_name)
-    root = quality.workdir(config)
-    data_dir = quality.ensure_dataset(config, root)
-    seeds = quality.adapter_plan(config, adapter)["seeds"] if seeds is None else seeds
+    config = planning.load_config(config_name)
+    root = planning.workdir(config)
+    data_dir = planning.ensure_dataset(config, root)
+    seeds = planning.adapter_plan(config, adapter)["seeds"] if seeds is None else seeds
     shipped = []
     for name, variant, method in shipped_models(config).values():
-        runs = [quality.Run(adapter, variant, s) for s in seeds]
+        runs = [planning.Run(adapter, variant, s) for s in seeds]
         rows = [
             row
             for run in runs
-            for row in quality.evaluate_run(config, root, data_dir, run, methods=[method])
+            for row in scoring.evaluate_run(config, root, data_dir, run, methods=[method])
         ]
         seed = median_seed(rows, variant, method)
-        source = quality.run_dir(root, quality.Run(adapter, variant, seed))
+        source = planning.run_dir(root, planning.Run(adapter, variant, seed))
         run_config = shipped_config(read_config(source / CONFIG_NAME))
         spec = parse_method(method, config["inference"])
         if spec.strategy != "none":  # the benchmark's tiles, the method's margin

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks import quality
+from benchmarks import planning, scoring, training_runs
 
 #: Where the strip comes from, in the order the table shows them.
 CONDITIONS = ("real", "other-image", "true-y-other", "true-y", "y-background", "x")
@@ -141,7 +141,7 @@ class ProbeImages:
         return cls(
             images=[read_image(p) for p in paths],
             labels=labels,
-            seams=[quality.seam_objects(label, tile, overlap) for label in labels],
+            seams=[scoring.seam_objects(label, tile, overlap) for label in labels],
             far=[far_objects(label, tile, overlap, diameter) for label in labels],
             truth=[ideal_y(label, sigma, i) for i, label in enumerate(labels)],
             empty=[ideal_y(np.zeros_like(lb), sigma, 1000 + i) for i, lb in enumerate(labels)],
@@ -163,7 +163,7 @@ def _translations(
 
     n = len(test.images)
     for i, image in enumerate(test.images):
-        yield "none", i, quality.translate_with(adapter, run_config, image, "none", inference)
+        yield "none", i, scoring.translate_with(adapter, run_config, image, "none", inference)
     xs = [encoded(image, "x") for image in test.images]
     grid = TileGrid.create(
         xs[0].shape[1:], int(inference["tile"]), int(inference["overlap"]), sati=True
@@ -203,7 +203,7 @@ def probe_rows(
 
     runs = [
         r
-        for r in quality.found_runs(root, finished=True)
+        for r in training_runs.found_runs(root, finished=True)
         if r.variant == "sati" and (adapters is None or r.adapter in adapters)
     ]
     if not runs:
@@ -213,7 +213,7 @@ def probe_rows(
     test = ProbeImages.load(config, data_dir)
     rows = []
     for run in runs:
-        adapter, run_config = load_adapter(quality.run_dir(root, run))
+        adapter, run_config = load_adapter(planning.run_dir(root, run))
         counts: dict[str, np.ndarray] = {}
         for condition, i, y in _translations(adapter, run_config, test, config["inference"]):
             result = colour_error(y, test.labels[i])
@@ -283,17 +283,17 @@ def run_strip_probe(
     config_name: str,
     adapters: Sequence[str] | None = None,
     *,
-    cache: Path = quality.CACHE,
+    cache: Path = planning.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
     """Probe the trained SATI runs of a quality run; returns the payload written as JSON."""
     from benchmarks.common import git_commit, machine, write_results
 
-    config = quality.load_config(config_name)
-    chosen = None if adapters is None else quality.select_adapters(config, adapters)
-    home = quality.workdir(config, cache)
-    rows = probe_rows(config, quality.runs_root(home), home / "data", chosen)
+    config = planning.load_config(config_name)
+    chosen = None if adapters is None else planning.select_adapters(config, adapters)
+    home = planning.workdir(config, cache)
+    rows = probe_rows(config, planning.runs_root(home), home / "data", chosen)
     command = f"python -m benchmarks.strip_probe --config {config_name}"
     command += "" if chosen is None else "".join(f" --adapter {a}" for a in chosen)
     payload = {

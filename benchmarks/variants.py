@@ -25,7 +25,7 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import quality
+from benchmarks import planning, report, scoring, training_runs
 
 
 def parse_value(text: str) -> Any:
@@ -107,7 +107,7 @@ def run_variant(
     init: str | None = None,
     split: str = "test",
     methods: Sequence[str] = (),
-    cache=quality.CACHE,
+    cache=planning.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
@@ -115,28 +115,28 @@ def run_variant(
     from benchmarks.common import git_commit, machine, write_results
     from benchmarks.methods import parse_method
 
-    base = quality.load_config(config_name)
+    base = planning.load_config(config_name)
     config = variant_config(base, variant, overrides, steps, options, init)
     label = label or default_label(variant, overrides, steps, options, init)
-    chosen = quality.select_adapters(base, adapters)  # before any data is made
+    chosen = planning.select_adapters(base, adapters)  # before any data is made
     for method in methods:
         parse_method(method, config["inference"])  # refuse a bad name before any training
-    home = quality.workdir(base, cache)
-    data_dir = quality.ensure_dataset(base, home)
-    root = quality.runs_root(home, label)
-    runs = [quality.Run(adapter, variant, int(s)) for adapter in chosen for s in seeds]
+    home = planning.workdir(base, cache)
+    data_dir = planning.ensure_dataset(base, home)
+    root = planning.runs_root(home, label)
+    runs = [planning.Run(adapter, variant, int(s)) for adapter in chosen for s in seeds]
     if init is not None:  # the standard models to start from, in the config's own runs
-        sources = {quality.init_run(config, r) for r in runs}
-        quality.train_all(base, home, data_dir, sorted(sources, key=str), echo)
-    quality.train_all(config, root, data_dir, runs, echo, home=home)
+        sources = {planning.init_run(config, r) for r in runs}
+        training_runs.train_all(base, home, data_dir, sorted(sources, key=str), echo)
+    training_runs.train_all(config, root, data_dir, runs, echo, home=home)
     rows = []
     for run in runs:
-        wanted = list(dict.fromkeys([*quality.methods_for(run), *methods]))
-        for row in quality.evaluate_run(
+        wanted = list(dict.fromkeys([*planning.methods_for(run), *methods]))
+        for row in scoring.evaluate_run(
             config, root, data_dir, run, methods=wanted, split=split, home=home
         ):
             rows.append({**row, "model": label})
-    summary = quality.summarise(rows)
+    summary = report.summarise(rows)
     command = " ".join(
         ["python -m benchmarks.variants", f"--config {config_name}", f"--variant {variant}"]
         + ["--seeds " + " ".join(str(s) for s in seeds)]
@@ -168,7 +168,7 @@ def run_variant(
         "rows": rows,
         "summary": summary,
     }
-    table = quality.markdown_table(summary)
+    table = report.markdown_table(summary)
     if write:
         header = (
             f"# Variant `{label}` of `{base['name']}`\n\n`{command}` on {payload['machine']}, "
@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--split",
-        choices=quality.SPLITS,
+        choices=planning.SPLITS,
         default="test",
         help="score the test images or the validation images (where choices are made)",
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import quality, variants
+from benchmarks import planning, quality, report, scoring, training_runs, variants
 
 TINY = """
 name = "tiny"
@@ -57,33 +57,33 @@ def tiny_config(tmp_path):
 
 
 def test_plan_covers_standard_sati_and_ablations(tiny_config):
-    config = quality.load_config(str(tiny_config))
-    runs = quality.plan_runs(config)
+    config = planning.load_config(str(tiny_config))
+    runs = planning.plan_runs(config)
     assert [r.variant for r in runs] == ["standard", "sati", "sati-wo-domain-encoding"]
-    assert quality.methods_for(runs[0]) == ["none", "simple", "weighted", "weighted-gaussian"]
-    assert quality._train_config(config, runs[2]).sati.domain_encoding is False
-    standard = quality._train_config(config, runs[0]).sati
+    assert planning.methods_for(runs[0]) == ["none", "simple", "weighted", "weighted-gaussian"]
+    assert training_runs.train_config(config, runs[2]).sati.domain_encoding is False
+    standard = training_runs.train_config(config, runs[0]).sati
     assert standard.enabled is False and standard.domain_encoding is False  # plain CycleGAN
-    assert quality._train_config(config, runs[1]).sati.domain_encoding is True
+    assert training_runs.train_config(config, runs[1]).sati.domain_encoding is True
 
 
 def test_per_adapter_plan_overrides_seeds_and_ablations(tiny_config):
-    config = quality.load_config(str(tiny_config))
+    config = planning.load_config(str(tiny_config))
     config["adapters"] = ["cyclegan", "munit"]
     config["per_adapter"] = {"munit": {"seeds": [1, 2], "ablation_seeds": []}}
-    munit = [r for r in quality.plan_runs(config) if r.adapter == "munit"]
+    munit = [r for r in planning.plan_runs(config) if r.adapter == "munit"]
     assert [(r.variant, r.seed) for r in munit] == [
         ("standard", 1),
         ("sati", 1),
         ("standard", 2),
         ("sati", 2),
     ]
-    assert [r.adapter for r in quality.plan_runs(config, ["munit"])] == ["munit"] * 4
+    assert [r.adapter for r in planning.plan_runs(config, ["munit"])] == ["munit"] * 4
     with pytest.raises(ValueError, match="unit.*not in config"):
-        quality.plan_runs(config, ["unit"])
+        planning.plan_runs(config, ["unit"])
     config["per_adapter"]["munit"]["seed"] = [0]
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['seed'\]"):
-        quality.plan_runs(config)
+        planning.plan_runs(config)
 
 
 def test_bench_cli_names_an_adapter_the_config_lacks(tiny_config, tmp_path):
@@ -100,15 +100,15 @@ def test_bench_cli_names_an_adapter_the_config_lacks(tiny_config, tmp_path):
 
 
 def test_adapter_options_and_sati_overrides_do_not_move_the_cache_folder(tiny_config, tmp_path):
-    config = quality.load_config(str(tiny_config))
-    before = quality.workdir(config, tmp_path)
+    config = planning.load_config(str(tiny_config))
+    before = planning.workdir(config, tmp_path)
     config["train"]["options"]["munit"] = {"dim": 8}
     config["train"]["sati"] = {"lambda_stitch": 5.0}  # checked per run: standard runs stay
-    assert quality.workdir(config, tmp_path) == before
-    sati = quality.plan_runs(config)[1]
-    assert quality._train_config(config, sati).sati.lambda_stitch == 5.0
+    assert planning.workdir(config, tmp_path) == before
+    sati = planning.plan_runs(config)[1]
+    assert training_runs.train_config(config, sati).sati.lambda_stitch == 5.0
     config["train"]["steps"] = 3
-    assert quality.workdir(config, tmp_path) != before
+    assert planning.workdir(config, tmp_path) != before
 
 
 def test_reports_without_matplotlib_are_refused_before_any_work(tiny_config, tmp_path, monkeypatch):
@@ -126,21 +126,21 @@ def test_reports_without_matplotlib_are_refused_before_any_work(tiny_config, tmp
 
 def test_unknown_config_lists_known_ones():
     with pytest.raises(ValueError, match="cpu-small"):
-        quality.load_config("no-such-config")
+        planning.load_config("no-such-config")
 
 
 def test_seam_objects_marks_circles_crossing_the_middle_of_an_overlap():
     labels = np.zeros((64, 64), np.int32)
     labels[10:14, 10:14] = 1  # interior
     labels[26:31, 3:6] = 2  # crosses the seam at 24 + 4 = 28 (tile 32, overlap 8)
-    crossing = quality.seam_objects(labels, 32, 8)
+    crossing = scoring.seam_objects(labels, 32, 8)
     assert crossing.tolist() == [False, False, True]
     # with a SATI margin of 4 the tiles start every 20 px: the seam moves to 20 + 4 = 24
     labels[22:26, 40:44] = 3
-    assert quality.seam_objects(labels, 32, 8, margin=4).tolist() == [False, False, False, True]
+    assert scoring.seam_objects(labels, 32, 8, margin=4).tolist() == [False, False, False, True]
     config = {"tile": 32, "overlap": 8, "simple_overlap": 0, "margin": 4}
-    assert quality.seam_grid("simple", config) == (0, 0)  # simple tiling's own grid
-    assert quality.seam_grid("weighted", config) == quality.seam_grid("sati", config) == (8, 4)
+    assert scoring.seam_grid("simple", config) == (0, 0)  # simple tiling's own grid
+    assert scoring.seam_grid("weighted", config) == scoring.seam_grid("sati", config) == (8, 4)
 
 
 def test_border_objects_marks_circles_near_the_image_edge():
@@ -149,7 +149,7 @@ def test_border_objects_marks_circles_near_the_image_edge():
     labels[2:6, 30:34] = 2  # 2 px from the top
     labels[30:34, 58:62] = 3  # ends 2 px before the right edge
     labels[30:34, 50:55] = 4  # ends 9 px before it
-    assert quality.border_objects(labels, 8).tolist() == [False, False, True, True, False]
+    assert scoring.border_objects(labels, 8).tolist() == [False, False, True, True, False]
 
 
 def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path, monkeypatch):
@@ -186,61 +186,61 @@ def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path,
     saved = json.loads(written.read_text())
     assert saved["command"].endswith("--adapter cyclegan") and saved["rows"] == again["rows"]
     assert {"config", "commit", "machine"} <= set(saved)
-    table = quality.markdown_table(payload["summary"])
+    table = report.markdown_table(payload["summary"])
     assert "| cyclegan | standard | simple |" in table
 
 
 def _trained(tiny_config, tmp_path, n_runs: int):
     """The tiny config, its cache root and dataset, and its first ``n_runs`` runs trained."""
-    config = quality.load_config(str(tiny_config))
-    runs = quality.plan_runs(config)[:n_runs]
+    config = planning.load_config(str(tiny_config))
+    runs = planning.plan_runs(config)[:n_runs]
     root = tmp_path / "cache" / "root"
-    data = quality.ensure_dataset(config, root)
-    quality.train_all(config, root, data, runs, echo=lambda _: None)
+    data = planning.ensure_dataset(config, root)
+    training_runs.train_all(config, root, data, runs, echo=lambda _: None)
     return config, root, data, runs
 
 
 def test_cached_run_with_other_sati_settings_is_retrained(tiny_config, tmp_path):
     config, root, data, (standard,) = _trained(tiny_config, tmp_path, 1)
-    assert quality.is_trained(root, standard, 2, config)
-    path = quality.run_dir(root, standard) / "config.json"
+    assert training_runs.is_trained(root, standard, 2, config)
+    path = planning.run_dir(root, standard) / "config.json"
     saved = json.loads(path.read_text())
     saved["sati"]["domain_encoding"] = True  # as an older harness trained the baseline
     path.write_text(json.dumps(saved))
-    assert quality.is_stale(root, standard, config)
-    assert not quality.is_trained(root, standard, 2, config)
+    assert training_runs.is_stale(root, standard, config)
+    assert not training_runs.is_trained(root, standard, 2, config)
     said: list[str] = []
-    quality.train_all(config, root, data, [standard], echo=said.append)
+    training_runs.train_all(config, root, data, [standard], echo=said.append)
     assert any("retraining" in line for line in said)
-    assert quality.is_trained(root, standard, 2, config)
+    assert training_runs.is_trained(root, standard, 2, config)
     assert json.loads(path.read_text())["sati"]["domain_encoding"] is False
 
 
 def test_dropped_option_or_other_steps_make_a_cached_run_stale(tiny_config, tmp_path):
     config, root, data, (standard,) = _trained(tiny_config, tmp_path, 1)
-    assert not quality.is_stale(root, standard, config)
-    path = quality.run_dir(root, standard) / "config.json"
+    assert not training_runs.is_stale(root, standard, config)
+    path = planning.run_dir(root, standard) / "config.json"
     saved = json.loads(path.read_text())
     del saved["adapter"]["options"]["pool_size"]  # an option the run predates: its default
     path.write_text(json.dumps(saved))
-    assert not quality.is_stale(root, standard, config)
+    assert not training_runs.is_stale(root, standard, config)
     dropped = json.loads(json.dumps(config))
     del dropped["train"]["options"]["cyclegan"]["ngf"]  # back to the default ngf (64)
-    assert quality.is_stale(root, standard, dropped)
+    assert training_runs.is_stale(root, standard, dropped)
     longer = json.loads(json.dumps(config))
     longer["train"]["steps"] = 3  # same folder (a variant label), another target
-    assert quality.is_stale(root, standard, longer)
-    assert not quality.is_trained(root, standard, 3, longer)
+    assert training_runs.is_stale(root, standard, longer)
+    assert not training_runs.is_trained(root, standard, 3, longer)
 
 
 def test_found_runs_can_skip_partial_runs(tiny_config, tmp_path):
     config, root, _, (standard, sati) = _trained(tiny_config, tmp_path, 2)
-    path = quality.run_dir(root, sati) / "config.json"
+    path = planning.run_dir(root, sati) / "config.json"
     saved = json.loads(path.read_text())
     saved["training"]["step"] = 1  # as a checkpoint of an unfinished run leaves it
     path.write_text(json.dumps(saved))
-    assert quality.found_runs(root) == sorted([standard, sati], key=lambda r: r.name)
-    assert quality.found_runs(root, finished=True) == [standard]
+    assert training_runs.found_runs(root) == sorted([standard, sati], key=lambda r: r.name)
+    assert training_runs.found_runs(root, finished=True) == [standard]
 
 
 def test_variant_trains_with_its_overrides_and_reports_under_its_label(tiny_config, tmp_path):
@@ -265,7 +265,7 @@ def test_variant_trains_with_its_overrides_and_reports_under_its_label(tiny_conf
     assert saved["sati"]["domain_encoding"] is False and saved["sati"]["lambda_d_sati"] == 0.5
     assert saved["training"]["step"] == 3 and saved["adapter"]["options"]["lambda_idt"] == 2.5
     with pytest.raises(ValueError, match="unknown SATI setting"):
-        variants.variant_config(quality.load_config(str(tiny_config)), "sati", {"lamda": 1}, None)
+        variants.variant_config(planning.load_config(str(tiny_config)), "sati", {"lamda": 1}, None)
     assert variants.parse_value("false") is False and variants.parse_value("0.5") == 0.5
 
 
@@ -304,15 +304,15 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
     with_snapshots = tmp_path / "snap.toml"
     text = tiny_config.read_text().replace("steps = 2", "steps = 4")
     with_snapshots.write_text("snapshots = true\n" + text)
-    config = quality.load_config(str(with_snapshots))
-    root = quality.workdir(config, tmp_path / "cache")
-    standard, sati = quality.plan_runs(config)[:2]
-    data = quality.ensure_dataset(config, root)
-    quality.train_all(config, root, data, [standard, sati], echo=lambda _: None)
-    kept = quality.snapshots(root, sati)
+    config = planning.load_config(str(with_snapshots))
+    root = planning.workdir(config, tmp_path / "cache")
+    standard, sati = planning.plan_runs(config)[:2]
+    data = planning.ensure_dataset(config, root)
+    training_runs.train_all(config, root, data, [standard, sati], echo=lambda _: None)
+    kept = training_runs.snapshots(root, sati)
     assert [step for step, _ in kept] == [1, 2, 3, 4]  # checkpoint_every = steps // 6 -> 1
     # the last snapshot holds the final weights; an earlier one does not
-    final = load_adapter(quality.run_dir(root, sati))[0].state_dict()
+    final = load_adapter(planning.run_dir(root, sati))[0].state_dict()
     last, first = (load_adapter(kept[i][1])[0].state_dict() for i in (-1, 0))
     assert all(torch.equal(final[k], last[k]) for k in final)
     assert not all(torch.equal(final[k], first[k]) for k in final)
@@ -423,10 +423,10 @@ def test_seam_profile_bins_every_circle_outside_the_first_tile(tiny_config, tmp_
     from benchmarks import common, seam_profile
     from satikit.data.io import list_images, read_image
 
-    config = quality.load_config(str(tiny_config))
-    root = quality.workdir(config, tmp_path / "cache")
-    data = quality.ensure_dataset(config, root)
-    quality.train_all(config, root, data, quality.plan_runs(config)[:2], echo=lambda _: None)
+    config = planning.load_config(str(tiny_config))
+    root = planning.workdir(config, tmp_path / "cache")
+    data = planning.ensure_dataset(config, root)
+    training_runs.train_all(config, root, data, planning.plan_runs(config)[:2], echo=lambda _: None)
     payload = seam_profile.run_seam_profile(
         str(tiny_config),
         bin_width=8,
@@ -541,13 +541,13 @@ def test_strip_probe_real_condition_is_the_quality_benchmarks_sati(
     from benchmarks import common, strip_probe
     from satikit.data.io import list_images, read_image
 
-    config = quality.load_config(str(tiny_config))
+    config = planning.load_config(str(tiny_config))
     with pytest.raises(ValueError, match="satikit bench quality"):
         strip_probe.run_strip_probe(str(tiny_config), cache=tmp_path / "cache", write=False)
-    root = quality.workdir(config, tmp_path / "cache")
-    data = quality.ensure_dataset(config, root)
-    standard, sati = quality.plan_runs(config)[:2]
-    quality.train_all(config, root, data, [standard, sati], echo=lambda _: None)
+    root = planning.workdir(config, tmp_path / "cache")
+    data = planning.ensure_dataset(config, root)
+    standard, sati = planning.plan_runs(config)[:2]
+    training_runs.train_all(config, root, data, [standard, sati], echo=lambda _: None)
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
     payload = strip_probe.run_strip_probe(
         str(tiny_config), ["cyclegan"], cache=tmp_path / "cache", echo=lambda _: None
@@ -555,7 +555,7 @@ def test_strip_probe_real_condition_is_the_quality_benchmarks_sati(
     rows = {r["condition"]: r for r in payload["rows"]}
     assert list(rows) == ["none", *strip_probe.CONDITIONS]  # the standard run is not probed
     assert {r["model"] for r in payload["rows"]} == {"sati"}
-    reference = {r["method"]: r for r in quality.evaluate_run(config, root, data, sati)}
+    reference = {r["method"]: r for r in scoring.evaluate_run(config, root, data, sati)}
     for condition, method in (("real", "sati"), ("none", "none")):
         assert rows[condition]["n_errors"] == reference[method]["n_errors"]
         assert rows[condition]["n_objects"] == reference[method]["n_objects"]

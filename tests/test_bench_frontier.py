@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_bench import TINY
 
-from benchmarks import frontier, quality, variants
+from benchmarks import frontier, planning, training_runs, variants
 from satikit.checkpoint import load_adapter
 
 FINETUNE = """
@@ -35,41 +35,41 @@ def config_path(tmp_path) -> Path:
 
 
 def test_finetunes_are_planned_from_the_standard_model_of_their_seed(config_path):
-    config = quality.load_config(str(config_path))
-    runs = quality.plan_runs(config)
-    finetune = quality.Run("cyclegan", quality.FINETUNE, 0)
+    config = planning.load_config(str(config_path))
+    runs = planning.plan_runs(config)
+    finetune = planning.Run("cyclegan", planning.FINETUNE, 0)
     assert runs == [
-        quality.Run("cyclegan", "standard", 0),
-        quality.Run("cyclegan", "sati", 0),
+        planning.Run("cyclegan", "standard", 0),
+        planning.Run("cyclegan", "sati", 0),
         finetune,
     ]
-    assert quality.init_run(config, finetune) == runs[0]
-    assert quality.init_run(config, runs[1]) is None and quality.init_run(config, runs[0]) is None
-    settings = quality._train_config(config, finetune)
-    assert settings.training.steps == 1 and quality.run_steps(config, runs[1]) == 2
+    assert planning.init_run(config, finetune) == runs[0]
+    assert planning.init_run(config, runs[1]) is None and planning.init_run(config, runs[0]) is None
+    settings = training_runs.train_config(config, finetune)
+    assert settings.training.steps == 1 and planning.run_steps(config, runs[1]) == 2
     assert settings.sati.lambda_consistency == 5.0 and settings.sati.domain_encoding is False
-    assert quality._train_config(config, runs[1]).sati.lambda_consistency == 0.0
-    assert quality.methods_for(finetune) == ["sati", "none"]
+    assert training_runs.train_config(config, runs[1]).sati.lambda_consistency == 0.0
+    assert planning.methods_for(finetune) == ["sati", "none"]
 
 
 def test_finetune_starts_from_the_trained_standard_weights(config_path, tmp_path, monkeypatch):
     from satikit import checkpoint
 
-    config = quality.load_config(str(config_path))
-    standard, _, finetune = quality.plan_runs(config)
+    config = planning.load_config(str(config_path))
+    standard, _, finetune = planning.plan_runs(config)
     root = tmp_path / "root"
-    data = quality.ensure_dataset(config, root)
+    data = planning.ensure_dataset(config, root)
     loaded: list[Path] = []
     real = checkpoint.load_init
     monkeypatch.setattr(checkpoint, "load_init", lambda a, p: loaded.append(Path(p)) or real(a, p))
-    quality.train_one(config, standard, str(root), str(data))
-    quality.train_one(config, finetune, str(root), str(data))
-    assert loaded == [quality.run_dir(root, standard)]
-    saved = json.loads((quality.run_dir(root, finetune) / "config.json").read_text())
+    training_runs.train_one(config, standard, str(root), str(data))
+    training_runs.train_one(config, finetune, str(root), str(data))
+    assert loaded == [planning.run_dir(root, standard)]
+    saved = json.loads((planning.run_dir(root, finetune) / "config.json").read_text())
     assert saved["training"]["step"] == 1 and saved["sati"]["lambda_consistency"] == 5.0
     # one step of fine-tuning moved the weights away from the standard model's, not from scratch
-    base = load_adapter(quality.run_dir(root, standard))[0].state_dict()
-    tuned = load_adapter(quality.run_dir(root, finetune))[0].state_dict()
+    base = load_adapter(planning.run_dir(root, standard))[0].state_dict()
+    tuned = load_adapter(planning.run_dir(root, finetune))[0].state_dict()
     gap = max((base[k].float() - tuned[k].float()).abs().max().item() for k in base)
     assert 0 < gap < 0.05
 
@@ -77,25 +77,25 @@ def test_finetune_starts_from_the_trained_standard_weights(config_path, tmp_path
 def test_validation_split_scores_other_images_and_is_refused_on_the_test_seed(
     config_path, tmp_path
 ):
-    config = quality.load_config(str(config_path))
+    config = planning.load_config(str(config_path))
     root = tmp_path / "root"
-    data = quality.ensure_dataset(config, root)
-    validation = quality.split_data(config, root, data, "validation")
+    data = planning.ensure_dataset(config, root)
+    validation = planning.split_data(config, root, data, "validation")
     assert (
         validation == root / "validation-5" / "data"
-        and quality.split_data(config, root, data, "test") == data
+        and planning.split_data(config, root, data, "test") == data
     )
     assert len(list((validation / "test" / "x").glob("*.tif"))) == 1
     test_image = (data / "test" / "x" / "00000.tif").read_bytes()
     assert (validation / "test" / "x" / "00000.tif").read_bytes() != test_image
     same_seed = {**config, "data": {**config["data"], "validation_seed": 3}}
     with pytest.raises(ValueError, match="is the seed of the test set"):
-        quality.validation_data(same_seed, tmp_path / "other")
+        planning.validation_data(same_seed, tmp_path / "other")
     with pytest.raises(ValueError, match="split must be one of test, validation"):
-        quality.split_data(config, root, data, "train")
+        planning.split_data(config, root, data, "train")
     # the validation keys do not move the cache folder (the training data is the same)
     plain = {**config, "data": {k: v for k, v in config["data"].items() if "validation" not in k}}
-    assert quality.workdir(config, tmp_path) == quality.workdir(plain, tmp_path)
+    assert planning.workdir(config, tmp_path) == planning.workdir(plain, tmp_path)
 
 
 def test_frontier_scores_every_method_with_its_cost_and_caches(config_path, tmp_path):
@@ -106,7 +106,7 @@ def test_frontier_scores_every_method_with_its_cost_and_caches(config_path, tmp_
     assert set(by_key) == {
         ("standard", m)
         for m in ("none", "simple@0", "gaussian@25", "pyramid@50", "gaussian@25/kernel")
-    } | {(model, m) for model in ("sati", quality.FINETUNE) for m in ("none", "sati@25")}
+    } | {(model, m) for model in ("sati", planning.FINETUNE) for m in ("none", "sati@25")}
     # 64 px images, tile 32: overlap 8 -> step 24 -> 3 x 3 tiles (the last ones padded)
     assert by_key[("standard", "gaussian@25")]["tiles"] == 9
     assert by_key[("standard", "gaussian@25")]["cost"] == pytest.approx(9 * 32**2 / 64**2)
@@ -117,7 +117,7 @@ def test_frontier_scores_every_method_with_its_cost_and_caches(config_path, tmp_
         assert row["n_errors"] == row["n_seam_errors"] + row["n_interior_errors"]
     assert by_key[("standard", "none")]["family"] == "none"
     assert by_key[("sati", "sati@25")]["family"] == "sati"
-    root = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
+    root = planning.workdir(planning.load_config(str(config_path)), tmp_path / "cache")
     cached = list(
         (root / "runs" / "cyclegan" / "standard-seed0" / "evaluations" / "test").glob("*.json")
     )
@@ -141,7 +141,7 @@ def test_frontier_scores_only_the_models_asked_for(config_path, tmp_path):
     )
     assert {s["model"] for s in payload["summary"]} == {"standard"}
     assert payload["command"].endswith("--model standard")
-    root = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
+    root = planning.workdir(planning.load_config(str(config_path)), tmp_path / "cache")
     assert not (root / "runs" / "cyclegan" / "sati-seed0").exists()  # nothing else trained
 
 
@@ -176,28 +176,31 @@ def test_variant_fine_tunes_the_configs_standard_model_and_scores_validation(con
         "none",
         "sati@25",
     }
-    home = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
-    assert quality.is_trained(home, quality.Run("cyclegan", "standard", 0), 2)
+    home = planning.workdir(planning.load_config(str(config_path)), tmp_path / "cache")
+    assert training_runs.is_trained(home, planning.Run("cyclegan", "standard", 0), 2)
     with pytest.raises(ValueError, match="--init takes 'standard'"):
-        variants.variant_config(quality.load_config(str(config_path)), "sati", {}, None, None, "x")
+        variants.variant_config(planning.load_config(str(config_path)), "sati", {}, None, None, "x")
     control = variants.variant_config(
-        quality.load_config(str(config_path)), "standard", {}, 1, None, "standard"
+        planning.load_config(str(config_path)), "standard", {}, 1, None, "standard"
     )
-    assert quality.init_run(control, quality.Run("cyclegan", "standard", 0)) == quality.Run(
+    assert planning.init_run(control, planning.Run("cyclegan", "standard", 0)) == planning.Run(
         "cyclegan", "standard", 0
     )
 
 
 def test_models_pick_what_each_seed_trains(config_path):
-    config = quality.load_config(str(config_path))
-    only_finetunes = {**config, "models": ["standard", quality.FINETUNE]}
-    assert [r.variant for r in quality.plan_runs(only_finetunes)] == ["standard", quality.FINETUNE]
+    config = planning.load_config(str(config_path))
+    only_finetunes = {**config, "models": ["standard", planning.FINETUNE]}
+    assert [r.variant for r in planning.plan_runs(only_finetunes)] == [
+        "standard",
+        planning.FINETUNE,
+    ]
     with pytest.raises(ValueError, match="unknown model"):
-        quality.plan_runs({**config, "models": ["sati-fast"]})
+        planning.plan_runs({**config, "models": ["sati-fast"]})
     no_table = {k: v for k, v in config.items() if k != "finetune"}
-    assert [r.variant for r in quality.plan_runs(no_table)] == ["standard", "sati"]
+    assert [r.variant for r in planning.plan_runs(no_table)] == ["standard", "sati"]
     with pytest.raises(ValueError, match=r"needs a \[finetune\] table"):
-        quality.plan_runs({**no_table, "models": [quality.FINETUNE]})
+        planning.plan_runs({**no_table, "models": [planning.FINETUNE]})
 
 
 def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp_path):
@@ -221,7 +224,7 @@ def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp
     assert {r["split"] for r in payload["rows"]} == {"density-gradient-11"}
     assert {r["seed"] for r in payload["rows"]} == {0} and payload["command"].endswith("--seeds 0")
     # the density images differ from the config's own test images
-    home = quality.workdir(quality.load_config(str(config_path)), tmp_path / "cache")
+    home = planning.workdir(planning.load_config(str(config_path)), tmp_path / "cache")
     assert (home / "density-gradient-11" / "data" / "test" / "x" / "00000.tif").is_file()
     assert "| simple@0 | kernel |" in norm_seams.markdown_table(payload["summary"])
 
@@ -233,7 +236,7 @@ def test_ship_table_names_the_models_and_methods_that_ship():
         "standard": ("demo-standard", "standard", "weighted"),
         "sati": ("demo-sati", "sati", "sati"),
     }
-    small = quality.load_config("cpu-small")
-    assert shipped_models(small)["sati"] == ("demo-sati", quality.FINETUNE, "sati@25+m16")
-    large = shipped_models(quality.load_config("large-objects"))
+    small = planning.load_config("cpu-small")
+    assert shipped_models(small)["sati"] == ("demo-sati", planning.FINETUNE, "sati@25+m16")
+    large = shipped_models(planning.load_config("large-objects"))
     assert large["standard"] == ("large-objects-standard", "standard", "gaussian@25")

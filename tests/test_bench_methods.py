@@ -131,7 +131,7 @@ def test_translate_with_equals_the_engine_on_the_methods_grid(method):
     import numpy as np
     import torch
 
-    from benchmarks.quality import translate_with
+    from benchmarks.scoring import translate_with
     from satikit.checkpoint import DataSpec, RunConfig, SATISettings
     from satikit.encoding import decode, encode
     from satikit.plugins import create_adapter, get_adapter_info

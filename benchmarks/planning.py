@@ -1,0 +1,202 @@
+"""Planning the quality benchmark (paper IV-A, Table 1): its TOML configs, the runs they ask
+for (adapters x models x seeds, ablations), the cache folders keyed by what the runs depend on,
+and the circle datasets (test and validation splits, paper II)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+CONFIGS = ROOT / "configs"
+CACHE = ROOT / "cache"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained model of the benchmark."""
+
+    adapter: str
+    variant: str  # "standard", "sati" or "sati-wo-<adaptation>"
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.adapter}/{self.variant}/seed{self.seed}"
+
+
+def load_config(name_or_path: str) -> dict[str, Any]:
+    """Read ``benchmarks/configs/<name>.toml`` (or a path to a TOML file)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIGS / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.toml")))
+        raise ValueError(f"no benchmark config {name_or_path!r}; known: {known}")
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def config_hash(config: dict[str, Any], *sections: str) -> str:
+    """Short hash of the config (or of some of its sections): a changed config never reuses
+    stale cached results."""
+    part = {k: config.get(k) for k in sections} if sections else config
+    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:10]
+
+
+# [data] keys of the validation set: they do not change the training data
+VALIDATION_KEYS = ("validation_seed", "n_validation")
+
+# [train] tables every run checks against its own saved config instead (see `_matches`)
+PER_RUN_TRAIN = ("options", "sati", "standard")
+
+
+def workdir(config: dict[str, Any], cache: Path = CACHE) -> Path:
+    """Cache folder of the data and trained runs: keyed by what they depend on only, so
+    changing inference settings re-evaluates without retraining. Adapter options
+    (``[train.options.<adapter>]``) and SATI overrides (``[train.sati]``, ``[train.standard]``)
+    are left out of the key: each run checks its own (see :func:`is_stale`), so adding an
+    adapter keeps the other adapters' runs and a SATI override keeps the standard models."""
+    train = {k: v for k, v in config["train"].items() if k not in PER_RUN_TRAIN}
+    data = {k: v for k, v in config["data"].items() if k not in VALIDATION_KEYS}
+    key = config_hash({**config, "data": data, "train": train}, "data", "train")
+    return cache / f"{config['name']}-{key}"
+
+
+# a SATI model fine-tuned from the standard model of its seed (config table [finetune])
+FINETUNE = "sati-finetune"
+MODELS = ("standard", "sati", FINETUNE)
+
+PLAN_KEYS = ("models", "seeds", "ablation_seeds", "ablations")
+
+
+def adapter_plan(config: dict[str, Any], adapter: str) -> dict[str, list]:
+    """``models`` / ``seeds`` / ``ablation_seeds`` / ``ablations`` for one adapter: the
+    top-level values, overridden by the config's ``[per_adapter.<adapter>]`` table (e.g. no
+    ablations for a slower adapter). ``models`` defaults to the standard and the SATI model,
+    plus the SATI fine-tune when the config has a ``[finetune]`` table."""
+    overrides = config.get("per_adapter", {}).get(adapter, {})
+    if unknown := set(overrides) - set(PLAN_KEYS):
+        raise ValueError(
+            f"[per_adapter.{adapter}] has unknown key(s) {sorted(unknown)}; "
+            f"known: {', '.join(PLAN_KEYS)}"
+        )
+    models = ["standard", "sati"] + ([FINETUNE] if "finetune" in config else [])
+    defaults = {"models": models, "seeds": config["seeds"], "ablation_seeds": [], "ablations": []}
+    plan = {k: overrides.get(k, config.get(k, defaults[k])) for k in PLAN_KEYS}
+    if unknown := set(plan["models"]) - set(MODELS):
+        raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {', '.join(MODELS)}")
+    if FINETUNE in plan["models"] and "finetune" not in config:
+        raise ValueError(f"model {FINETUNE!r} needs a [finetune] table (its steps)")
+    return plan
+
+
+def select_adapters(config: dict[str, Any], adapters: Iterable[str] | None) -> list[str]:
+    """The config's adapters, or the given subset of them (in the config's order)."""
+    if not adapters:
+        return list(config["adapters"])
+    wanted = list(adapters)
+    missing = [a for a in wanted if a not in config["adapters"]]
+    if missing:
+        raise ValueError(
+            f"adapter(s) {', '.join(missing)} not in config {config['name']!r}; "
+            f"it lists: {', '.join(config['adapters'])}"
+        )
+    return [a for a in config["adapters"] if a in wanted]
+
+
+def plan_runs(config: dict[str, Any], adapters: Iterable[str] | None = None) -> list[Run]:
+    """The plan's models (standard, SATI, SATI fine-tunes of each standard model) for every
+    seed, ablations for the ablation seeds, per adapter (all of the config's, or
+    ``adapters``)."""
+    runs = []
+    for adapter in select_adapters(config, adapters):
+        plan = adapter_plan(config, adapter)
+        for seed in plan["seeds"]:
+            runs += [Run(adapter, model, seed) for model in plan["models"]]
+        for seed in plan["ablation_seeds"]:
+            runs += [
+                Run(adapter, f"sati-wo-{a.replace('_', '-')}", seed) for a in plan["ablations"]
+            ]
+    return runs
+
+
+def methods_for(run: Run) -> list[str]:
+    """Inference methods evaluated on a run's model."""
+    if run.variant == "standard":
+        return ["none", "simple", "weighted", "weighted-gaussian"]
+    if run.variant == "sati":
+        return ["sati", "sati-wo-stitching-strategy", "none"]
+    if run.variant == FINETUNE:
+        return ["sati", "none"]
+    return [run.variant]
+
+
+# -- data ----------------------------------------------------------------------------------
+def ensure_dataset(config: dict[str, Any], root: Path) -> Path:
+    """Generate the config's circle dataset once (cached)."""
+    from satikit.data import make_circle_dataset
+
+    data = {k: v for k, v in config["data"].items() if k not in VALIDATION_KEYS}
+    out = root / "data"
+    if (out / "manifest.json").is_file():
+        return out
+    preset, seed = data.pop("preset", "small"), int(data.pop("seed", 0))
+    make_circle_dataset(out, preset, seed=seed, force=True, progress=True, **data)
+    return out
+
+
+# -- training ------------------------------------------------------------------------------
+def run_steps(config: dict[str, Any], run: Run) -> int:
+    """Training steps of a run: ``[finetune] steps`` for fine-tunes, else ``[train] steps``."""
+    if run.variant == FINETUNE:
+        return int(config["finetune"]["steps"])
+    return int(config["train"]["steps"])
+
+
+def init_run(config: dict[str, Any], run: Run) -> Run | None:
+    """The standard run whose weights a run starts from (fine-tunes, and every run of a
+    :mod:`benchmarks.variants` config with ``[train] init = "standard"``, a standard one too:
+    the control that trains on without SATI), or None: trained from scratch."""
+    if run.variant == FINETUNE or config["train"].get("init") == "standard":
+        return Run(run.adapter, "standard", run.seed)
+    return None
+
+
+def runs_root(home: Path, variant: str | None = None) -> Path:
+    """Where a config's runs live: ``home`` itself, or ``home/variants/<label>`` for the
+    :mod:`benchmarks.variants` run labelled ``variant``."""
+    return home if variant is None else home / "variants" / variant
+
+
+def run_dir(root: Path, run: Run) -> Path:
+    return root / "runs" / run.adapter / f"{run.variant}-seed{run.seed}"
+
+
+SPLITS = ("test", "validation")
+
+
+def validation_data(config: dict[str, Any], home: Path, seed: int | None = None) -> Path:
+    """A second dataset with the config's parameters but another seed (``[data]
+    validation_seed``, or ``seed``) and ``n_validation`` test images (default: as many as the
+    test set), generated once under ``home``: the images every modelling choice is made on."""
+    data = config["data"]
+    seed = int(data.get("validation_seed", 777) if seed is None else seed)
+    if seed == int(data.get("seed", 0)):
+        raise ValueError(f"validation seed {seed} is the seed of the test set; pick another")
+    n_test = int(data.get("n_validation", data.get("n_test", 8)))
+    changed = {k: v for k, v in data.items() if k not in VALIDATION_KEYS}
+    changed.update(seed=seed, n_images=1, n_test=n_test)
+    return ensure_dataset({**config, "data": changed}, home / f"validation-{seed}")
+
+
+def split_data(config: dict[str, Any], home: Path, data_dir: Path, split: str) -> Path:
+    """The dataset whose ``test/`` images a split scores: the test set, or the validation set."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return data_dir if split == "test" else validation_data(config, home)

@@ -1,0 +1,195 @@
+"""Scoring a trained run on the circle benchmark: translating the test images with each method
+through the library's inference path and counting colour errors (paper II), split into
+circles on a seam of the tile grid, inside tiles, and near the image border; one cached file
+per method and split."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.methods import parse_method
+from benchmarks.planning import Run, config_hash, methods_for, run_dir, split_data
+
+# bump when evaluate_run's output changes, so cached evaluations are redone
+EVALUATION_VERSION = 5  # 5: last tiles shifted back to the border, not reflect-padded
+
+
+# -- evaluation ----------------------------------------------------------------------------
+def seam_objects(labels: np.ndarray, tile: int, overlap: int, margin: int = 0) -> np.ndarray:
+    """Bool per object id (index = id): does the object cross a tile seam of the SATI grid?
+
+    Seams lie in the middle of each overlap (paper III-E), at ``k * (T - O - m) + O // 2``
+    (``m``: the SATI ``margin``, beyond the paper; 0 on the paper's grid).
+    """
+    from scipy import ndimage
+
+    step = tile - overlap - margin
+    boxes = ndimage.find_objects(labels)
+    crossing = np.zeros(len(boxes) + 1, dtype=bool)
+    for index, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        for sl, size in zip(box, labels.shape):
+            seams = np.arange(step + overlap // 2, size, step)
+            if ((seams > sl.start) & (seams < sl.stop)).any():
+                crossing[index] = True
+                break
+    return crossing
+
+
+def border_objects(labels: np.ndarray, margin: int) -> np.ndarray:
+    """Bool per object id (index = id): does the object reach within ``margin`` px of the
+    image border? (Separates edge effects of a model from the seams a strategy makes.)"""
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(labels)
+    near = np.zeros(len(boxes) + 1, dtype=bool)
+    for index, box in enumerate(boxes, start=1):
+        if box is not None:
+            near[index] = any(
+                sl.start < margin or sl.stop > size - margin for sl, size in zip(box, labels.shape)
+            )
+    return near
+
+
+def seam_grid(method: str, inference: dict[str, Any]) -> tuple[int, int]:
+    """``(overlap, margin)`` of the grid whose seams split a method's circles into "seam" and
+    "interior" (:meth:`benchmarks.methods.Method.seam_grid`)."""
+    return parse_method(method, inference).seam_grid(inference)
+
+
+def translate_with(
+    adapter, run_config, image: np.ndarray, method: str, inference: dict[str, Any]
+) -> np.ndarray:
+    """Translate one ``(*spatial, C)`` uint8 X image with ``method`` (a name of
+    :mod:`benchmarks.methods`) through :func:`satikit.translate.translate_array`, the library's
+    inference path; ``run_config`` is the run's :class:`~satikit.checkpoint.RunConfig`.
+    Returns the run's output dtype (uint8 RGB for the circles)."""
+    from satikit.translate import translate_array
+
+    settings = parse_method(method, inference).settings(int(inference.get("batch_size", 4)))
+    return translate_array(adapter, run_config, image, settings)
+
+
+COUNT_KEYS = (
+    "n_objects",
+    "n_errors",
+    "n_seam_objects",
+    "n_seam_errors",
+    "n_interior_objects",
+    "n_interior_errors",
+    "n_border_objects",
+    "n_border_errors",
+)
+
+
+def score_method(
+    adapter, run_config: dict[str, Any], data_dir: Path, method: str, inference: dict[str, Any]
+) -> dict[str, Any]:
+    """Error counts of one method over every test image of ``data_dir`` (keys
+    :data:`COUNT_KEYS`), with its cost (forward-pass pixels per image pixel), tile count and
+    mean seam score (:func:`satikit.metrics.seam_score` on the method's own grid; None for
+    ``none``)."""
+    from satikit.data.io import list_images, read_image
+    from satikit.metrics import colour_error, seam_score
+
+    spec = parse_method(method, inference)
+    counts = np.zeros(len(COUNT_KEYS), dtype=np.int64)
+    tiles = cost = seams = 0.0
+    images = list_images(data_dir / "test" / "x")
+    for path in images:
+        image, labels = read_image(path), read_image(data_dir / "test" / "labels" / path.name)
+        on_seam_ids = seam_objects(labels, spec.tile, *spec.seam_grid(inference))
+        border = border_objects(labels, int(inference["overlap"]))
+        translated = translate_with(adapter, run_config, image, method, inference)
+        if (grid := spec.grid(labels.shape)) is not None:
+            seams += seam_score(translated, grid, channel_axis=-1) / len(images)
+        result = colour_error(translated, labels)
+        on_seam, at_border, errors = on_seam_ids[result.ids], border[result.ids], result.errors
+        counts += [
+            result.n_objects,
+            result.n_errors,
+            on_seam.sum(),
+            (errors & on_seam).sum(),
+            (~on_seam).sum(),
+            (errors & ~on_seam).sum(),
+            at_border.sum(),
+            (errors & at_border).sum(),
+        ]
+        tiles += spec.tiles(labels.shape) / len(images)
+        cost += spec.cost(labels.shape) / len(images)
+    seam = None if spec.strategy == "none" else seams
+    return {
+        **dict(zip(COUNT_KEYS, counts.tolist())),
+        "tiles": tiles,
+        "cost": cost,
+        "seam_score": seam,
+    }
+
+
+def evaluate_run(
+    config: dict[str, Any],
+    root: Path,
+    data_dir: Path,
+    run: Run,
+    *,
+    methods: Iterable[str] | None = None,
+    split: str = "test",
+    home: Path | None = None,
+    images: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Score ``methods`` (default: :func:`methods_for`) of ``run`` on a split's images, one
+    cached file per method and split (so a new method or split reuses the others).
+
+    Args:
+        home: the config's cache folder, where the validation set lives (default: ``root``).
+        images: another dataset whose ``test/`` images to score instead, cached under
+            ``split`` as its name (e.g. ``density-gradient-4242``).
+    """
+    from satikit.atomic import write_json
+    from satikit.checkpoint import load_adapter
+
+    if images is None:
+        images = split_data(config, home or root, data_dir, split)
+    inference = config["inference"]
+    loaded: tuple | None = None
+    rows = []
+    for method in methods or methods_for(run):
+        spec = parse_method(method, inference)
+        key = config_hash(
+            {"method": repr(spec), "evaluation": EVALUATION_VERSION, "data": str(images)}
+        )
+        safe = method.replace("/", "~")  # a norm suffix is not a folder
+        cache = run_dir(root, run) / "evaluations" / split / f"{safe}-{key}.json"
+        if cache.is_file():
+            counts = json.loads(cache.read_text())
+        else:
+            loaded = loaded or load_adapter(run_dir(root, run))
+            counts = score_method(*loaded, images, method, inference)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            write_json(cache, counts)  # atomically: never a truncated cache
+        rows.append(_row(run, method, split, counts))
+    return rows
+
+
+def _row(run: Run, method: str, split: str, counts: dict[str, Any]) -> dict[str, Any]:
+    def rate(errors: str, objects: str) -> float:
+        return counts[errors] / max(counts[objects], 1)
+
+    return {
+        "adapter": run.adapter,
+        "model": run.variant,
+        "method": method,
+        "seed": run.seed,
+        "split": split,
+        "error": rate("n_errors", "n_objects"),
+        "error_seam": rate("n_seam_errors", "n_seam_objects"),
+        "error_interior": rate("n_interior_errors", "n_interior_objects"),
+        "error_border": rate("n_border_errors", "n_border_objects"),
+        **counts,
+    }
