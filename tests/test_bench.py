@@ -165,8 +165,11 @@ def test_benchmark_runs_end_to_end_and_resumes_from_cache(tiny_config, tmp_path,
     ) in methods
     assert ("sati-wo-domain-encoding", "sati-wo-domain-encoding") in methods
     for row in payload["rows"]:
-        assert 0.0 <= row["error"] <= 1.0 and row["n_objects"] > 0
-        assert 0.0 <= row["error_border"] <= 1.0 and row["n_border_objects"] <= row["n_objects"]
+        assert row["n_objects"] > 0 and row["error"] == row["n_errors"] / row["n_objects"]
+        assert row["n_seam_objects"] + row["n_interior_objects"] == row["n_objects"]
+        assert row["n_seam_errors"] + row["n_interior_errors"] == row["n_errors"]
+        border = row["n_border_errors"] / max(row["n_border_objects"], 1)
+        assert row["error_border"] == border and row["n_border_objects"] <= row["n_objects"]
     # a second call reuses the cached runs and evaluations: same numbers, now written out
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
     # the box plot needs matplotlib (the bench extra, not the test one): record where it goes
@@ -327,7 +330,13 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
         "cyclegan sati + sati",
     }
     assert all(list(c) == ["1", "2", "3", "4"] for c in curves.values())
-    assert all(0.0 <= r["error"] <= 1.0 and r["n_objects"] > 0 for r in payload["rows"])
+    from satikit.data.io import list_images, read_image
+
+    labels = read_image(list_images(data / "test" / "labels")[0])  # the one image scored
+    n_objects = len(np.unique(labels[labels > 0]))
+    for row in payload["rows"]:
+        errors = row["error"] * n_objects
+        assert row["n_objects"] == n_objects and abs(errors - round(errors)) < 1e-9
     assert "| 4 |" in learning_curve.markdown(learning_curve.medians(payload["rows"]))
 
     # a variant's runs keep snapshots too, and are scored under their label

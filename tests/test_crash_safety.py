@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -23,12 +22,13 @@ from satikit.data.io import write_image
 STEPS = 6
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()
 
-# `satikit train` with one function of satikit.checkpoint.files wrapped: "kill" SIGKILLs the process
-# on the AT-th call (a kill at an exact point of a checkpoint write), "sleep" slows every call
-# (so a kill from outside lands inside it).
+# `satikit train` with one function of satikit.checkpoint.files wrapped, acting on its AT-th
+# call before it runs: "kill" SIGKILLs the process itself (a kill at an exact point of a
+# checkpoint write); "pause" prints READY and blocks until the process is killed from outside
+# (the test reads that line: it synchronises on the event, never on time).
 DRIVER = textwrap.dedent(
     """
-    import os, signal, sys, time
+    import os, signal, sys, threading
     import satikit.checkpoint.files as checkpoint
     from satikit.cli import cli
 
@@ -37,16 +37,18 @@ DRIVER = textwrap.dedent(
 
     def wrapped(*args, **kwargs):
         calls[0] += 1
-        if action == "kill" and calls[0] == at:
+        if calls[0] == at and action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
-        if action == "sleep":
-            time.sleep(0.2)
+        if calls[0] == at and action == "pause":
+            print("READY", flush=True)
+            threading.Event().wait()  # until SIGKILL
         return real(*args, **kwargs)
 
     setattr(checkpoint, name, wrapped)
     cli(sys.argv[4:], prog_name="satikit")
     """
 )
+READY = "READY"
 
 
 def train_args(data, run) -> list[str]:
@@ -69,20 +71,26 @@ def data(tmp_path_factory):
     return root
 
 
-def start(data, run, name: str, action: str, at: int = 0) -> subprocess.Popen:
+def start(data, run, name: str, action: str, at: int) -> subprocess.Popen:
     (data / "driver.py").write_text(DRIVER)
     command = [sys.executable, str(data / "driver.py"), name, action, str(at)]
-    return subprocess.Popen(command + train_args(data, run), stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command + train_args(data, run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
-def kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None:
-    """SIGKILL ``process`` as soon as ``ready()`` holds (polling every 5 ms)."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert process.poll() is None, f"finished before the kill: {process.stderr.read()[-2000:]}"
-        assert time.monotonic() < deadline, "the moment to kill never came"
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
+def kill_when_ready(process: subprocess.Popen) -> None:
+    """Wait for the driver's READY line (a blocking read: the process is then blocked at the
+    chosen point) and SIGKILL it from outside."""
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            if line.strip() == READY:
+                break
+        else:  # stdout closed: the process ended without reaching the point
+            raise AssertionError(f"finished before the kill: {process.stderr.read()[-2000:]}")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
 
 
 def committed_step(run) -> int:
@@ -117,17 +125,27 @@ def test_kill_at_a_point_of_the_checkpoint_write(data, tmp_path, scenario):
     check_loadable_and_resume(data, run)
 
 
-@pytest.mark.parametrize("moment", ["after a checkpoint", "during a commit"])
+OUTSIDE = {
+    # checkpoint 2 complete, checkpoint 3 staged, its commit not begun -> step 2 survives
+    "after a checkpoint": ("_commit", 3, 2),
+    # checkpoint 2 committed, its weights and resume weights moved in, the rest pending -> the
+    # readers finish it: step 2
+    "during a commit": ("_move_into_place", 7, 2),
+}
+
+
+@pytest.mark.parametrize("moment", list(OUTSIDE))
 def test_kill_from_outside(data, tmp_path, moment):
+    name, at, expected = OUTSIDE[moment]
     run = tmp_path / "run"
-    if moment == "after a checkpoint":
-        process = start(data, run, "_commit", "sleep")
-        kill_when(process, lambda: committed_step(run) >= 2)
-    else:
-        process = start(data, run, "_move_into_place", "sleep")
-        kill_when(process, lambda: (run / PENDING_NAME).is_dir())
-    process.wait(timeout=60)
+    process = start(data, run, name, "pause", at)
+    kill_when_ready(process)
     assert process.returncode == -signal.SIGKILL
+    if moment == "during a commit":
+        assert (run / PENDING_NAME).is_dir() and committed_step(run) == 1
+    else:
+        assert not (run / PENDING_NAME).exists() and committed_step(run) == 2
+    assert load_config(run).training.step == expected
     check_loadable_and_resume(data, run)
 
 

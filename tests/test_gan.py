@@ -97,3 +97,21 @@ def test_option_modules_are_cheap_to_import() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_adapter_specific_train_flags_come_from_the_adapters() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from satikit.cli import cli
+
+    train = cli.get_command(click.Context(cli), "train")
+    assert train is not None
+    result = CliRunner().invoke(cli, ["train", "--help"])
+    assert result.exit_code == 0 and "--backbone" in result.output
+    params = {p.name: p for p in train.get_params(click.Context(train))}
+    backbone = params["adapter_option_backbone"]  # the timm adapter's Option(flag="backbone")
+    assert backbone.opts == ["--backbone"] and "(timm:" in backbone.help
+    init = params["init_path"].help  # the adapters' importer_help, grouped
+    assert "cyclegan: pytorch-CycleGAN-and-pix2pix folder or *_net_G_A.pth" in init
+    assert "munit/unit: reference gen_*.pt" in init

@@ -92,23 +92,30 @@ class TinyPlugin:
 
 
 @pytest.fixture
-def tiny_plugin():
-    pm = plugins.get_plugin_manager()
+def pm(monkeypatch):
+    """A freshly loaded plugin manager for this test alone: what a test registers on it never
+    reaches the process-wide one (restored, with its adapter registry, afterwards)."""
+    fresh = plugins._create_plugin_manager()
+    monkeypatch.setattr(plugins, "_plugin_manager", fresh)
+    monkeypatch.setattr(plugins, "_registry_cache", None)
+    return fresh
+
+
+@pytest.fixture
+def tiny_plugin(pm):
     plugin = TinyPlugin()
     pm.register(plugin, name="tiny-plugin")
-    try:
-        yield plugin
-    finally:
-        pm.unregister(plugin)
+    return plugin
 
 
 @pytest.fixture
 def fresh_pm(monkeypatch):
-    """Swap in a freshly loaded plugin manager (after env vars are set)."""
+    """Swap in a freshly loaded plugin manager, made after the test set its env vars."""
 
     def make():
         pm = plugins._create_plugin_manager()
         monkeypatch.setattr(plugins, "_plugin_manager", pm)
+        monkeypatch.setattr(plugins, "_registry_cache", None)
         return pm
 
     return make
@@ -165,13 +172,12 @@ def test_option_parsing():
         Option(1).parse("1.5", name="depth")
 
 
-def test_duplicate_name_warns_and_keeps_first(tiny_plugin):
+def test_duplicate_name_warns_and_keeps_first(tiny_plugin, pm):
     class Duplicate:
         @satikit.hookimpl
         def register_adapters(self, register):
             register("tiny", lambda **kw: None)
 
-    pm = plugins.get_plugin_manager()
     pm.register(Duplicate(), name="dup-plugin")
     try:
         with pytest.warns(
@@ -183,13 +189,12 @@ def test_duplicate_name_warns_and_keeps_first(tiny_plugin):
         pm.unregister(name="dup-plugin")
 
 
-def test_override_replaces(tiny_plugin):
+def test_override_replaces(tiny_plugin, pm):
     class Override:
         @satikit.hookimpl
         def register_adapters(self, register):
             register("tiny", TinyAdapter, dims=(2,), override=True)
 
-    pm = plugins.get_plugin_manager()
     pm.register(Override(), name="override-plugin")
     try:
         with warnings.catch_warnings():
@@ -199,7 +204,7 @@ def test_override_replaces(tiny_plugin):
         pm.unregister(name="override-plugin")
 
 
-def test_registered_importer_serves_train_init(tiny_plugin, tmp_path):
+def test_registered_importer_serves_train_init(tiny_plugin, tmp_path, pm):
     from satikit.checkpoint import load_init
 
     seen = []
@@ -219,7 +224,6 @@ def test_registered_importer_serves_train_init(tiny_plugin, tmp_path):
     (tmp_path / "weights.ref").write_bytes(b"ref")
     with pytest.raises(ValueError, match="reads only satikit weights"):
         load_init(adapter, tmp_path / "weights.ref")  # tiny-plugin registered no importer
-    pm = plugins.get_plugin_manager()
     pm.register(WithImporter(), name="importer-plugin")
     try:
         assert load_init(adapter, tmp_path / "weights.ref") == ["generator_xy"]
@@ -232,13 +236,12 @@ def test_registered_importer_serves_train_init(tiny_plugin, tmp_path):
         plugins._Registrar()("bad", TinyAdapter, importer="not callable")
 
 
-def test_plugin_failing_in_hook_warns_and_others_survive():
+def test_plugin_failing_in_hook_warns_and_others_survive(pm):
     class Broken:
         @satikit.hookimpl
         def register_adapters(self, register):
             raise RuntimeError("boom")
 
-    pm = plugins.get_plugin_manager()
     pm.register(Broken(), name="broken-plugin")
     try:
         with pytest.warns(plugins.PluginWarning, match="'broken-plugin'.*boom"):
@@ -355,7 +358,7 @@ def test_adapters_options(tiny_plugin):
     assert result.exit_code == 2 and "unknown adapter 'nope'" in result.output
 
 
-def test_plugin_adds_a_command(monkeypatch):
+def test_plugin_adds_a_command(monkeypatch, pm):
     import click
 
     class Commands:
@@ -367,7 +370,6 @@ def test_plugin_adds_a_command(monkeypatch):
 
     monkeypatch.setattr(cli, "commands", dict(cli.commands))
     monkeypatch.setattr(cli, "_plugin_commands_loaded", False, raising=False)
-    pm = plugins.get_plugin_manager()
     pm.register(Commands(), name="commands-plugin")
     try:
         result = CliRunner().invoke(cli, ["hello-plugin"])
