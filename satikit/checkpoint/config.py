@@ -294,7 +294,9 @@ class InferenceSettings:
         )
 
     @classmethod
-    def resolve(cls, run: InferenceSettings, given: Mapping[str, Any] = {}) -> InferenceSettings:
+    def resolve(
+        cls, run: InferenceSettings, given: Mapping[str, Any] | None = None
+    ) -> InferenceSettings:
         """The settings of one translation: the defaults, then what the ``run`` recorded
         (strategy, tile, overlap; a margin only for ``sati``, else 0), then ``given`` (a
         ``None`` value counts as not given). ``norm_kernel`` takes its canonical spelling.
@@ -305,6 +307,7 @@ class InferenceSettings:
         """
         from satikit.stitching import NormKernel
 
+        given = given or {}
         unknown = sorted(set(given) - set(cls.names()))
         if unknown:
             raise TypeError(f"unknown inference setting(s) {unknown}; known: {cls.names()}")
@@ -403,7 +406,7 @@ class RunConfig:
             return self.inference
         return InferenceSettings.for_run(self.crop, self.sati.enabled)
 
-    def inference_settings(self, given: Mapping[str, Any] = {}) -> InferenceSettings:
+    def inference_settings(self, given: Mapping[str, Any] | None = None) -> InferenceSettings:
         """The settings of one translation with this run (:meth:`InferenceSettings.resolve`)."""
         return InferenceSettings.resolve(self.run_inference, given)
 
