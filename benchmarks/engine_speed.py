@@ -24,6 +24,7 @@ in memory); ratios that need a skipped method are left out too.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -55,6 +56,50 @@ def small_net(ndim: int, channels: int = 3, width: int = 16) -> nn.Module:
     ).eval()
 
 
+class UNet(nn.Module):
+    """A two-level UNet (``width``, ``2 width``, ``4 width`` channels, instance norms, skip
+    connections): the size of a real generator, where the forward pass dominates the engine."""
+
+    def __init__(self, ndim: int, channels: int = 3, width: int = 32):
+        super().__init__()
+        conv = nn.Conv2d if ndim == 2 else nn.Conv3d
+        norm = nn.InstanceNorm2d if ndim == 2 else nn.InstanceNorm3d
+        up = nn.ConvTranspose2d if ndim == 2 else nn.ConvTranspose3d
+
+        def block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+            return nn.Sequential(conv(cin, cout, 3, stride, 1), norm(cout), nn.ReLU())
+
+        self.enc0 = block(channels, width)
+        self.enc1 = block(width, 2 * width, 2)
+        self.mid = nn.Sequential(block(2 * width, 4 * width, 2), block(4 * width, 4 * width))
+        self.up1 = up(4 * width, 2 * width, 2, 2)
+        self.dec1 = block(4 * width, 2 * width)
+        self.up0 = up(2 * width, width, 2, 2)
+        self.dec0 = block(2 * width, width)
+        self.head = nn.Sequential(conv(width, channels, 3, 1, 1), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e0 = self.enc0(x)
+        e1 = self.enc1(e0)
+        d1 = self.dec1(torch.cat([self.up1(self.mid(e1)), e1], 1))
+        return self.head(self.dec0(torch.cat([self.up0(d1), e0], 1)))
+
+
+MODELS = {"small": small_net, "unet": lambda ndim: _seeded(UNet, ndim)}
+
+
+def _seeded(cls, ndim: int) -> nn.Module:
+    torch.manual_seed(0)
+    return cls(ndim).eval()
+
+
+def channels_last(net: nn.Module, ndim: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``net`` (a copy) in channels-last memory format, fed channels-last tiles."""
+    fmt = torch.channels_last if ndim == 2 else torch.channels_last_3d
+    converted = copy.deepcopy(net).to(memory_format=fmt)
+    return lambda x: converted(x.contiguous(memory_format=fmt))
+
+
 def _timed(call: Callable[[], object]) -> float:
     start = time.perf_counter()
     call()
@@ -71,22 +116,30 @@ def _peak_bytes(call: Callable[[], object]) -> int:
 
 
 def cases(
-    image: np.ndarray, net: nn.Module, tile: int, overlap: int, batch: int
+    image: np.ndarray,
+    net: nn.Module,
+    tile: int,
+    overlap: int,
+    batch: int,
+    variants: tuple[str, ...] = (),
 ) -> dict[str, Callable[[], object]]:
-    """Name -> zero-argument call, all on the same image and net."""
+    """Name -> zero-argument call, all on the same image and net. ``variants``: faster forward
+    passes to try (``channels-last``, ``compile``), each as a forward over simple's tiles and
+    as ``weighted`` (to set against MONAI with the plain net)."""
     spatial = image.shape[1:]
     grid = TileGrid.create(spatial, tile, overlap)
     common = dict(tile=tile, batch_size=batch)
 
-    def forward_only() -> None:
+    def forward_only(fn: Callable = net, size: int = batch) -> None:
         tiles = [read_tile(image, grid.window(i), grid.shape) for i in grid.raster()]
         with torch.inference_mode():
-            for b in range(0, len(tiles), batch):
-                net(torch.from_numpy(np.stack(tiles[b : b + batch])))
+            for b in range(0, len(tiles), size):
+                fn(torch.from_numpy(np.stack(tiles[b : b + size])))
 
     calls: dict[str, Callable[[], object]] = {
         "none": lambda: stitch(image, net, overlap=0, strategy="none", **common),
         "forward only": forward_only,
+        "forward only (batch 1)": lambda: forward_only(net, 1),
         "simple": lambda: stitch(image, net, overlap=overlap, strategy="simple", **common),
         "simple (no overlap)": lambda: stitch(image, net, overlap=0, strategy="simple", **common),
         "weighted": lambda: stitch(
@@ -98,7 +151,16 @@ def cases(
         "sati wavefront": lambda: stitch(
             image, net, overlap=overlap, strategy="sati", order="wavefront", **common
         ),
+        "sati auto": lambda: stitch(
+            image, net, overlap=overlap, strategy="sati", order="auto", **common
+        ),
     }
+    for variant in variants:
+        fast = _variant(variant, net, len(spatial))
+        calls[f"forward only ({variant})"] = lambda fast=fast: forward_only(fast)
+        calls[f"weighted ({variant})"] = lambda fast=fast: stitch(
+            image, fast, overlap=tile // 2, strategy="weighted", window="gaussian", **common
+        )
     try:
         from monai.inferers import sliding_window_inference
 
@@ -117,6 +179,18 @@ def cases(
     except ImportError:  # benchmark-only dependency
         pass
     return calls
+
+
+VARIANTS = ("channels-last", "compile")
+
+
+def _variant(name: str, net: nn.Module, ndim: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The forward variant ``name`` of ``net`` (opt-in ways to a faster forward pass)."""
+    if name == "channels-last":
+        return channels_last(net, ndim)
+    if name == "compile":
+        return torch.compile(net)
+    raise ValueError(f"unknown forward variant {name!r}; choose from {VARIANTS}")
 
 
 def tile_counts(shape: tuple[int, ...], tile: int, overlap: int) -> dict[str, int]:
@@ -139,20 +213,25 @@ def measure(
     batch: int,
     repeats: int,
     skip: tuple[str, ...] = (),
+    model: str = "small",
+    variants: tuple[str, ...] = (),
 ) -> dict:
     """Time every case on one image shape; returns rows and the ratios the issue asks for.
 
     Raises:
         ValueError: ``skip`` names a method that does not exist.
     """
-    net = small_net(len(shape))
+    net = MODELS[model](len(shape))
     image = np.random.default_rng(0).uniform(-1, 0, (3, *shape)).astype(np.float32)
-    calls = cases(image, net, tile, overlap, batch)
+    calls = cases(image, net, tile, overlap, batch, variants)
     unknown = sorted(set(skip) - set(calls) - {MONAI})  # MONAI's case exists when installed
     if unknown:
         raise ValueError(f"--skip: unknown method(s) {unknown}; methods: {sorted(calls)}")
     calls = {name: call for name, call in calls.items() if name not in skip}
     times: dict[str, list[float]] = {name: [] for name in calls}
+    for name, call in calls.items():  # warm-up (compilation, allocator), untimed
+        if "compile" in name:
+            call()
     for _ in range(repeats):
         for name, call in calls.items():
             times[name].append(_timed(call))
@@ -177,9 +256,19 @@ def measure(
         "sati_over_simple_theory": round((tile / (tile - overlap)) ** len(shape), 3),
         "sati_over_simple_tile_count": round(counts["overlap"] / counts["no_overlap"], 3),
         "wavefront_over_raster": _ratio(med, "sati wavefront", "sati raster"),
+        "sati_auto_over_raster": _ratio(med, "sati auto", "sati raster"),
+        # the `order="auto"` rule: a batch of B tiles against B single tiles, forward only
+        "forward_batch_over_batch_1": _ratio(med, "forward only", "forward only (batch 1)"),
+        "sati_over_simple": _ratio(med, "sati raster", "simple"),
         "simple_engine_overhead": None if overhead is None else round(overhead - 1, 3),
         "weighted_over_monai": _ratio(med, "weighted", MONAI),
+        "simple_over_forward": overhead,
     }
+    for variant in variants:
+        ratios[f"weighted_{variant}_over_monai"] = _ratio(med, f"weighted ({variant})", MONAI)
+        ratios[f"forward_{variant}_over_forward"] = _ratio(
+            med, f"forward only ({variant})", "forward only"
+        )
     ratios = {k: v for k, v in ratios.items() if v is not None}
     return {"shape": list(shape), "rows": rows, "ratios": ratios, "tiles": counts}
 
@@ -225,15 +314,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--skip", nargs="*", default=[], metavar="METHOD", help='methods to leave out, e.g. "none"'
     )
+    parser.add_argument("--model", choices=sorted(MODELS), default="small")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=[],
+        choices=VARIANTS,
+        help="faster forward passes to try beside the plain one",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     skip = tuple(args.skip)
+    extra = (args.model, tuple(args.variants))
     results = [
-        measure((s, s), args.tile, args.overlap, args.batch_size, args.repeats, skip)
+        measure((s, s), args.tile, args.overlap, args.batch_size, args.repeats, skip, *extra)
         for s in args.sizes
     ]
     results += [
-        measure((s, s, s), args.tile_3d, args.overlap_3d, args.batch_size, args.repeats, skip)
+        measure(
+            (s, s, s), args.tile_3d, args.overlap_3d, args.batch_size, args.repeats, skip, *extra
+        )
         for s in args.volumes
     ]
     argv_used = argv if argv is not None else sys.argv[1:]

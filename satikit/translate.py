@@ -232,7 +232,7 @@ def translate_array(
             * ``margin``: ``sati`` only: extra tile overlap so each strip ends inside its
               predecessor (see :func:`satikit.stitching.stitch`); default: the run's, else 0;
             * ``batch_size``: tiles per generator call;
-            * ``order``: ``sati``: ``raster`` or ``wavefront`` (same output);
+            * ``order``: ``sati``: ``auto``, ``raster`` or ``wavefront`` (same output);
             * ``window``: ``weighted``: ``gaussian`` or ``pyramid``;
             * ``style_seed``: image-level seed for adapters with random styles (tiles agree);
             * ``style_ref``: a reference Y image whose style every tile uses (see

@@ -594,3 +594,21 @@ def test_far_objects_are_a_diameter_past_the_strip_edge():
         labels[r - 1 : r + 2, c - 1 : c + 2] = i
     assert far_objects(labels, 32, 8, 10).tolist() == [False, False, True, False]
     assert far_objects(labels, 32, 8, 14).tolist() == [False] * 4
+
+
+def test_engine_speed_times_a_unet_and_a_channels_last_forward():
+    from benchmarks import engine_speed
+
+    net = engine_speed.MODELS["unet"](2)
+    x = torch.zeros(2, 3, 16, 16)
+    assert net(x).shape == x.shape
+    result = engine_speed.measure(
+        (40, 40), 16, 4, 2, 1, skip=("monai weighted",), model="unet", variants=("channels-last",)
+    )
+    methods = {row["method"] for row in result["rows"]}
+    assert {"weighted (channels-last)", "forward only (channels-last)", "sati auto"} <= methods
+    ratios = result["ratios"]
+    assert ratios["forward_channels-last_over_forward"] > 0
+    assert ratios["sati_auto_over_raster"] > 0 and ratios["forward_batch_over_batch_1"] > 0
+    with pytest.raises(ValueError, match="unknown forward variant"):
+        engine_speed.measure((40, 40), 16, 4, 2, 1, variants=("fp4",))

@@ -28,7 +28,7 @@ def valid(shape, strategy, order, window, batch_size, tile, overlap) -> bool:
     SATI tile > 2 x overlap."""
     if len(shape) < 1 or strategy not in STRATEGIES or batch_size < 1:
         return False
-    if order not in ("raster", "wavefront") or window not in ("gaussian", "pyramid"):
+    if order not in ("auto", "raster", "wavefront") or window not in ("gaussian", "pyramid"):
         return False
     if strategy == "none":
         return True
@@ -44,7 +44,7 @@ def valid(shape, strategy, order, window, batch_size, tile, overlap) -> bool:
     ndim=st.integers(0, 3),
     data=st.data(),
     strategy=st.sampled_from(["none", "simple", "weighted", "sati", "other"]),
-    order=st.sampled_from(["raster", "wavefront", "diagonal"]),
+    order=st.sampled_from(["auto", "raster", "wavefront", "diagonal"]),
     window=st.sampled_from(["gaussian", "pyramid", "box"]),
     batch_size=st.integers(-1, 5),
     dtype=st.sampled_from(DTYPES),

@@ -225,7 +225,7 @@ def test_cli_resume_after_sigkill_equals_one_translation(trained, tmp_path):
     killed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not target.exists() and partial_files(target).state.exists()
-    result = translate(trained, "big/a.tif", target, "--resume", "--order", "wavefront")
+    result = translate(trained, "big/a.tif", target, "--resume", "--order", "auto")
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(read(target), read(tmp_path / "ref.tif"))
 

@@ -190,6 +190,7 @@ def test_call_counts_match_formulas():
         tile=16,
         overlap=4,
         strategy="sati",
+        order="wavefront",
         batch_size=100,
     )
     assert len(calls) == 7 * (n3 - 1) + 1

@@ -73,10 +73,11 @@ def _interruption() -> Iterator[None]:
 @click.option("--device", default="auto", show_default=True)
 @click.option(
     "--order",
-    type=click.Choice(["raster", "wavefront"]),
-    default="wavefront",
+    type=click.Choice(["auto", "raster", "wavefront"]),
+    default="auto",
     show_default=True,
-    help="SATI tile order (same output).",
+    help="SATI tile order (same output): auto = wavefront on a GPU with --batch-size > 1, "
+    "else raster.",
 )
 @click.option(
     "--window",

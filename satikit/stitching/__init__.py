@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -40,12 +41,14 @@ __all__ = [
     "STRATEGIES",
     "NormKernel",
     "Pipeline",
+    "resolve_order",
     "stitch",
     "stitch_on_grid",
 ]
 
 STRATEGIES = ("none", "simple", "weighted", "sati")
-ORDERS = ("raster", "wavefront")
+ORDERS = ("auto", "raster", "wavefront")
+Order = Literal["auto", "raster", "wavefront"]
 Strategy = Literal["none", "simple", "weighted", "sati"]
 
 
@@ -71,7 +74,7 @@ def stitch(
     overlap: int | Sequence[int],
     strategy: Strategy,
     batch_size: int = 1,
-    order: Literal["raster", "wavefront"] = "wavefront",
+    order: Order = "auto",
     window: Literal["pyramid", "gaussian"] = "gaussian",
     margin: int | Sequence[int] = 0,
     norm: Norm = "tile",
@@ -81,6 +84,7 @@ def stitch(
     out=None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    read_ahead: int = 1,
 ) -> np.ndarray:
     """Translate ``image`` tile by tile with ``fn`` and stitch the tiles with ``strategy``.
 
@@ -96,8 +100,9 @@ def stitch(
             the summed weights), ``"sati"`` (each tile's leading strips replaced by the stitched
             output before ``fn``, cut at the middle of the overlap; needs ``C_out == C``).
         batch_size: tiles per ``fn`` call (``sati``: per wave; raster order runs one at a time).
-        order: ``sati`` only: ``"raster"`` (the paper's sequential walk) or ``"wavefront"``
-            (independent tiles batched; same output).
+        order: ``sati`` only: ``"raster"`` (the paper's sequential walk), ``"wavefront"``
+            (independent tiles batched; same output) or ``"auto"``: wavefront on a GPU with
+            ``batch_size > 1``, else raster (see :func:`resolve_order`).
         window: ``weighted`` only: ``"gaussian"`` (MONAI-style) or ``"pyramid"`` (the paper's).
         margin: ``sati`` only, beyond the paper: tiles overlap by ``overlap + margin`` while
             the strip each takes from its predecessors stays ``overlap`` wide, so the strip
@@ -122,6 +127,8 @@ def stitch(
         out: optional ``(C_out, *spatial)`` array to fill (e.g. a memmap); float32 expected.
         device: where tiles run; default: ``fn``'s parameters' device, else CPU.
         progress: show a tqdm progress bar.
+        read_ahead: batches of tiles read (and checked) ahead on a worker thread while ``fn``
+            runs (0: off); same output. See :mod:`satikit.stitching.readahead`.
 
     Returns:
         ``(C_out, *spatial)`` float32 array (``out`` if given). Tiles start every
@@ -157,7 +164,24 @@ def stitch(
         out=out,
         device=device,
         progress=progress,
+        read_ahead=read_ahead,
     )
+
+
+def resolve_order(order: str, device: torch.device, batch_size: int) -> str:
+    """The SATI tile order ``"auto"`` stands for: ``"wavefront"`` on a GPU with
+    ``batch_size > 1`` (a wave fills the device with several tiles at once), else ``"raster"``.
+
+    On CPU a batch of tiles costs about the sum of its tiles (measured with
+    ``python -m benchmarks.engine_speed``: forward time per tile at batch 4 over batch 1), so
+    waves buy nothing there and their larger canvas band only costs memory; both orders give
+    the same output.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}; choose one of {ORDERS}")
+    if order != "auto":
+        return order
+    return "wavefront" if device.type == "cuda" and int(batch_size) > 1 else "raster"
 
 
 def _spatial_shape(image) -> tuple[int, ...]:
@@ -177,7 +201,7 @@ def stitch_on_grid(
     *,
     strategy: Strategy,
     batch_size: int = 1,
-    order: Literal["raster", "wavefront"] = "wavefront",
+    order: Order = "auto",
     window: Literal["pyramid", "gaussian"] = "gaussian",
     norm: Norm = "tile",
     norm_kernel: NormKernel | int | Sequence[Any] | str = 3,
@@ -190,6 +214,7 @@ def stitch_on_grid(
     resume: bool = False,
     rows: tuple[int, int] | None = None,
     pipeline: Pipeline | None = None,
+    read_ahead: int = 1,
 ) -> np.ndarray:
     """:func:`stitch` on a prepared :class:`TileGrid` (e.g. one with ``seam="start"``).
 
@@ -197,6 +222,7 @@ def stitch_on_grid(
     the image (and ``sati`` needs ``T > 2 O``). Other arguments as in :func:`stitch`, plus:
 
     Args:
+        read_ahead: as :func:`stitch`.
         state_path: where to save the resume state (a ``.safetensors`` file, replaced
             atomically) each time a band of tile rows is final in ``out``; see
             :mod:`satikit.stitching.resume`. Needs an ``out`` that outlives the call (e.g. a
@@ -224,80 +250,38 @@ def stitch_on_grid(
             or ``pipeline`` with another strategy, with ``norm="kernel"`` (its caching pass
             needs every tile), ``rows`` outside the image.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
-    if order not in ORDERS:
-        raise ValueError(f"unknown order {order!r}; choose one of {ORDERS}")
-    if window not in ("pyramid", "gaussian"):
-        raise ValueError(f"unknown window {window!r}; choose 'pyramid' or 'gaussian'")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     spatial = _spatial_shape(image)
-    if strategy != "none":
-        if grid is None or grid.shape != spatial:
-            raise ValueError(
-                f"grid shape {None if grid is None else grid.shape} does not match the image {spatial}"
-            )
-        if strategy == "sati" and any(2 * o >= t for o, t in zip(grid.window_overlap, grid.tile)):
-            raise ValueError(sati_overlap_message(grid.tile, grid.overlap, grid.margin))
-        if strategy != "sati" and grid.margin is not None:
-            raise ValueError(f"margin is a SATI setting; the {strategy} strategy got {grid.margin}")
+    _check_arguments(strategy, order, window, batch_size, read_ahead, grid, spatial)
     settings = NormSettings.create(norm, norm_kernel, thumbnail_scale)
     _check_sharing(strategy, settings.norm, spatial, rows, pipeline, state_path)
-    layers = []
-    if settings.norm != "tile":
-        if strategy == "none":
-            raise ValueError(
-                f"norm={settings.norm!r} shares statistics between tiles; strategy 'none' "
-                "runs the whole image in one call (use norm='tile')"
-            )
-        settings.kernel.sizes(len(spatial))  # a per-dim kernel must fit the image
-        layers = find_norm_layers(fn if norm_layers is None else norm_layers)
+    layers = _norm_layers(settings, strategy, spatial, fn if norm_layers is None else norm_layers)
     target = resolve_device(device, fn)
+    order = resolve_order(order, target, batch_size)  # type: ignore[assignment]
     out_channels = image.shape[0] if strategy == "sati" else None
     allocate = _allocator(out, spatial)
     identity = _identity(image, grid, strategy, batch_size, order, window)
     if rows is not None:
         identity["rows"] = [int(rows[0]), int(rows[1])]
-    resumer = Resumer(state_path, {**identity, **settings.identity()}, resume)
-    total = 1 if strategy == "none" or grid is None else grid.n_tiles
-    if grid is not None and rows is not None:
-        total = count_tiles(grid, strategy, batch_size, rows)
-    if grid is not None and pipeline is not None:
-        total = pipeline.tiles(grid, order, batch_size)
-    total *= 2 if settings.norm == "kernel" else 1  # the caching pass
+    identity.update(settings.identity())
+    resumer = Resumer(state_path, identity, resume)
+    total = _total_tiles(grid, strategy, batch_size, order, rows, pipeline, settings.norm)
     desc = f"stitch[{strategy}{'' if settings.norm == 'tile' else '+' + settings.norm}]"
     with tqdm(total=total, disable=not progress, desc=desc, unit="tile") as bar:
         if strategy == "none":
             resumer.load()  # refuses a state of another setup; `none` itself restarts
             return run_none(image, TileFn(fn, target), allocate, bar.update)
         assert grid is not None
-
-        def run(tile_fn: TileFn, allocate: Callable[[int], Any], resumer: Any) -> np.ndarray:
-            if strategy == "simple":
-                return run_simple(
-                    image, tile_fn, grid, batch_size, allocate, bar.update, resumer, rows
-                )
-            if strategy == "weighted":
-                return run_weighted(
-                    image, tile_fn, grid, batch_size, window, allocate, bar.update, resumer, rows
-                )
-            if pipeline is not None:
-                pipe_identity = {**identity, **settings.identity()}
-                return pipeline.run(
-                    image, tile_fn, grid, order, batch_size, allocate, bar.update, pipe_identity
-                )
-            return run_sati(image, tile_fn, grid, order, batch_size, allocate, bar.update, resumer)
-
+        job = _Job(image, grid, strategy, batch_size, order, window, bar.update, identity)
+        job.rows, job.pipeline, job.depth = rows, pipeline, int(read_ahead)
         if settings.norm == "tile":
-            return run(TileFn(fn, target, out_channels), allocate, resumer)
+            return job.run(TileFn(fn, target, out_channels), allocate, resumer)
         return run_with_statistics(
             settings,
             image,
             fn,
             grid,
             layers,
-            run,
+            job.run,
             allocate,
             resumer,
             device=target,
@@ -306,6 +290,105 @@ def stitch_on_grid(
             state_path=state_path,
             resume=resume,
         )
+
+
+def _check_arguments(
+    strategy: str,
+    order: str,
+    window: str,
+    batch_size: int,
+    read_ahead: int,
+    grid: TileGrid | None,
+    spatial: tuple[int, ...],
+) -> None:
+    """Refuse unknown names, bad counts and a grid that does not fit the image or strategy."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}; choose one of {ORDERS}")
+    if window not in ("pyramid", "gaussian"):
+        raise ValueError(f"unknown window {window!r}; choose 'pyramid' or 'gaussian'")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if int(read_ahead) < 0:
+        raise ValueError(f"read_ahead must be >= 0 batches, got {read_ahead}")
+    if strategy == "none":
+        return
+    if grid is None or grid.shape != spatial:
+        raise ValueError(
+            f"grid shape {None if grid is None else grid.shape} does not match the image {spatial}"
+        )
+    if strategy == "sati" and any(2 * o >= t for o, t in zip(grid.window_overlap, grid.tile)):
+        raise ValueError(sati_overlap_message(grid.tile, grid.overlap, grid.margin))
+    if strategy != "sati" and grid.margin is not None:
+        raise ValueError(f"margin is a SATI setting; the {strategy} strategy got {grid.margin}")
+
+
+def _norm_layers(
+    settings: NormSettings, strategy: str, spatial: tuple[int, ...], owner: Any
+) -> list:
+    """The instance-norm layers shared statistics go to (none for ``norm="tile"``)."""
+    if settings.norm == "tile":
+        return []
+    if strategy == "none":
+        raise ValueError(
+            f"norm={settings.norm!r} shares statistics between tiles; strategy 'none' "
+            "runs the whole image in one call (use norm='tile')"
+        )
+    settings.kernel.sizes(len(spatial))  # a per-dim kernel must fit the image
+    return find_norm_layers(owner)
+
+
+def _total_tiles(
+    grid: TileGrid | None,
+    strategy: str,
+    batch_size: int,
+    order: str,
+    rows: tuple[int, int] | None,
+    pipeline: Pipeline | None,
+    norm: str,
+) -> int:
+    """Tiles this call hands to ``fn`` (the progress bar's total)."""
+    total = 1 if strategy == "none" or grid is None else grid.n_tiles
+    if grid is not None and rows is not None:
+        total = count_tiles(grid, strategy, batch_size, rows)
+    if grid is not None and pipeline is not None:
+        total = pipeline.tiles(grid, order, batch_size)
+    return total * (2 if norm == "kernel" else 1)  # `kernel`: the caching pass
+
+
+@dataclass
+class _Job:
+    """One tiled strategy on one image: :meth:`run` is what a statistics pass re-runs with its
+    own ``fn`` wrapper, allocator and resume state."""
+
+    image: Any
+    grid: TileGrid
+    strategy: str
+    batch_size: int
+    order: str
+    window: str
+    tick: Callable[[int], object]
+    identity: dict[str, Any]
+    rows: tuple[int, int] | None = None
+    pipeline: Pipeline | None = None
+    depth: int = 1
+
+    def run(self, tile_fn: TileFn, allocate: Callable[[int], Any], resumer: Any) -> np.ndarray:
+        image, grid, batch = self.image, self.grid, self.batch_size
+        if self.strategy == "simple":
+            return run_simple(
+                image, tile_fn, grid, batch, allocate, self.tick, resumer, self.rows, self.depth
+            )
+        if self.strategy == "weighted":
+            args = (self.window, allocate, self.tick, resumer, self.rows, self.depth)
+            return run_weighted(image, tile_fn, grid, batch, *args)
+        if self.pipeline is not None:
+            return self.pipeline.run(
+                image, tile_fn, grid, self.order, batch, allocate, self.tick, self.identity
+            )
+        args = (allocate, self.tick, resumer, self.depth)
+        return run_sati(image, tile_fn, grid, self.order, batch, *args)
 
 
 def _check_sharing(

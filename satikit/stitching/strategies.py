@@ -25,14 +25,16 @@ the same order, so the rows come out bit-identical; several processes can so sha
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from satikit.grid import Index, TileGrid, read_tile
+from satikit.grid import Index, TileGrid
 from satikit.stitching.band import Band
+from satikit.stitching.readahead import check_finite, read_batch, reader
 from satikit.stitching.resume import Progress, Resumer
 from satikit.stitching.runner import TileFn, batched, write_region
 from satikit.weights import blend_window, strip_mask
@@ -53,17 +55,6 @@ Allocate = Callable[[int], np.ndarray]
 Tick = Callable[[int], object]
 #: ``(start, stop)``: a range of output rows along the first spatial dim (padded coordinates).
 Rows = tuple[int, int]
-
-
-def _read_batch(image, grid: TileGrid, indices: list[Index]) -> np.ndarray:
-    batch = np.stack([read_tile(image, grid.window(i), grid.shape) for i in indices])
-    _check_finite(batch, f"the tile at {grid.start(indices[0])}")
-    return batch
-
-
-def _check_finite(block: np.ndarray, where: str) -> None:
-    if not np.isfinite(block).all():
-        raise ValueError(f"image contains non-finite values (NaN or inf) in {where}")
 
 
 def _meets(region: slice, rows: Rows | None) -> bool:
@@ -152,7 +143,7 @@ def _flush(
 def run_none(image, tile_fn: TileFn, allocate: Allocate, tick: Tick) -> np.ndarray:
     """The whole image in one call (the "no tiling" reference)."""
     whole = np.asarray(image[...], dtype=np.float32)
-    _check_finite(whole, "the image")
+    check_finite(whole, "the image")
     result = tile_fn(whole[None])[0]
     out = allocate(result.shape[0])
     out[...] = result
@@ -169,11 +160,13 @@ def run_simple(
     tick: Tick,
     resumer: Resumer,
     rows: Rows | None = None,
+    depth: int = 1,
 ) -> np.ndarray:
     """Independent tiles, each cropped at the middle of its overlaps.
 
     Saves its progress (tiles finished) after every batch that completes a tile row.
-    ``rows``: compute and write only these output rows (see the module docstring).
+    ``rows``: compute and write only these output rows (see the module docstring). ``depth``:
+    batches read ahead (:mod:`satikit.stitching.readahead`).
     """
     needed = _needed(grid, "simple", rows)
     saved = resumer.load()
@@ -182,18 +175,21 @@ def run_simple(
     before_resume = batched(itertools.islice(grid.raster(), finished), batch_size)
     tick(sum(len(chunk) for chunk in before_resume if needed(chunk)))
     per_row = grid.n_tiles // grid.counts[0]
+    steps = []  # (chunk, tiles finished after it) of every batch to run
     for chunk in batched(itertools.islice(grid.raster(), finished, None), batch_size):
-        before, finished = finished, finished + len(chunk)
-        if not needed(chunk):
-            continue
-        results = tile_fn(_read_batch(image, grid, chunk), chunk)
-        if out is None:
-            out = allocate(results.shape[1])
-        for index, result in zip(chunk, results):
-            write_region(out, result, _clip(grid.owned(index), rows), grid.start(index))
-        tick(len(chunk))
-        if finished < grid.n_tiles and finished // per_row > before // per_row:
-            resumer.save(out, Progress(finished, 0, 0, results.shape[1]))
+        finished += len(chunk)
+        if needed(chunk):
+            steps.append((chunk, finished))
+    with reader(image, grid, (chunk for chunk, _ in steps), depth) as tiles:
+        for chunk, finished in steps:
+            results = tile_fn(tiles.read(chunk), chunk)
+            if out is None:
+                out = allocate(results.shape[1])
+            for index, result in zip(chunk, results):
+                write_region(out, result, _clip(grid.owned(index), rows), grid.start(index))
+            tick(len(chunk))
+            if finished < grid.n_tiles and finished // per_row > (finished - len(chunk)) // per_row:
+                resumer.save(out, Progress(finished, 0, 0, results.shape[1]))
     return out
 
 
@@ -237,13 +233,47 @@ def _next_band(
 
 
 def _window(grid: TileGrid, index: Index, window: str) -> np.ndarray:
-    """Blend window of one tile; edges on the image border keep full weight."""
-    return blend_window(
-        grid.tile,
-        window,  # type: ignore[arg-type]
-        flat_before=[i == 0 for i in index],
-        flat_after=[i == n - 1 for i, n in zip(index, grid.counts)],
-    ).astype(np.float64)  # float32 x float32 products are exact in float64
+    """Blend window of one tile (float64, read-only); edges on the image border keep full
+    weight."""
+    flat_before = tuple(i == 0 for i in index)
+    flat_after = tuple(i == n - 1 for i, n in zip(index, grid.counts))
+    return _window64(tuple(grid.tile), window, flat_before, flat_after)
+
+
+@functools.lru_cache(maxsize=64)
+def _window64(
+    tile: tuple[int, ...], window: str, flat_before: tuple[bool, ...], flat_after: tuple[bool, ...]
+) -> np.ndarray:
+    w = blend_window(tile, window, flat_before=flat_before, flat_after=flat_after)  # type: ignore[arg-type]
+    w = w.astype(np.float64)  # float32 x float32 products are exact in float64
+    w.setflags(write=False)
+    return w
+
+
+def _weighted_plan(
+    bands: list[list[Index]], first: int, stop: int, batch_size: int, needed
+) -> Iterator[list[Index]]:
+    """The batches ``run_weighted`` runs, bands ``[first, stop)``, in order."""
+    for band in bands[first:stop]:
+        yield from (chunk for chunk in batched(band, batch_size) if needed(chunk))
+
+
+def _accumulate(
+    numerator: Band,
+    denominator: Band,
+    grid: TileGrid,
+    chunk: list[Index],
+    results: np.ndarray,
+    window: str,
+) -> None:
+    """Add ``w * result`` and ``w`` of each tile of ``chunk`` to the band accumulators, in
+    place (one float64 scratch tile, no temporaries per tile)."""
+    scratch = np.empty(results.shape[1:], dtype=np.float64)
+    for index, result in zip(chunk, results):
+        w = _window(grid, index, window)
+        np.multiply(w, result, out=scratch)
+        numerator.data[numerator.local(grid.window(index))] += scratch
+        denominator.data[denominator.local(grid.window(index))] += w
 
 
 def run_weighted(
@@ -256,11 +286,13 @@ def run_weighted(
     tick: Tick,
     resumer: Resumer,
     rows: Rows | None = None,
+    depth: int = 1,
 ) -> np.ndarray:
     """Overlapping tiles blended with ``window``, normalised by the summed weights.
 
     ``rows``: compute and write only these output rows (see the module docstring); the bands
     before the first one reaching them are skipped, the accumulators start there at zero.
+    ``depth``: batches read ahead (:mod:`satikit.stitching.readahead`).
     """
     band_rows, bands = _weighted_bands(grid, batch_size)
     needed = _needed(grid, "weighted", rows)
@@ -281,47 +313,50 @@ def run_weighted(
         first = wanted[0]
         denominator.advance(grid.start(bands[first][0])[0])
     done = 0 if saved is None else saved.done
-    for b in range(first, wanted[-1] + 1 if wanted else 0):
-        band = bands[b]
-        for chunk in batched(band, batch_size):
-            if not needed(chunk):
-                continue
-            results = tile_fn(_read_batch(image, grid, chunk), chunk)
-            if out is None:
-                carried["numerator"] = Band(results.shape[1], grid, band_rows, np.float64)
-                if denominator.origin:
-                    carried["numerator"].advance(denominator.origin)
-                out = allocate(results.shape[1])
+    stop_band = wanted[-1] + 1 if wanted else 0
+    plan = _weighted_plan(bands, first, stop_band, batch_size, needed)
+    with reader(image, grid, plan, depth) as tiles:
+        for b in range(first, stop_band):
+            band = bands[b]
+            for chunk in batched(band, batch_size):
+                if not needed(chunk):
+                    continue
+                results = tile_fn(tiles.read(chunk), chunk)
+                if out is None:
+                    carried["numerator"] = Band(results.shape[1], grid, band_rows, np.float64)
+                    if denominator.origin:
+                        carried["numerator"].advance(denominator.origin)
+                    out = allocate(results.shape[1])
+                _accumulate(carried["numerator"], denominator, grid, chunk, results, window)
+                tick(len(chunk))
+            last_row = band[-1][0]
+            # rows before the next tile row's start receive no more contributions
+            stop = (
+                grid.start((last_row + 1,) + band[-1][1:])[0]
+                if last_row + 1 < grid.counts[0]
+                else grid.padded_shape[0]
+            )
             numerator = carried["numerator"]
-            for index, result in zip(chunk, results):
-                w = _window(grid, index, window)
-                numerator.data[numerator.local(grid.window(index))] += w * result
-                denominator.data[denominator.local(grid.window(index))] += w
-            tick(len(chunk))
-        last_row = band[-1][0]
-        # rows before the next tile row's start receive no more contributions
-        stop = (
-            grid.start((last_row + 1,) + band[-1][1:])[0]
-            if last_row + 1 < grid.counts[0]
-            else grid.padded_shape[0]
-        )
-        numerator = carried["numerator"]
 
-        def ratio(rows: slice, numerator: Band = numerator, columns=out.shape[2:]) -> np.ndarray:
-            # only the image's own columns: the grid's coordinates past it get no tile
-            region = (slice(None), rows, *(slice(0, n) for n in columns))
-            return numerator.data[region] / denominator.data[region]
+            def ratio(
+                rows: slice, numerator: Band = numerator, columns=out.shape[2:]
+            ) -> np.ndarray:
+                # only the image's own columns: the grid's coordinates past it get no tile
+                region = (slice(None), rows, *(slice(0, n) for n in columns))
+                return numerator.data[region] / denominator.data[region]
 
-        _flush(out, ratio, denominator.origin, done, stop, rows)
-        done = stop
-        progress = Progress(b + 1, done, 0, out.shape[0])
-        _next_band(bands, b + 1, grid, carried, progress, resumer, out)
+            _flush(out, ratio, denominator.origin, done, stop, rows)
+            done = stop
+            progress = Progress(b + 1, done, 0, out.shape[0])
+            _next_band(bands, b + 1, grid, carried, progress, resumer, out)
     return out
 
 
 def sati_bands(grid: TileGrid, order: str, batch_size: int) -> tuple[int, list[list[Index]]]:
     """``(R, bands)``: ``sati`` keeps a canvas over bands of ``R`` tile rows (raster order: 1;
-    wavefront: ``min(batch_size, rows)``)."""
+    wavefront: ``min(batch_size, rows)``). ``order`` is resolved already (not ``"auto"``)."""
+    if order not in ("raster", "wavefront"):
+        raise ValueError(f"order must be 'raster' or 'wavefront' here, got {order!r}")
     rows = 1 if order == "raster" else min(batch_size, grid.counts[0])
     return rows, _row_bands(grid, rows)
 
@@ -339,11 +374,20 @@ def sati_chunks(
     return [chunk for t in sorted(waves) for chunk in batched(waves[t], batch_size)]
 
 
-def sati_tiles(image, tile_fn: TileFn, grid: TileGrid, canvas: Band, chunk: list[Index]) -> None:
-    """Run one batch of SATI tiles: read them, replace their leading strips by the canvas
-    (their predecessors' outputs), call ``fn`` and write each output into the canvas from its
-    leading seams to its end. The canvas must hold the batch's windows."""
-    tiles = _read_batch(image, grid, chunk)
+def sati_tiles(
+    image,
+    tile_fn: TileFn,
+    grid: TileGrid,
+    canvas: Band,
+    chunk: list[Index],
+    tiles: np.ndarray | None = None,
+) -> None:
+    """Run one batch of SATI tiles: read them (unless ``tiles``, the batch already read, is
+    given), replace their leading strips by the canvas (their predecessors' outputs), call
+    ``fn`` and write each output into the canvas from its leading seams to its end. The canvas
+    must hold the batch's windows."""
+    if tiles is None:
+        tiles = read_batch(image, grid, chunk)
     for tile, index in zip(tiles, chunk):
         leading = grid.leading(index)
         if any(leading):
@@ -380,6 +424,7 @@ def run_sati(
     allocate: Allocate,
     tick: Tick,
     resumer: Resumer,
+    depth: int = 1,
 ) -> np.ndarray:
     """Stitching aware inference (paper III-A, III-E).
 
@@ -387,7 +432,8 @@ def run_sati(
     predecessors' outputs) before ``fn`` sees it; the tile then writes its output from the middle
     of each leading overlap to its end. Raster order runs one tile at a time; wavefront order
     groups the tiles of a band of tile rows into waves (equal ``sum_k 2^(N-1-k) i_k``) that never
-    overlap and runs each wave in batches. Both give the same canvas.
+    overlap and runs each wave in batches. Both give the same canvas. ``depth``: batches of raw
+    tiles read ahead (the strips are put in once the predecessors are done).
     """
     out = allocate(image.shape[0])
     rows, bands = sati_bands(grid, order, batch_size)
@@ -395,13 +441,15 @@ def run_sati(
     saved = resumer.load()
     first = _start_bands(bands, saved, {"canvas": canvas}, tick)
     done = 0 if saved is None else saved.done
-    for b in range(first, len(bands)):
-        for chunk in sati_chunks(grid, bands[b], order, batch_size):
-            sati_tiles(image, tile_fn, grid, canvas, chunk)
-            tick(len(chunk))
-        stop = sati_final(grid, bands[b])
-        _flush(out, lambda rows: canvas.data[:, rows], canvas.origin, done, stop)
-        done = stop
-        progress = Progress(b + 1, done, 0, out.shape[0])
-        _next_band(bands, b + 1, grid, {"canvas": canvas}, progress, resumer, out)
+    plan = (c for band in bands[first:] for c in sati_chunks(grid, band, order, batch_size))
+    with reader(image, grid, plan, depth) as tiles:
+        for b in range(first, len(bands)):
+            for chunk in sati_chunks(grid, bands[b], order, batch_size):
+                sati_tiles(image, tile_fn, grid, canvas, chunk, tiles.read(chunk))
+                tick(len(chunk))
+            stop = sati_final(grid, bands[b])
+            _flush(out, lambda rows: canvas.data[:, rows], canvas.origin, done, stop)
+            done = stop
+            progress = Progress(b + 1, done, 0, out.shape[0])
+            _next_band(bands, b + 1, grid, {"canvas": canvas}, progress, resumer, out)
     return out
