@@ -126,3 +126,64 @@ def test_auto_order_on_cpu_runs_raster_order():
         batches[order] = (sizes, out)
     assert batches["auto"][0] == batches["raster"][0] == [1] * len(batches["raster"][0])
     np.testing.assert_array_equal(batches["auto"][1], batches["raster"][1])
+
+
+class SlowSink:
+    """A ``(C, *spatial)`` output that is not a numpy array (like a TIFF or zarr sink): records
+    the thread of every write and can fail on the ``fail_at``-th one."""
+
+    def __init__(self, shape, fail_at: int | None = None):
+        self.array = np.full(shape, np.nan, np.float32)
+        self.shape, self.ndim = self.array.shape, self.array.ndim
+        self.threads: list[str] = []
+        self.fail_at = fail_at
+
+    def __setitem__(self, key, value):
+        self.threads.append(threading.current_thread().name)
+        if self.fail_at is not None and len(self.threads) >= self.fail_at:
+            raise OSError("disk full")
+        self.array[key] = value
+
+
+@pytest.mark.parametrize("strategy", ["weighted", "sati"])
+def test_write_behind_fills_a_slow_sink_on_a_worker_with_the_same_values(strategy):
+    image = np.random.default_rng(1).standard_normal((2, 150, 40)).astype(np.float32)
+    net = small_net(2)
+    common = dict(tile=16, overlap=4, strategy=strategy, batch_size=2)
+    expected = stitch(image, net, **common)
+    sink = SlowSink(image.shape)
+    stitch(image, net, out=sink, **common)
+    np.testing.assert_array_equal(sink.array, expected)
+    assert sink.threads and all(name.startswith("satikit-write") for name in sink.threads)
+
+
+@pytest.mark.parametrize("strategy", ["weighted", "sati"])
+def test_a_failing_write_behind_is_raised_by_stitch(strategy):
+    image = np.zeros((1, 150, 40), np.float32)
+    with pytest.raises(OSError, match="disk full"):
+        stitch(
+            image,
+            lambda t: t.clone(),
+            tile=16,
+            overlap=4,
+            strategy=strategy,
+            out=SlowSink(image.shape, fail_at=2),
+        )
+
+
+def test_no_resume_state_is_saved_behind_a_failed_write(tmp_path):
+    from satikit.stitching import stitch_on_grid
+
+    image = np.zeros((1, 150, 40), np.float32)
+    grid = TileGrid.create(image.shape[1:], 16, 4, sati=True)
+    state = tmp_path / "state.safetensors"
+    with pytest.raises(OSError, match="disk full"):
+        stitch_on_grid(
+            image,
+            lambda t: t.clone(),
+            grid,
+            strategy="sati",
+            out=SlowSink(image.shape, fail_at=1),  # the first band's first write fails
+            state_path=state,
+        )
+    assert not state.exists()

@@ -131,6 +131,8 @@ class StatisticsResumer:
 class _Discard:
     """An output that drops whatever is written to it (the caching pass's)."""
 
+    write_behind = False  # nothing to hand to a writer thread
+
     def __init__(self, shape: Sequence[int]):
         self.shape = tuple(shape)
         self.ndim = len(self.shape)

@@ -37,6 +37,7 @@ from satikit.stitching.band import Band
 from satikit.stitching.readahead import check_finite, read_batch, reader
 from satikit.stitching.resume import Progress, Resumer
 from satikit.stitching.runner import TileFn, batched, write_region
+from satikit.stitching.writebehind import WriteBehind
 from satikit.weights import blend_window, strip_mask
 
 __all__ = [
@@ -123,21 +124,29 @@ def _flush(
     done: int,
     stop: int,
     rows: Rows | None = None,
+    writer: WriteBehind | None = None,
 ) -> None:
     """Write padded rows ``[done, stop)`` (within ``rows``, if given) into ``out``,
     ``FLUSH_ROWS`` at a time.
 
     ``read(rows)`` returns the ``(C, n, *rest)`` values of band-local ``rows`` (the band starts at
-    padded row ``origin``).
+    padded row ``origin``). ``writer``: hand the writes to a :class:`WriteBehind` (it waits for
+    the previous band's writes first, so one band at most is in flight).
     """
+    if writer is not None:
+        writer.barrier()
     if rows is not None:
         done, stop = max(done, rows[0]), min(stop, rows[1])
     stop = min(stop, out.shape[1])
     rest = tuple(slice(0, s) for s in out.shape[2:])
     for first in range(done, stop, FLUSH_ROWS):
         last = min(first + FLUSH_ROWS, stop)
-        values = read(slice(first - origin, last - origin))
-        out[(slice(None), slice(first, last), *rest)] = values[(slice(None), slice(None), *rest)]
+        values = read(slice(first - origin, last - origin))[(slice(None), slice(None), *rest)]
+        key = (slice(None), slice(first, last), *rest)
+        if writer is None:
+            out[key] = values
+        else:
+            writer.write(out, key, values)
 
 
 def run_none(image, tile_fn: TileFn, allocate: Allocate, tick: Tick) -> np.ndarray:
@@ -219,17 +228,26 @@ def _next_band(
     progress: Progress,
     resumer: Resumer,
     out,
+    writer: WriteBehind | None = None,
 ) -> None:
     """After ``finished`` bands (their rows flushed to ``out``): move ``carried`` to the next
-    band's first row and save the progress. Nothing to do after the last band."""
+    band's first row and save the progress. Nothing to do after the last band. With an active
+    ``writer`` the save runs on its worker after the band's writes (from a copy of the carried
+    rows)."""
     if finished == len(bands):
         return
     origin = grid.start(bands[finished][0])[0]
     for band in carried.values():
         band.advance(origin)
     progress.origin = origin
-    progress.arrays = {name: band.carried() for name, band in carried.items()}
-    resumer.save(out, progress)
+    behind = writer is not None and writer.active
+    progress.arrays = {
+        name: band.carried().copy() if behind else band.carried() for name, band in carried.items()
+    }
+    if behind:
+        writer.submit(resumer.save, out, progress)
+    else:
+        resumer.save(out, progress)
 
 
 def _window(grid: TileGrid, index: Index, window: str) -> np.ndarray:
@@ -315,7 +333,7 @@ def run_weighted(
     done = 0 if saved is None else saved.done
     stop_band = wanted[-1] + 1 if wanted else 0
     plan = _weighted_plan(bands, first, stop_band, batch_size, needed)
-    with reader(image, grid, plan, depth) as tiles:
+    with reader(image, grid, plan, depth) as tiles, WriteBehind() as writer:
         for b in range(first, stop_band):
             band = bands[b]
             for chunk in batched(band, batch_size):
@@ -345,10 +363,10 @@ def run_weighted(
                 region = (slice(None), rows, *(slice(0, n) for n in columns))
                 return numerator.data[region] / denominator.data[region]
 
-            _flush(out, ratio, denominator.origin, done, stop, rows)
+            _flush(out, ratio, denominator.origin, done, stop, rows, writer)
             done = stop
             progress = Progress(b + 1, done, 0, out.shape[0])
-            _next_band(bands, b + 1, grid, carried, progress, resumer, out)
+            _next_band(bands, b + 1, grid, carried, progress, resumer, out, writer)
     return out
 
 
@@ -442,14 +460,14 @@ def run_sati(
     first = _start_bands(bands, saved, {"canvas": canvas}, tick)
     done = 0 if saved is None else saved.done
     plan = (c for band in bands[first:] for c in sati_chunks(grid, band, order, batch_size))
-    with reader(image, grid, plan, depth) as tiles:
+    with reader(image, grid, plan, depth) as tiles, WriteBehind() as writer:
         for b in range(first, len(bands)):
             for chunk in sati_chunks(grid, bands[b], order, batch_size):
                 sati_tiles(image, tile_fn, grid, canvas, chunk, tiles.read(chunk))
                 tick(len(chunk))
             stop = sati_final(grid, bands[b])
-            _flush(out, lambda rows: canvas.data[:, rows], canvas.origin, done, stop)
+            _flush(out, lambda rows: canvas.data[:, rows], canvas.origin, done, stop, None, writer)
             done = stop
             progress = Progress(b + 1, done, 0, out.shape[0])
-            _next_band(bands, b + 1, grid, {"canvas": canvas}, progress, resumer, out)
+            _next_band(bands, b + 1, grid, {"canvas": canvas}, progress, resumer, out, writer)
     return out
