@@ -138,11 +138,13 @@ def run_frontier(
     split: str = "test",
     models: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
+    methods: Sequence[str] | None = None,
     cache: Path = planning.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
-    """Train what is missing, score every model's frontier methods, write the report."""
+    """Train what is missing, score every model's frontier methods (``methods``: only these of
+    them), write the report."""
     from benchmarks.common import git_commit, machine, require_plotting, write_results
 
     config = planning.load_config(config_name)
@@ -150,6 +152,13 @@ def run_frontier(
     for kind in ("standard", "sati"):
         for method in frontier_methods(config, planning.Run("", kind, 0)):
             parse_method(method, config["inference"])  # refuse a bad name before any work
+    listed = {
+        m
+        for kind in ("standard", "sati")
+        for m in frontier_methods(config, planning.Run("", kind, 0))
+    }
+    if unknown := sorted(set(methods or []) - listed):
+        raise ValueError(f"--method {unknown}: not in the config's [frontier] lists")
     if write:
         require_plotting()
     home = planning.workdir(config, cache)
@@ -169,11 +178,11 @@ def run_frontier(
             raise ValueError(f"no finished runs of variant {variant!r} under {root}")
     rows = []
     for run in runs:
-        methods = frontier_methods(config, run)
+        chosen_methods = [m for m in frontier_methods(config, run) if not methods or m in methods]
         rows += scoring.evaluate_run(
-            config, root, data_dir, run, methods=methods, split=split, home=home
+            config, root, data_dir, run, methods=chosen_methods, split=split, home=home
         )
-        echo(f"  scored {run.name} ({len(methods)} methods, {split})")
+        echo(f"  scored {run.name} ({len(chosen_methods)} methods, {split})")
     if variant is not None:
         rows = [{**row, "model": f"{variant}:{row['model']}"} for row in rows]
     summary = summarise(rows, config["inference"])
@@ -184,6 +193,7 @@ def run_frontier(
         + ([f"--split {split}"] if split != "test" else [])
         + [f"--model {m}" for m in models or []]
         + ([f"--seeds {' '.join(str(s) for s in seeds)}"] if seeds is not None else [])
+        + [f"--method {m}" for m in methods or []]
     )
     payload = {
         "config": config["name"],
@@ -229,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--model", dest="models", action="append", help="only these models of the plan (repeatable)"
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="only these seeds of the plan")
+    parser.add_argument(
+        "--method",
+        dest="methods",
+        action="append",
+        help="only these of the config's frontier methods (repeatable)",
+    )
     args = parser.parse_args(argv)
     run_frontier(
         args.config,
@@ -237,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         split=args.split,
         models=args.models,
         seeds=args.seeds,
+        methods=args.methods,
     )
 
 

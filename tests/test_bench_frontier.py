@@ -143,6 +143,18 @@ def test_frontier_scores_only_the_models_asked_for(config_path, tmp_path):
     assert payload["command"].endswith("--model standard")
     root = planning.workdir(planning.load_config(str(config_path)), tmp_path / "cache")
     assert not (root / "runs" / "cyclegan" / "sati-seed0").exists()  # nothing else trained
+    only = frontier.run_frontier(
+        str(config_path),
+        models=["standard"],
+        methods=["none", "simple@0"],
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    assert {s["method"] for s in only["summary"]} == {"none", "simple@0"}
+    assert only["command"].endswith("--method none --method simple@0")
+    with pytest.raises(ValueError, match="not in the config's"):
+        frontier.run_frontier(str(config_path), methods=["gaussian@99"], write=False)
 
 
 def test_frontier_refuses_a_bad_method_before_any_work(config_path, tmp_path):
