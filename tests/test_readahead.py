@@ -100,13 +100,15 @@ def test_reader_refuses_a_batch_out_of_plan_and_a_negative_depth():
         stitch(image, lambda t: t, tile=8, overlap=0, strategy="simple", read_ahead=-1)
 
 
-def test_auto_order_is_wavefront_on_a_gpu_with_batches_else_raster():
+def test_auto_order_is_wavefront_on_a_gpu_or_for_volumes_with_batches_else_raster():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_order("auto", cpu, 8) == "raster"
     assert resolve_order("auto", cuda, 8) == "wavefront"
     assert resolve_order("auto", cuda, 1) == "raster"
     assert resolve_order("wavefront", cpu, 8) == "wavefront"
     assert resolve_order("raster", cuda, 8) == "raster"
+    assert resolve_order("auto", cpu, 8, ndim=3) == "wavefront"  # volumes: batching pays
+    assert resolve_order("auto", cpu, 1, ndim=3) == "raster"
     with pytest.raises(ValueError, match="unknown order"):
         resolve_order("zigzag", cpu, 1)
 

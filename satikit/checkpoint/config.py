@@ -244,8 +244,8 @@ class InferenceSettings:
         seam: cut in the ``middle`` of the overlap (paper III-E) or at its ``start``.
         margin: ``sati`` only: extra overlap so each strip ends inside its predecessor.
         batch_size: tiles per generator call.
-        order: ``auto``, ``raster`` or ``wavefront`` (same output; ``auto``: wavefront on a
-            GPU with ``batch_size > 1``, else raster).
+        order: ``auto``, ``raster`` or ``wavefront`` (same output; ``auto``: wavefront with
+            ``batch_size > 1`` on a GPU or for a volume, else raster).
         window: ``weighted``'s blending window, ``gaussian`` or ``pyramid``.
         style_seed / style_ref: one style for every tile (adapters with styles).
         norm / norm_kernel / thumbnail_scale: where instance norms take their statistics.

@@ -76,8 +76,8 @@ def _interruption() -> Iterator[None]:
     type=click.Choice(["auto", "raster", "wavefront"]),
     default="auto",
     show_default=True,
-    help="SATI tile order (same output): auto = wavefront on a GPU with --batch-size > 1, "
-    "else raster.",
+    help="SATI tile order (same output): auto = wavefront with --batch-size > 1 on a GPU or "
+    "for a volume, else raster.",
 )
 @click.option(
     "--window",
