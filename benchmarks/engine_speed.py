@@ -267,7 +267,6 @@ def measure(
         "sati_over_simple": _ratio(med, "sati raster", "simple"),
         "simple_engine_overhead": None if overhead is None else round(overhead - 1, 3),
         "weighted_over_monai": _ratio(med, "weighted", MONAI),
-        "simple_over_forward": overhead,
     }
     for variant in variants:
         ratios[f"weighted_{variant}_over_monai"] = _ratio(med, f"weighted ({variant})", MONAI)

@@ -149,14 +149,13 @@ def run_frontier(
 
     config = planning.load_config(config_name)
     chosen = planning.select_adapters(config, adapters)
-    for kind in ("standard", "sati"):
-        for method in frontier_methods(config, planning.Run("", kind, 0)):
-            parse_method(method, config["inference"])  # refuse a bad name before any work
     listed = {
         m
         for kind in ("standard", "sati")
         for m in frontier_methods(config, planning.Run("", kind, 0))
     }
+    for method in listed:
+        parse_method(method, config["inference"])  # refuse a bad name before any work
     if unknown := sorted(set(methods or []) - listed):
         raise ValueError(f"--method {unknown}: not in the config's [frontier] lists")
     if write:

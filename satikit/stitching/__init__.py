@@ -273,8 +273,8 @@ def stitch_on_grid(
             resumer.load()  # refuses a state of another setup; `none` itself restarts
             return run_none(image, TileFn(fn, target), allocate, bar.update)
         assert grid is not None
-        job = _Job(image, grid, strategy, batch_size, order, window, bar.update, identity)
-        job.rows, job.pipeline, job.depth = rows, pipeline, int(read_ahead)
+        job_args = (image, grid, strategy, batch_size, order, window, bar.update, identity)
+        job = _Job(*job_args, rows=rows, pipeline=pipeline, depth=int(read_ahead))
         if settings.norm == "tile":
             return job.run(TileFn(fn, target, out_channels), allocate, resumer)
         return run_with_statistics(

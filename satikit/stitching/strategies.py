@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 
@@ -268,14 +268,6 @@ def _window64(
     return w
 
 
-def _weighted_plan(
-    bands: list[list[Index]], first: int, stop: int, batch_size: int, needed
-) -> Iterator[list[Index]]:
-    """The batches ``run_weighted`` runs, bands ``[first, stop)``, in order."""
-    for band in bands[first:stop]:
-        yield from (chunk for chunk in batched(band, batch_size) if needed(chunk))
-
-
 def _accumulate(
     numerator: Band,
     denominator: Band,
@@ -314,11 +306,15 @@ def run_weighted(
     """
     band_rows, bands = _weighted_bands(grid, batch_size)
     needed = _needed(grid, "weighted", rows)
+    # the batches each band runs (those reaching `rows`)
+    chunks = [[c for c in batched(band, batch_size) if needed(c)] for band in bands]
+
+    tiles_in = {id(band): sum(map(len, band_chunks)) for band, band_chunks in zip(bands, chunks)}
 
     def run_tiles(band: list[Index]) -> int:
-        return sum(len(chunk) for chunk in batched(band, batch_size) if needed(chunk))
+        return tiles_in[id(band)]
 
-    wanted = [b for b, band in enumerate(bands) if run_tiles(band)]
+    wanted = [b for b, band_chunks in enumerate(chunks) if band_chunks]
     saved = resumer.load()
     carried = {"denominator": Band(1, grid, band_rows, np.float64)}
     out = None
@@ -332,13 +328,11 @@ def run_weighted(
         denominator.advance(grid.start(bands[first][0])[0])
     done = 0 if saved is None else saved.done
     stop_band = wanted[-1] + 1 if wanted else 0
-    plan = _weighted_plan(bands, first, stop_band, batch_size, needed)
+    plan = (chunk for band_chunks in chunks[first:stop_band] for chunk in band_chunks)
     with reader(image, grid, plan, depth) as tiles, WriteBehind() as writer:
         for b in range(first, stop_band):
             band = bands[b]
-            for chunk in batched(band, batch_size):
-                if not needed(chunk):
-                    continue
+            for chunk in chunks[b]:
                 results = tile_fn(tiles.read(chunk), chunk)
                 if out is None:
                     carried["numerator"] = Band(results.shape[1], grid, band_rows, np.float64)
@@ -459,10 +453,11 @@ def run_sati(
     saved = resumer.load()
     first = _start_bands(bands, saved, {"canvas": canvas}, tick)
     done = 0 if saved is None else saved.done
-    plan = (c for band in bands[first:] for c in sati_chunks(grid, band, order, batch_size))
+    chunks = [sati_chunks(grid, band, order, batch_size) for band in bands]
+    plan = (chunk for band_chunks in chunks[first:] for chunk in band_chunks)
     with reader(image, grid, plan, depth) as tiles, WriteBehind() as writer:
         for b in range(first, len(bands)):
-            for chunk in sati_chunks(grid, bands[b], order, batch_size):
+            for chunk in chunks[b]:
                 sati_tiles(image, tile_fn, grid, canvas, chunk, tiles.read(chunk))
                 tick(len(chunk))
             stop = sati_final(grid, bands[b])
