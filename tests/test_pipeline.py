@@ -281,6 +281,21 @@ def test_interrupted_row_range_resumes(tmp_path, strategy):
         )
 
 
+@pytest.mark.parametrize("strategy", ["simple", "weighted"])
+def test_a_finished_row_range_resumes_to_nothing(tmp_path, strategy):
+    # a process killed after its share, before the job's end, leaves the state of its last band
+    image, grid = setup(2, sati=False)
+    kwargs = dict(strategy=strategy, batch_size=2, rows=(0, 20))
+    out, state = np.zeros_like(image), tmp_path / "state.safetensors"
+    stitch_on_grid(image, Net(2), grid, **kwargs, out=out, state_path=state)
+    assert state.exists()
+    before = out.copy()
+    again = Net(2)
+    stitch_on_grid(image, again, grid, **kwargs, out=out, state_path=state, resume=True)
+    assert again.tiles < count_tiles(grid, strategy, 2, (0, 20))
+    np.testing.assert_array_equal(out, before)
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

@@ -93,7 +93,11 @@ def test_resumed_run_equals_one_run_and_skips_finished_tiles(tmp_path, monkeypat
     result = run(image, resumed, grid, case, out, state_path=state, resume=True)
     assert result is out
     np.testing.assert_array_equal(out, expected)  # bit-identical
-    assert resumed.tiles == reference.tiles - finished  # finished bands are not rerun
+    # finished bands are not rerun; weighted's batches cross band borders, so the batch that
+    # held the saved band's first tile runs again (its tiles of finished bands are dropped)
+    rerun = resumed.tiles - (reference.tiles - finished)
+    strategy, _, batch_size = CASES[case]
+    assert 0 <= rerun <= batch_size if strategy == "weighted" else rerun == 0
 
 
 def test_resume_refuses_a_state_of_another_setup(tmp_path):

@@ -7,7 +7,8 @@ Memory each strategy holds besides the ``batch_size`` tiles in flight (see :clas
 - ``simple``: nothing; each tile's owned region goes straight to ``out``.
 - ``weighted``: float64 accumulators for ``C_out + 1`` planes of a band of
   ``R = ceil(batch_size / tiles per row)`` tile rows (float64 so an identity ``fn`` is
-  reproduced exactly after the division).
+  reproduced exactly after the division), and up to ``batch_size - 1`` tile outputs of the
+  next band.
 - ``sati``: a float32 canvas of ``C`` planes over a band of tile rows (raster order: 1 row;
   wavefront: ``R = min(batch_size, rows)``): the stitched output so far, which later tiles read
   their leading strips from.
@@ -31,6 +32,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from satikit.grid import Index, TileGrid
 from satikit.stitching.band import Band
@@ -93,15 +95,9 @@ def _weighted_bands(grid: TileGrid, batch_size: int) -> tuple[int, list[list[Ind
 
 def count_tiles(grid: TileGrid, strategy: str, batch_size: int, rows: Rows | None = None) -> int:
     """How many tiles ``simple``/``weighted`` hand to ``fn`` when restricted to ``rows``
-    (every tile of a batch that is run counts)."""
+    (every tile of a batch that is run counts; both run ``batch_size`` tiles in raster order)."""
     needed = _needed(grid, strategy, rows)
-    if strategy == "simple":
-        chunks = batched(grid.raster(), batch_size)
-    else:
-        chunks = (
-            c for band in _weighted_bands(grid, batch_size)[1] for c in batched(band, batch_size)
-        )
-    return sum(len(chunk) for chunk in chunks if needed(chunk))
+    return sum(len(chunk) for chunk in batched(grid.raster(), batch_size) if needed(chunk))
 
 
 def _row_bands(grid: TileGrid, rows: int) -> list[list[Index]]:
@@ -250,9 +246,9 @@ def _next_band(
         resumer.save(out, progress)
 
 
-def _window(grid: TileGrid, index: Index, window: str) -> np.ndarray:
-    """Blend window of one tile (float64, read-only); edges on the image border keep full
-    weight."""
+def _window(grid: TileGrid, index: Index, window: str) -> torch.Tensor:
+    """Blend window of one tile (float64 tensor, not to be written); edges on the image border
+    keep full weight."""
     flat_before = tuple(i == 0 for i in index)
     flat_after = tuple(i == n - 1 for i, n in zip(index, grid.counts))
     return _window64(tuple(grid.tile), window, flat_before, flat_after)
@@ -261,29 +257,35 @@ def _window(grid: TileGrid, index: Index, window: str) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def _window64(
     tile: tuple[int, ...], window: str, flat_before: tuple[bool, ...], flat_after: tuple[bool, ...]
-) -> np.ndarray:
+) -> torch.Tensor:
     w = blend_window(tile, window, flat_before=flat_before, flat_after=flat_after)  # type: ignore[arg-type]
-    w = w.astype(np.float64)  # float32 x float32 products are exact in float64
-    w.setflags(write=False)
-    return w
+    return torch.tensor(w, dtype=torch.float64)  # float32 x float32 products are exact in float64
 
 
 def _accumulate(
     numerator: Band,
     denominator: Band,
     grid: TileGrid,
-    chunk: list[Index],
-    results: np.ndarray,
+    index: Index,
+    result: torch.Tensor,
     window: str,
 ) -> None:
-    """Add ``w * result`` and ``w`` of each tile of ``chunk`` to the band accumulators, in
-    place (one float64 scratch tile, no temporaries per tile)."""
-    scratch = np.empty(results.shape[1:], dtype=np.float64)
-    for index, result in zip(chunk, results):
-        w = _window(grid, index, window)
-        np.multiply(w, result, out=scratch)
-        numerator.data[numerator.local(grid.window(index))] += scratch
-        denominator.data[denominator.local(grid.window(index))] += w
+    """Add ``w * result`` and ``w`` of one tile (``result``: ``(C_out, *T)`` float32) to the
+    float64 band accumulators, in place. The products of float32 values are exact in float64,
+    so torch's (multithreaded, possibly fused) multiply-add sums exactly what numpy's would."""
+    w = _window(grid, index, window)
+    region = grid.window(index)
+    torch.from_numpy(numerator.data[numerator.local(region)]).addcmul_(w, result)
+    torch.from_numpy(denominator.data[denominator.local(region)]).add_(w)
+
+
+def _band_stop(grid: TileGrid, band: list[Index]) -> int:
+    """Padded row where the tile row after ``band`` starts: the rows before it receive no more
+    contributions once ``band`` is summed (the padded height after the last band)."""
+    last = band[-1]
+    if last[0] + 1 < grid.counts[0]:
+        return grid.start((last[0] + 1,) + last[1:])[0]
+    return grid.padded_shape[0]
 
 
 def run_weighted(
@@ -300,67 +302,76 @@ def run_weighted(
 ) -> np.ndarray:
     """Overlapping tiles blended with ``window``, normalised by the summed weights.
 
+    Batches are ``simple``'s (``batch_size`` tiles in raster order, across band borders, so
+    every batch but the last is full); a batch's tiles past the current band wait (at most
+    ``batch_size - 1`` tile outputs) until the band is flushed. A resumed run recomputes the
+    batch that held the saved band's first tile and drops its earlier tiles, so every tile is
+    computed in the same batch as in an uninterrupted run.
+
     ``rows``: compute and write only these output rows (see the module docstring); the bands
     before the first one reaching them are skipped, the accumulators start there at zero.
     ``depth``: batches read ahead (:mod:`satikit.stitching.readahead`).
     """
     band_rows, bands = _weighted_bands(grid, batch_size)
+    band_of = {index: b for b, band in enumerate(bands) for index in band}
     needed = _needed(grid, "weighted", rows)
-    # the batches each band runs (those reaching `rows`)
-    chunks = [[c for c in batched(band, batch_size) if needed(c)] for band in bands]
-
-    tiles_in = {id(band): sum(map(len, band_chunks)) for band, band_chunks in zip(bands, chunks)}
-
-    def run_tiles(band: list[Index]) -> int:
-        return tiles_in[id(band)]
-
-    wanted = [b for b, band_chunks in enumerate(chunks) if band_chunks]
+    chunks = [chunk for chunk in batched(grid.raster(), batch_size) if needed(chunk)]
+    if not chunks:
+        return None
     saved = resumer.load()
     carried = {"denominator": Band(1, grid, band_rows, np.float64)}
     out = None
     if saved is not None:
         carried["numerator"] = Band(saved.channels, grid, band_rows, np.float64)
         out = allocate(saved.channels)
-    first = _start_bands(bands, saved, carried, tick, run_tiles)
+    current = _start_bands(bands, saved, carried, tick, lambda band: 0)
     denominator = carried["denominator"]
-    if saved is None and wanted and wanted[0] > 0:  # no earlier tile reaches `rows`
-        first = wanted[0]
-        denominator.advance(grid.start(bands[first][0])[0])
+    if saved is None and band_of[chunks[0][0]] > 0:  # no earlier tile reaches `rows`
+        current = band_of[chunks[0][0]]
+        denominator.advance(grid.start(bands[current][0])[0])
+    stop_band = band_of[chunks[-1][-1]] + 1
+    # the first batch holding a tile of the band to run (none: the state was saved after the
+    # last band of a `rows` run)
+    start = next((c for c, chunk in enumerate(chunks) if band_of[chunk[-1]] >= current), None)
+    if start is None:
+        tick(sum(map(len, chunks)))
+        return out
+    tick(sum(map(len, chunks[:start])))
     done = 0 if saved is None else saved.done
-    stop_band = wanted[-1] + 1 if wanted else 0
-    plan = (chunk for band_chunks in chunks[first:stop_band] for chunk in band_chunks)
-    with reader(image, grid, plan, depth) as tiles, WriteBehind() as writer:
-        for b in range(first, stop_band):
-            band = bands[b]
-            for chunk in chunks[b]:
-                results = tile_fn(tiles.read(chunk), chunk)
-                if out is None:
-                    carried["numerator"] = Band(results.shape[1], grid, band_rows, np.float64)
-                    if denominator.origin:
-                        carried["numerator"].advance(denominator.origin)
-                    out = allocate(results.shape[1])
-                _accumulate(carried["numerator"], denominator, grid, chunk, results, window)
-                tick(len(chunk))
-            last_row = band[-1][0]
-            # rows before the next tile row's start receive no more contributions
-            stop = (
-                grid.start((last_row + 1,) + band[-1][1:])[0]
-                if last_row + 1 < grid.counts[0]
-                else grid.padded_shape[0]
-            )
-            numerator = carried["numerator"]
 
-            def ratio(
-                rows: slice, numerator: Band = numerator, columns=out.shape[2:]
-            ) -> np.ndarray:
-                # only the image's own columns: the grid's coordinates past it get no tile
-                region = (slice(None), rows, *(slice(0, n) for n in columns))
-                return numerator.data[region] / denominator.data[region]
+    def finish(b: int, done: int) -> int:
+        """Flush band ``b``'s final rows, move the accumulators on; returns the rows done."""
+        stop = _band_stop(grid, bands[b])
+        numerator = carried["numerator"]
 
-            _flush(out, ratio, denominator.origin, done, stop, rows, writer)
-            done = stop
-            progress = Progress(b + 1, done, 0, out.shape[0])
-            _next_band(bands, b + 1, grid, carried, progress, resumer, out, writer)
+        def ratio(rows: slice, columns=out.shape[2:]) -> np.ndarray:
+            # only the image's own columns: the grid's coordinates past it get no tile
+            region = (slice(None), rows, *(slice(0, n) for n in columns))
+            return numerator.data[region] / denominator.data[region]
+
+        _flush(out, ratio, denominator.origin, done, stop, rows, writer)
+        progress = Progress(b + 1, stop, 0, out.shape[0])
+        _next_band(bands, b + 1, grid, carried, progress, resumer, out, writer)
+        return stop
+
+    with reader(image, grid, chunks[start:], depth) as tiles, WriteBehind() as writer:
+        for chunk in chunks[start:]:
+            results = tile_fn(tiles.read(chunk), chunk)
+            if out is None:
+                carried["numerator"] = Band(results.shape[1], grid, band_rows, np.float64)
+                if denominator.origin:
+                    carried["numerator"].advance(denominator.origin)
+                out = allocate(results.shape[1])
+            for index, result in zip(chunk, torch.from_numpy(results)):
+                if band_of[index] < current:  # summed before the saved state
+                    continue
+                while band_of[index] > current:
+                    done = finish(current, done)
+                    current += 1
+                _accumulate(carried["numerator"], denominator, grid, index, result, window)
+            tick(len(chunk))
+        for b in range(current, stop_band):
+            done = finish(b, done)
     return out
 
 
