@@ -5,6 +5,10 @@ For each image (2D ``--sizes``, 3D ``--volumes``), a small conv net, tile ``T`` 
 
 - each strategy's time / ``none`` and / the pure forward pass over the same (simple) tiles,
   i.e. the engine's overhead;
+- each strategy's share of time outside ``fn`` (the net's forward passes, timed inside the
+  same run, so free of the run-to-run noise of the ratios between runs), and from it
+  ``weighted`` / MONAI for the same forward work, ``(1 - share MONAI) / (1 - share weighted)``
+  (both run the same tiles in the same full batches);
 - ``sati`` / ``simple`` without overlap against the theoretical ``(T / (T - O))^N`` (the paper's
   "x1.25 per dimension" for O = T/4... here with the given O);
 - ``weighted`` (gaussian, 50 %) against MONAI's ``sliding_window_inference`` (gaussian, same
@@ -115,6 +119,26 @@ def _peak_bytes(call: Callable[[], object]) -> int:
     return peak
 
 
+class Clock:
+    """Wall time spent inside the forward passes it wraps, since :meth:`reset`: the part of a
+    strategy's time that is the network's, measured in the same run (no run-to-run noise)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+
+    def reset(self) -> None:
+        self.total = 0.0
+
+    def wrap(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+        def timed(x: torch.Tensor) -> torch.Tensor:
+            start = time.perf_counter()
+            y = fn(x)
+            self.total += time.perf_counter() - start
+            return y
+
+        return timed
+
+
 def cases(
     image: np.ndarray,
     net: nn.Module,
@@ -122,15 +146,19 @@ def cases(
     overlap: int,
     batch: int,
     variants: tuple[str, ...] = (),
+    clock: Clock | None = None,
 ) -> dict[str, Callable[[], object]]:
     """Name -> zero-argument call, all on the same image and net. ``variants``: faster forward
     passes to try (``channels-last``, ``compile``), each as a forward over simple's tiles and
-    as ``weighted`` (to set against MONAI with the plain net)."""
+    as ``weighted`` (to set against MONAI with the plain net). ``clock``: times every forward
+    pass the calls make."""
+    timed = clock.wrap if clock is not None else (lambda f: f)
+    fn = timed(net)
     spatial = image.shape[1:]
     grid = TileGrid.create(spatial, tile, overlap)
     common = dict(tile=tile, batch_size=batch)
 
-    def forward_only(fn: Callable = net, size: int = batch) -> None:
+    def forward_only(fn: Callable = fn, size: int = batch) -> None:
         # the least a tiled loop does: read a batch of simple's tiles, run it, drop the result
         indices = list(grid.raster())
         with torch.inference_mode():
@@ -141,26 +169,26 @@ def cases(
                 fn(torch.from_numpy(np.stack(tiles)))
 
     calls: dict[str, Callable[[], object]] = {
-        "none": lambda: stitch(image, net, overlap=0, strategy="none", **common),
+        "none": lambda: stitch(image, fn, overlap=0, strategy="none", **common),
         "forward only": forward_only,
-        "forward only (batch 1)": lambda: forward_only(net, 1),
-        "simple": lambda: stitch(image, net, overlap=overlap, strategy="simple", **common),
-        "simple (no overlap)": lambda: stitch(image, net, overlap=0, strategy="simple", **common),
+        "forward only (batch 1)": lambda: forward_only(fn, 1),
+        "simple": lambda: stitch(image, fn, overlap=overlap, strategy="simple", **common),
+        "simple (no overlap)": lambda: stitch(image, fn, overlap=0, strategy="simple", **common),
         "weighted": lambda: stitch(
-            image, net, overlap=tile // 2, strategy="weighted", window="gaussian", **common
+            image, fn, overlap=tile // 2, strategy="weighted", window="gaussian", **common
         ),
         "sati raster": lambda: stitch(
-            image, net, overlap=overlap, strategy="sati", order="raster", **common
+            image, fn, overlap=overlap, strategy="sati", order="raster", **common
         ),
         "sati wavefront": lambda: stitch(
-            image, net, overlap=overlap, strategy="sati", order="wavefront", **common
+            image, fn, overlap=overlap, strategy="sati", order="wavefront", **common
         ),
         "sati auto": lambda: stitch(
-            image, net, overlap=overlap, strategy="sati", order="auto", **common
+            image, fn, overlap=overlap, strategy="sati", order="auto", **common
         ),
     }
     for variant in variants:
-        fast = _variant(variant, net, len(spatial))
+        fast = timed(_variant(variant, net, len(spatial)))
         calls[f"forward only ({variant})"] = lambda fast=fast: forward_only(fast)
         calls[f"weighted ({variant})"] = lambda fast=fast: stitch(
             image, fast, overlap=tile // 2, strategy="weighted", window="gaussian", **common
@@ -174,7 +202,7 @@ def cases(
                     torch.from_numpy(image)[None],
                     (tile,) * len(spatial),
                     batch,
-                    net,
+                    fn,
                     overlap=0.5,
                     mode="gaussian",
                 )
@@ -228,18 +256,22 @@ def measure(
     """
     net = MODELS[model](len(shape))
     image = np.random.default_rng(0).uniform(-1, 0, (3, *shape)).astype(np.float32)
-    calls = cases(image, net, tile, overlap, batch, variants)
+    clock = Clock()
+    calls = cases(image, net, tile, overlap, batch, variants, clock)
     unknown = sorted(set(skip) - set(calls) - {MONAI})  # MONAI's case exists when installed
     if unknown:
         raise ValueError(f"--skip: unknown method(s) {unknown}; methods: {sorted(calls)}")
     calls = {name: call for name, call in calls.items() if name not in skip}
     times: dict[str, list[float]] = {name: [] for name in calls}
+    outside: dict[str, list[float]] = {name: [] for name in calls}  # share not in the forward
     for name, call in calls.items():  # warm-up (compilation, allocator), untimed
         if "compile" in name:
             call()
     for _ in range(repeats):
         for name, call in calls.items():
+            clock.reset()
             times[name].append(_timed(call))
+            outside[name].append(1 - clock.total / times[name][-1])
     peaks = {name: _peak_bytes(call) if memory else None for name, call in calls.items()}
     med = {name: statistics.median(t) for name, t in times.items()}
     rows = [
@@ -249,6 +281,7 @@ def measure(
             "median_s": round(med[name], 3),
             "ratio_to_none": _ratio(med, name, "none"),
             "ratio_to_forward": _ratio(med, name, "forward only"),
+            "outside_forward": round(statistics.median(outside[name]), 3),
             "host_mib": None if peaks[name] is None else round(peaks[name] / 2**20, 1),
         }
         for name in calls
@@ -275,6 +308,12 @@ def measure(
         ratios[f"forward_{variant}_over_forward"] = _ratio(
             med, f"forward only ({variant})", "forward only"
         )
+    share = {row["method"]: row["outside_forward"] for row in rows}
+    if "weighted" in share and MONAI in share:
+        # same tiles in the same batches: the forward work cancels, the engines' shares remain
+        ratios["weighted_over_monai_same_forward"] = round(
+            (1 - share[MONAI]) / (1 - share["weighted"]), 3
+        )
     ratios = {k: v for k, v in ratios.items() if v is not None}
     return {"shape": list(shape), "rows": rows, "ratios": ratios, "tiles": counts, "model": model}
 
@@ -291,14 +330,16 @@ def markdown(payload: dict) -> str:
         "",
         f"`{payload['command']}` on {payload['machine']}, commit {payload['commit']}",
         "",
-        "| image | method | median s | / none | / forward over simple's tiles | host MiB (numpy) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| image | method | median s | / none | / forward over simple's tiles | "
+        "share outside fn | host MiB (numpy) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for result in payload["results"]:
         name = "x".join(map(str, result["shape"]))
         lines += [
             f"| {name} | {r['method']} | {r['median_s']} | {_cell(r['ratio_to_none'])} | "
-            f"{_cell(r['ratio_to_forward'])} | {_cell(r['host_mib'])} |"
+            f"{_cell(r['ratio_to_forward'])} | {_cell(r.get('outside_forward'))} | "
+            f"{_cell(r['host_mib'])} |"
             for r in result["rows"]
         ]
     lines += ["", "| image | ratio | value |", "|---|---|---:|"]
@@ -306,6 +347,15 @@ def markdown(payload: dict) -> str:
         name = "x".join(map(str, result["shape"]))
         lines += [f"| {name} | {k} | {v} |" for k, v in result["ratios"].items()]
     return "\n".join(lines) + "\n"
+
+
+def run_suffix(args: argparse.Namespace) -> str:
+    """``-<sizes>-<volumes>[-<model>]``: runs of one commit with other images or another model
+    keep their own result files."""
+    parts = [str(s) for s in args.sizes] + [f"{v}x{v}x{v}" for v in args.volumes]
+    if args.model != "small":
+        parts.append(args.model)
+    return "".join(f"-{p}" for p in parts)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -357,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = markdown(payload)
     print(text)
     if not args.no_write:
-        print("wrote", *write_results("speed", payload, text))
+        print("wrote", *write_results("speed", payload, text, run_suffix(args)))
     return payload
 
 

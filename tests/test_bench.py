@@ -293,6 +293,9 @@ def test_engine_speed_skips_methods_and_drops_the_ratios_that_need_them():
     assert "none" not in methods and "sati raster" in methods
     assert all(row["ratio_to_none"] is None for row in result["rows"])
     assert "weighted_over_monai" not in result["ratios"]
+    assert "weighted_over_monai_same_forward" not in result["ratios"]
+    # every strategy spends part of its time outside the net, the net the rest
+    assert all(0 < row["outside_forward"] < 1 for row in result["rows"])
     # 40 px at tile 16: overlap 4 -> 3 x 3 tiles, side by side -> 3 x 3, 50 % -> 4 x 4
     assert result["tiles"] == {"overlap": 9, "no_overlap": 9, "half": 16}
     assert result["ratios"]["sati_over_simple_tile_count"] == 1.0
@@ -612,3 +615,14 @@ def test_engine_speed_times_a_unet_and_a_channels_last_forward():
     assert ratios["sati_auto_over_raster"] > 0 and ratios["forward_batch_over_batch_1"] > 0
     with pytest.raises(ValueError, match="unknown forward variant"):
         engine_speed.measure((40, 40), 16, 4, 2, 1, variants=("fp4",))
+
+
+def test_engine_speed_runs_of_one_commit_keep_their_own_files():
+    from argparse import Namespace
+
+    from benchmarks.engine_speed import run_suffix
+
+    assert run_suffix(Namespace(sizes=[2048], volumes=[128], model="unet")) == (
+        "-2048-128x128x128-unet"
+    )
+    assert run_suffix(Namespace(sizes=[8192], volumes=[], model="small")) == "-8192"
