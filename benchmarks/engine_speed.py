@@ -338,7 +338,7 @@ def markdown(payload: dict) -> str:
         name = "x".join(map(str, result["shape"]))
         lines += [
             f"| {name} | {r['method']} | {r['median_s']} | {_cell(r['ratio_to_none'])} | "
-            f"{_cell(r['ratio_to_forward'])} | {_cell(r.get('outside_forward'))} | "
+            f"{_cell(r['ratio_to_forward'])} | {_cell(r['outside_forward'])} | "
             f"{_cell(r['host_mib'])} |"
             for r in result["rows"]
         ]

@@ -100,6 +100,40 @@ def test_resumed_run_equals_one_run_and_skips_finished_tiles(tmp_path, monkeypat
     assert 0 <= rerun <= batch_size if strategy == "weighted" else rerun == 0
 
 
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_resumed_progress_bar_ends_at_its_total(tmp_path, monkeypatch, case):
+    # finished tiles count as done at the start; the rerun batch of weighted is not counted twice
+    import satikit.stitching as stitching
+
+    bars: list[dict] = []
+
+    class Bar:
+        def __init__(self, total, **_):
+            self.record = {"total": total, "done": 0}
+            bars.append(self.record)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.record["done"] += n
+
+    monkeypatch.setattr(stitching, "tqdm", Bar)
+    image, grid = setup(2, case)
+    reference = Counting(2)
+    run(image, reference, grid, case, np.zeros(image.shape, np.float32))
+    out, state = np.zeros(image.shape, np.float32), tmp_path / "state.safetensors"
+    with pytest.raises(Interrupted):
+        run(
+            image, Counting(2, crash_at=reference.calls // 2 + 1), grid, case, out, state_path=state
+        )
+    run(image, Counting(2), grid, case, out, state_path=state, resume=True)
+    assert bars[0]["done"] == bars[0]["total"] == bars[-1]["done"] == bars[-1]["total"]
+
+
 def test_resume_refuses_a_state_of_another_setup(tmp_path):
     image, grid = setup(2, "sati wavefront")
     out = np.zeros(image.shape, np.float32)

@@ -198,21 +198,12 @@ def run_simple(
     return out
 
 
-def _start_bands(
-    bands: list[list[Index]],
-    saved: Progress | None,
-    carried: dict[str, Band],
-    tick: Tick,
-    tiles: Callable[[list[Index]], int] = len,
-) -> int:
-    """Restore ``carried`` from ``saved``; returns the first band to run (0 without a state).
-
-    ``tiles(band)``: how many of a finished band's tiles count on the progress bar."""
+def _start_bands(saved: Progress | None, carried: dict[str, Band]) -> int:
+    """Restore ``carried`` from ``saved``; returns the first band to run (0 without a state)."""
     if saved is None:
         return 0
     for name, band in carried.items():
         band.restore(saved.origin, saved.arrays[name])
-    tick(sum(tiles(band) for band in bands[: saved.next]))
     return saved.next
 
 
@@ -316,26 +307,23 @@ def run_weighted(
     band_of = {index: b for b, band in enumerate(bands) for index in band}
     needed = _needed(grid, "weighted", rows)
     chunks = [chunk for chunk in batched(grid.raster(), batch_size) if needed(chunk)]
-    if not chunks:
-        return None
     saved = resumer.load()
     carried = {"denominator": Band(1, grid, band_rows, np.float64)}
     out = None
     if saved is not None:
         carried["numerator"] = Band(saved.channels, grid, band_rows, np.float64)
         out = allocate(saved.channels)
-    current = _start_bands(bands, saved, carried, tick, lambda band: 0)
+    current = _start_bands(saved, carried)
     denominator = carried["denominator"]
     if saved is None and band_of[chunks[0][0]] > 0:  # no earlier tile reaches `rows`
         current = band_of[chunks[0][0]]
         denominator.advance(grid.start(bands[current][0])[0])
     stop_band = band_of[chunks[-1][-1]] + 1
-    # the first batch holding a tile of the band to run (none: the state was saved after the
-    # last band of a `rows` run)
-    start = next((c for c, chunk in enumerate(chunks) if band_of[chunk[-1]] >= current), None)
-    if start is None:
-        tick(sum(map(len, chunks)))
-        return out
+    # the first batch holding a tile of the band to run (none left when the state was saved
+    # after the last band of a `rows` run)
+    start = next(
+        (c for c, chunk in enumerate(chunks) if band_of[chunk[-1]] >= current), len(chunks)
+    )
     tick(sum(map(len, chunks[:start])))
     done = 0 if saved is None else saved.done
 
@@ -462,7 +450,8 @@ def run_sati(
     rows, bands = sati_bands(grid, order, batch_size)
     canvas = Band(image.shape[0], grid, rows)
     saved = resumer.load()
-    first = _start_bands(bands, saved, {"canvas": canvas}, tick)
+    first = _start_bands(saved, {"canvas": canvas})
+    tick(sum(map(len, bands[:first])))
     done = 0 if saved is None else saved.done
     chunks = [sati_chunks(grid, band, order, batch_size) for band in bands]
     plan = (chunk for band_chunks in chunks[first:] for chunk in band_chunks)
