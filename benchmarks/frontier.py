@@ -38,7 +38,7 @@ DEFAULT_METHODS = {
 def frontier_methods(config: dict[str, Any], run: planning.Run) -> list[str]:
     """Methods of the frontier for one model: the config's ``[frontier] standard`` list for
     standard models, its ``sati`` list for every SATI model."""
-    kind = "standard" if run.variant == "standard" else "sati"
+    kind = "standard" if run.variant in planning.TRAINING_FREE else "sati"
     return list(config.get("frontier", {}).get(kind, DEFAULT_METHODS[kind]))
 
 
@@ -142,9 +142,10 @@ def run_frontier(
     cache: Path = planning.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
+    train_only: bool = False,
 ) -> dict[str, Any]:
     """Train what is missing, score every model's frontier methods (``methods``: only these of
-    them), write the report."""
+    them), write the report (``train_only``: stop after training)."""
     from benchmarks.common import git_commit, machine, require_plotting, write_results
 
     config = planning.load_config(config_name)
@@ -171,12 +172,14 @@ def run_frontier(
             if (not models or r.variant in models) and (seeds is None or r.seed in seeds)
         ]
         training_runs.train_all(config, root, data_dir, runs, echo)
+        if train_only:
+            return {"runs": [r.name for r in runs]}
     else:  # a variant's trained models (benchmarks.variants trains them)
         runs = [r for r in training_runs.found_runs(root, finished=True) if r.adapter in chosen]
         if not runs:
             raise ValueError(f"no finished runs of variant {variant!r} under {root}")
     rows = []
-    for run in runs:
+    for run in planning.scored_models(config, runs):
         chosen_methods = [m for m in frontier_methods(config, run) if not methods or m in methods]
         rows += scoring.evaluate_run(
             config, root, data_dir, run, methods=chosen_methods, split=split, home=home
@@ -244,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="append",
         help="only these of the config's frontier methods (repeatable)",
     )
+    parser.add_argument(
+        "--train-only", action="store_true", help="train the missing runs, score nothing"
+    )
     args = parser.parse_args(argv)
     run_frontier(
         args.config,
@@ -253,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         models=args.models,
         seeds=args.seeds,
         methods=args.methods,
+        train_only=args.train_only,
     )
 
 

@@ -19,15 +19,34 @@ CACHE = ROOT / "cache"
 
 @dataclass(frozen=True)
 class Run:
-    """One trained model of the benchmark."""
+    """One model of the benchmark: a trained run, or (``weights="ema"``) the average of its
+    generator's weights that the run keeps beside it (``[train] ema``)."""
 
     adapter: str
-    variant: str  # "standard", "sati" or "sati-wo-<adaptation>"
+    variant: str  # "standard", "sati", "sati-finetune", "control" or "sati-wo-<adaptation>"
     seed: int
+    weights: str = ""  # "": the run's last weights; "ema": their moving average
+
+    def __post_init__(self) -> None:
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {self.weights!r}")
+
+    @property
+    def model(self) -> str:
+        """The model's name in tables: the variant, ``+ema`` for averaged weights."""
+        return self.variant + (f"+{self.weights}" if self.weights else "")
 
     @property
     def name(self) -> str:
-        return f"{self.adapter}/{self.variant}/seed{self.seed}"
+        return f"{self.adapter}/{self.model}/seed{self.seed}"
+
+    @property
+    def trained(self) -> Run:
+        """The run that trains this model (itself, or the run whose average it is)."""
+        return Run(self.adapter, self.variant, self.seed)
+
+
+WEIGHTS = ("", "ema")
 
 
 def load_config(name_or_path: str) -> dict[str, Any]:
@@ -70,7 +89,12 @@ def workdir(config: dict[str, Any], cache: Path = CACHE) -> Path:
 
 # a SATI model fine-tuned from the standard model of its seed (config table [finetune])
 FINETUNE = "sati-finetune"
-MODELS = ("standard", "sati", FINETUNE)
+# the same fine-tune without the SATI terms: as many more steps on the same data, so that a
+# SATI fine-tune's gain over its parent is not just the extra training
+CONTROL = "control"
+MODELS = ("standard", "sati", FINETUNE, CONTROL)
+# models trained without SATI, whose tilings are the training-free baselines
+TRAINING_FREE = ("standard", CONTROL)
 
 PLAN_KEYS = ("models", "seeds", "ablation_seeds", "ablations")
 
@@ -91,8 +115,9 @@ def adapter_plan(config: dict[str, Any], adapter: str) -> dict[str, list]:
     plan = {k: overrides.get(k, config.get(k, defaults[k])) for k in PLAN_KEYS}
     if unknown := set(plan["models"]) - set(MODELS):
         raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {', '.join(MODELS)}")
-    if FINETUNE in plan["models"] and "finetune" not in config:
-        raise ValueError(f"model {FINETUNE!r} needs a [finetune] table (its steps)")
+    for model in (FINETUNE, CONTROL):
+        if model in plan["models"] and "finetune" not in config:
+            raise ValueError(f"model {model!r} needs a [finetune] table (its steps)")
     return plan
 
 
@@ -126,9 +151,18 @@ def plan_runs(config: dict[str, Any], adapters: Iterable[str] | None = None) -> 
     return runs
 
 
+def scored_models(config: dict[str, Any], runs: Iterable[Run]) -> list[Run]:
+    """The models to score of trained ``runs``: each run, and with ``[train] ema`` its
+    averaged weights too."""
+    ema = float(config["train"].get("ema", 0.0)) > 0
+    return [
+        m for r in runs for m in ([r, Run(r.adapter, r.variant, r.seed, "ema")] if ema else [r])
+    ]
+
+
 def methods_for(run: Run) -> list[str]:
     """Inference methods evaluated on a run's model."""
-    if run.variant == "standard":
+    if run.variant in TRAINING_FREE:
         return ["none", "simple", "weighted", "weighted-gaussian"]
     if run.variant == "sati":
         return ["sati", "sati-wo-stitching-strategy", "none"]
@@ -153,17 +187,18 @@ def ensure_dataset(config: dict[str, Any], root: Path) -> Path:
 
 # -- training ------------------------------------------------------------------------------
 def run_steps(config: dict[str, Any], run: Run) -> int:
-    """Training steps of a run: ``[finetune] steps`` for fine-tunes, else ``[train] steps``."""
-    if run.variant == FINETUNE:
+    """Training steps of a run: ``[finetune] steps`` for fine-tunes and their controls, else
+    ``[train] steps``."""
+    if run.variant in (FINETUNE, CONTROL):
         return int(config["finetune"]["steps"])
     return int(config["train"]["steps"])
 
 
 def init_run(config: dict[str, Any], run: Run) -> Run | None:
-    """The standard run whose weights a run starts from (fine-tunes, and every run of a
-    :mod:`benchmarks.variants` config with ``[train] init = "standard"``, a standard one too:
-    the control that trains on without SATI), or None: trained from scratch."""
-    if run.variant == FINETUNE or config["train"].get("init") == "standard":
+    """The standard run whose weights a run starts from (fine-tunes, their controls, and every
+    run of a :mod:`benchmarks.variants` config with ``[train] init = "standard"``), or None:
+    trained from scratch."""
+    if run.variant in (FINETUNE, CONTROL) or config["train"].get("init") == "standard":
         return Run(run.adapter, "standard", run.seed)
     return None
 
@@ -175,7 +210,11 @@ def runs_root(home: Path, variant: str | None = None) -> Path:
 
 
 def run_dir(root: Path, run: Run) -> Path:
-    return root / "runs" / run.adapter / f"{run.variant}-seed{run.seed}"
+    """A model's run folder (an averaged model's: the sub-folder its run writes it to)."""
+    from satikit.training.ema import EMA_DIR
+
+    folder = root / "runs" / run.adapter / f"{run.variant}-seed{run.seed}"
+    return folder / EMA_DIR if run.weights == "ema" else folder
 
 
 SPLITS = ("test", "validation")

@@ -183,7 +183,7 @@ def _row(run: Run, method: str, split: str, counts: dict[str, Any]) -> dict[str,
 
     return {
         "adapter": run.adapter,
-        "model": run.variant,
+        "model": run.model,
         "method": method,
         "seed": run.seed,
         "split": split,

@@ -12,7 +12,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from benchmarks.planning import FINETUNE, Run, init_run, run_dir, run_steps
+from benchmarks.planning import TRAINING_FREE, FINETUNE, Run, init_run, run_dir, run_steps
 
 # a run's kept weights (config ``snapshots = true``): runs/<adapter>/<variant>-seed<N>/snapshots/
 SNAPSHOTS = "snapshots"
@@ -32,7 +32,7 @@ def train_config(config: dict[str, Any], run: Run):
     from satikit.checkpoint import TrainingSettings as Training
 
     train = config["train"]
-    sati: dict[str, Any] = {"enabled": run.variant != "standard"}
+    sati: dict[str, Any] = {"enabled": run.variant not in TRAINING_FREE}
     # optional SATISettings overrides: [train.sati] for SATI models, [train.standard] for the
     # baselines (e.g. lambda_stitch = 5 / domain_encoding = true), [finetune.sati] on top for
     # fine-tunes
@@ -53,6 +53,7 @@ def train_config(config: dict[str, Any], run: Run):
             seed=int(run.seed),
             log_every=50,
             checkpoint_every=max(1, steps // 6),
+            ema=float(train.get("ema", 0.0)),
         ),
         sati=SATISettings(**sati),
     )
@@ -100,6 +101,7 @@ def _matches(path: Path, config: dict[str, Any], run: Run) -> bool:
     resolved = get_adapter_info(run.adapter).resolve_options(planned.adapter.options)
     return (
         saved.training.steps == planned.training.steps
+        and saved.training.ema == planned.training.ema
         and saved.sati == planned.sati.resolve(planned.crop)
         and all(options.get(k, v) == v for k, v in resolved.items())
     )

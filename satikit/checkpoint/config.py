@@ -191,6 +191,8 @@ class TrainingSettings:
         log_every: JSONL log interval in steps.
         sample_every: write a sample PNG every N steps (0: never).
         checkpoint_every: write a checkpoint every N steps (0: only at the end).
+        ema: decay of an exponential moving average of ``generator_xy``'s weights, written
+            beside the run as ``RUN/ema/`` (:mod:`satikit.training.ema`); 0: none.
         step: steps done (the checkpoint's).
         world_size: processes that trained it.
     """
@@ -204,11 +206,14 @@ class TrainingSettings:
     log_every: int = 1
     sample_every: int = 0
     checkpoint_every: int = 0
+    ema: float = 0.0
     step: int = 0
     world_size: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop", _sizes(self.crop))
+        if not 0.0 <= float(self.ema) < 1.0:
+            raise ValueError(f"training.ema (an EMA decay) must be in [0, 1), got {self.ema}")
 
     def crop_size(self, dims: int) -> tuple[int, ...]:
         """The crop as one size per spatial dim.
@@ -226,6 +231,7 @@ class TrainingSettings:
         """The JSON section, in its stored key order."""
         keys = ("step", "steps", "crop", "batch_size", "seed", "world_size", "amp", "compile")
         keys += ("log_every", "sample_every", "checkpoint_every")
+        keys += ("ema",) if self.ema else ()  # runs without one keep their stored form
         crop = self.crop if not isinstance(self.crop, tuple) else list(self.crop)
         return {key: crop if key == "crop" else getattr(self, key) for key in keys}
 

@@ -190,6 +190,14 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
     show_default=True,
     help="Fraction of the steps trained as the plain host before the SATI terms start.",
 )
+@click.option(
+    "--ema",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Also keep an exponential moving average of the generator's weights with this decay "
+    "(e.g. 0.995: about the last 200 steps), saved as the run OUT/ema; 0: none.",
+)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the networks.")
 @click.option("--log-every", type=click.IntRange(min=1), default=1, show_default=True)
@@ -273,6 +281,7 @@ def _config(params: dict[str, Any], dims: int) -> RunConfig:
             log_every=p["log_every"],
             sample_every=p["sample_every"],
             checkpoint_every=p["checkpoint_every"],
+            ema=p["ema"],
         ),
         sati=SATISettings(
             enabled=p["sati"],

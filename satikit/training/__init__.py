@@ -21,19 +21,23 @@ fraction of the run (the authors' code has such a start-epoch switch; the paper 
 
 Modules: :mod:`~satikit.training.trainer` (the loop), :mod:`~satikit.training.hooks` (the SATI
 terms), :mod:`~satikit.training.state` (exact resume), :mod:`~satikit.training.logs` (log and
-samples), :mod:`~satikit.training.callbacks` (code run after steps and checkpoints).
+samples), :mod:`~satikit.training.callbacks` (code run after steps and checkpoints),
+:mod:`~satikit.training.ema` (an average of the generator's weights, ``TrainingSettings.ema``).
 """
 
 from __future__ import annotations
 
 from satikit.training.callbacks import Callback, Snapshots
+from satikit.training.ema import EMA_DIR, GeneratorEMA
 from satikit.training.hooks import SATIHooks
 from satikit.training.logs import LOG_NAME
 from satikit.training.trainer import SATITrainer, domain_images, seed_everything
 
 __all__ = [
+    "EMA_DIR",
     "LOG_NAME",
     "Callback",
+    "GeneratorEMA",
     "SATIHooks",
     "SATITrainer",
     "Snapshots",

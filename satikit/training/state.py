@@ -27,7 +27,7 @@ def trainer_state(trainer: SATITrainer) -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {
+    state = {
         "step": trainer.step,
         "optimizers": {
             "generator": opt.generator.state_dict(),
@@ -38,6 +38,9 @@ def trainer_state(trainer: SATITrainer) -> dict[str, Any]:
         "rng": rng,
         "host": trainer.adapter.training_state(),
     }
+    if trainer.ema is not None:
+        state["ema"] = trainer.ema.state()
+    return state
 
 
 def restore_state(trainer: SATITrainer, state: Mapping[str, Any]) -> None:
@@ -57,4 +60,6 @@ def restore_state(trainer: SATITrainer, state: Mapping[str, Any]) -> None:
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(list(rng["cuda"]))
     trainer.adapter.load_training_state(state["host"])
+    if trainer.ema is not None and "ema" in state:
+        trainer.ema.load_state(state["ema"])
     trainer.step = int(state["step"])

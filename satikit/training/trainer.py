@@ -29,6 +29,7 @@ from satikit.devices import resolve_device
 from satikit.plugins import get_adapter_info
 from satikit.protocols import Adapter
 from satikit.training.callbacks import Callback
+from satikit.training.ema import EMA_DIR, GeneratorEMA
 from satikit.training.hooks import Sample, SATIHooks
 from satikit.training.logs import LOG_NAME, SAMPLES_DIR, append_log, truncate_log, write_sample
 from satikit.training.state import restore_state, trainer_state
@@ -103,6 +104,7 @@ class SATITrainer:
         self.rng = np.random.default_rng(training.seed)
         self.hooks = SATIHooks(self.sati, self.crop, training.steps, training.seed)
         self.optimizers = adapter.configure_optimizers(training.steps)
+        self.ema = GeneratorEMA(adapter.generator_xy, training.ema) if training.ema else None
         self.amp = bool(training.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.last: dict[str, torch.Tensor] = {}
@@ -220,6 +222,8 @@ class SATITrainer:
             terms.update(sati.terms)
             self._sample = sati.sample
         self._update(opt.generator, sati.loss)
+        if self.ema is not None:
+            self.ema.update()
         _set_requires_grad(opt.discriminator, True)
         with self._autocast():
             loss_d = a.discriminator_step(x, y, y_hat_x.detach())
@@ -343,11 +347,16 @@ class SATITrainer:
 
     def save(self) -> Path | None:
         """Write weights, resume state and config to ``run_dir`` as one atomic checkpoint
-        (:func:`satikit.checkpoint.save_checkpoint`), then call the callbacks'
-        ``on_checkpoint``; distributed: rank 0 only."""
+        (:func:`satikit.checkpoint.save_checkpoint`), with an EMA the averaged weights as the
+        run ``run_dir/ema`` (no resume state: the average is in the run's), then call the
+        callbacks' ``on_checkpoint``; distributed: rank 0 only."""
         if self.run_dir is None or not self.dist.is_main:
             return None
-        path = save_checkpoint(self.run_dir, self.adapter, self.run_config(), self.state())
+        config = self.run_config()
+        path = save_checkpoint(self.run_dir, self.adapter, config, self.state())
+        if self.ema is not None:
+            with self.ema.swapped_in():
+                save_checkpoint(self.run_dir / EMA_DIR, self.adapter, config)
         for callback in self.callbacks:
             callback.on_checkpoint(self, path)
         return path
