@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import planning, scoring, training_runs
+from benchmarks import lineages, planning, scoring, training_runs
 from benchmarks.methods import parse_method
 
 __all__ = ["frontier_methods", "run_frontier", "summarise"]
@@ -143,9 +143,14 @@ def run_frontier(
     echo: Callable[[str], None] = print,
     write: bool = True,
     train_only: bool = False,
+    choose_on: str | None = "validation",
 ) -> dict[str, Any]:
     """Train what is missing, score every model's frontier methods (``methods``: only these of
-    them), write the report (``train_only``: stop after training)."""
+    them), write the report (``train_only``: stop after training).
+
+    Where a lineage has both SATI and training-free models, the report compares them per
+    lineage (:mod:`benchmarks.lineages`), each side's row chosen on the ``choose_on`` split
+    (scored too; None: on the reported split itself)."""
     from benchmarks.common import git_commit, machine, require_plotting, write_results
 
     config = planning.load_config(config_name)
@@ -178,13 +183,19 @@ def run_frontier(
         runs = [r for r in training_runs.found_runs(root, finished=True) if r.adapter in chosen]
         if not runs:
             raise ValueError(f"no finished runs of variant {variant!r} under {root}")
-    rows = []
+    splits = [split] + ([choose_on] if choose_on not in (None, split) else [])
+    scored: dict[str, list[dict[str, Any]]] = {name: [] for name in splits}
     for run in planning.scored_models(config, runs):
         chosen_methods = [m for m in frontier_methods(config, run) if not methods or m in methods]
-        rows += scoring.evaluate_run(
-            config, root, data_dir, run, methods=chosen_methods, split=split, home=home
-        )
-        echo(f"  scored {run.name} ({len(chosen_methods)} methods, {split})")
+        for name in splits:
+            scored[name] += scoring.evaluate_run(
+                config, root, data_dir, run, methods=chosen_methods, split=name, home=home
+            )
+            echo(f"  scored {run.name} ({len(chosen_methods)} methods, {name})")
+    rows = scored[split]
+    comparison = lineages.compare_lineages(
+        rows, config["inference"], scored[choose_on] if choose_on in scored else None
+    )
     if variant is not None:
         rows = [{**row, "model": f"{variant}:{row['model']}"} for row in rows]
     summary = summarise(rows, config["inference"])
@@ -207,8 +218,17 @@ def run_frontier(
         "settings": config,
         "rows": rows,
         "summary": summary,
+        "lineages": comparison,
+        "choice_rows": scored[choose_on] if choose_on in scored and choose_on != split else [],
     }
     table = markdown_table(summary)
+    if comparison["summary"]:
+        table += (
+            "\n## SATI against the best training-free tiling, per seed lineage\n\nEach side's "
+            f"row (model and method) chosen on the {choose_on or split} images, errors on the "
+            f"{split} images; training-free: any tiling of the standard or control model up to "
+            f"{lineages.COST_CAP_METHOD}'s cost.\n\n" + lineages.lineage_table(comparison)
+        )
     if write:
         images = "test" if split == "test" else "validation"
         header = (
@@ -223,7 +243,11 @@ def run_frontier(
         suffix = "-frontier" + (f"-{variant}" if variant else "")
         suffix += "" if split == "test" else f"-{split}"
         json_path, _ = write_results(config["name"], payload, header + table, suffix, 1)
-        plot(summary, json_path.with_suffix(".png"), f"{config['name']} ({payload['commit']})")
+        title = f"{config['name']} ({payload['commit']})"
+        plot(summary, json_path.with_suffix(".png"), title)
+        if comparison["summary"]:
+            picture = json_path.with_name(json_path.stem + "-lineages.png")
+            lineages.plot_lineages(rows, config["inference"], picture, title)
         echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)
     return payload
@@ -248,6 +272,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="only these of the config's frontier methods (repeatable)",
     )
     parser.add_argument(
+        "--choose-on",
+        choices=planning.SPLITS,
+        default="validation",
+        help="the split whose errors choose each lineage's SATI and training-free rows",
+    )
+    parser.add_argument(
         "--train-only", action="store_true", help="train the missing runs, score nothing"
     )
     args = parser.parse_args(argv)
@@ -260,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         seeds=args.seeds,
         methods=args.methods,
         train_only=args.train_only,
+        choose_on=args.choose_on,
     )
 
 

@@ -12,7 +12,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from benchmarks.planning import TRAINING_FREE, FINETUNE, Run, init_run, run_dir, run_steps
+from benchmarks.planning import FINETUNE, TRAINING_FREE, Run, init_run, run_dir, run_steps
 
 # a run's kept weights (config ``snapshots = true``): runs/<adapter>/<variant>-seed<N>/snapshots/
 SNAPSHOTS = "snapshots"

@@ -252,3 +252,87 @@ def test_ship_table_names_the_models_and_methods_that_ship():
     assert shipped_models(small)["sati"] == ("demo-sati", planning.FINETUNE, "sati@25+m16")
     large = shipped_models(planning.load_config("large-objects"))
     assert large["standard"] == ("large-objects-standard", "standard", "gaussian@25")
+
+
+def _row(model, method, error, cost, seed=0):
+    return {
+        "adapter": "cyclegan",
+        "model": model,
+        "method": method,
+        "seed": seed,
+        "error": error,
+        "cost": cost,
+    }
+
+
+INFERENCE = {"tile": 32, "overlap": 8, "weighted_shift": 8, "gaussian_overlap": 16}
+
+
+def test_lineages_pick_each_side_on_validation_within_the_cost_cap():
+    from benchmarks.lineages import compare_lineages
+
+    test = [
+        _row("standard", "none", 0.01, 1.0),
+        _row("standard", "gaussian@75", 0.10, 10.0),
+        _row("standard", "gaussian@25", 0.08, 2.0),
+        _row("control+ema", "gaussian@50/thumbnail:1", 0.04, 5.0),
+        _row("control", "gaussian@25/kernel:5", 0.01, 30.0),  # above gaussian@75's cost
+        _row("sati-finetune", "sati@25", 0.03, 2.0),
+        _row("sati-finetune", "sati@25+m8", 0.02, 3.0),
+        _row("sati-finetune", "gaussian@25", 0.001, 2.0),  # not SATI inference
+        _row("sati-finetune", "none", 0.05, 1.0),
+    ]
+    validation = [{**r, "error": {"sati@25+m8": 0.09}.get(r["method"], r["error"])} for r in test]
+    result = compare_lineages(test, INFERENCE, validation)
+    (lineage,) = result["lineages"]
+    assert (lineage["baseline_model"], lineage["baseline_method"]) == (
+        "control+ema",
+        "gaussian@50/thumbnail:1",
+    )
+    assert lineage["sati_method"] == "sati@25"  # m8 is best on test, not on validation
+    assert lineage["ratio"] == pytest.approx(0.03 / 0.04)
+    assert lineage["best_test_ratio"] == pytest.approx(0.02 / 0.04)
+    assert lineage["none_standard"] == pytest.approx(1.0)
+    assert lineage["none_sati"] == pytest.approx(5.0)
+    assert lineage["chosen_on"] == "validation"
+    second = compare_lineages(
+        test + [{**r, "seed": 1, "error": 2 * r["error"]} for r in test], INFERENCE
+    )
+    assert second["summary"]["cyclegan"]["n_lineages"] == 2
+    assert second["summary"]["cyclegan"]["median_ratio"] == pytest.approx(0.02 / 0.04)
+    only_standard = compare_lineages([r for r in test if "sati" not in r["model"]], INFERENCE)
+    assert only_standard["lineages"][0]["missing"] == ["sati"] and not only_standard["summary"]
+
+
+def test_control_and_averaged_models_join_the_frontier_per_lineage(config_path, tmp_path):
+    text = config_path.read_text().replace("steps = 2\n", "steps = 2\nema = 0.9\n", 1)
+    text = text.replace(
+        'standard = ["none", "simple@0"', 'standard = ["none", "gaussian@75", "simple@0"'
+    )
+    text = text.replace("[data]", 'models = ["standard", "sati-finetune", "control"]\n\n[data]', 1)
+    path = tmp_path / "lineage.toml"
+    path.write_text(text)
+    config = planning.load_config(str(path))
+    control = planning.Run("cyclegan", planning.CONTROL, 0)
+    assert planning.init_run(config, control) == planning.Run("cyclegan", "standard", 0)
+    settings = training_runs.train_config(config, control)
+    assert settings.sati.enabled is False and settings.training.steps == 1
+    assert settings.training.ema == 0.9
+    payload = frontier.run_frontier(
+        str(path), cache=tmp_path / "cache", echo=lambda _: None, write=False
+    )
+    models = {s["model"] for s in payload["summary"]}
+    assert models == {
+        m + w for m in ("standard", "control", planning.FINETUNE) for w in ("", "+ema")
+    }
+    assert {r["split"] for r in payload["choice_rows"]} == {"validation"}
+    (lineage,) = payload["lineages"]["lineages"]
+    assert lineage["chosen_on"] == "validation"
+    assert lineage["sati_method"] == "sati@25" and lineage["sati_model"].startswith(
+        planning.FINETUNE
+    )
+    assert lineage["baseline_model"].split("+")[0] in planning.TRAINING_FREE
+    home = planning.workdir(config, tmp_path / "cache")
+    assert (
+        planning.run_dir(home, planning.Run("cyclegan", "control", 0, "ema")) / "config.json"
+    ).is_file()

@@ -15,7 +15,6 @@ from satikit.checkpoint import (
     load_config,
 )
 from satikit.training import EMA_DIR, GeneratorEMA, SATITrainer
-
 from tests.test_training import write_domains
 
 

@@ -1,0 +1,211 @@
+"""SATI against the best training-free tiling, within one seed lineage.
+
+A lineage is one standard model (one training seed) and what was trained from it: its SATI
+fine-tune and a control fine-tune of the same parent with the same data and steps and no SATI
+terms. SATI is a training method, so its baseline is the strongest tiling a user of the same
+parent gets *without* that training: any tiled method (any window, overlap and statistics, up
+to gaussian 75 %'s cost) on the standard model or the control, raw or averaged weights. Seeds
+differ more than methods do, so the comparison is made per lineage and then summarised.
+
+Both sides are chosen on the validation images when they were scored (the row with the lowest
+validation error), and reported on the test images; without validation rows the test rows
+choose (marked so).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.methods import parse_method
+from benchmarks.planning import FINETUNE, TRAINING_FREE
+
+__all__ = ["COST_CAP_METHOD", "compare_lineages", "lineage_table", "plot_lineages"]
+
+# the baseline may spend up to this method's cost (with any statistics pass)
+COST_CAP_METHOD = "gaussian@75"
+
+
+def _variant(model: str) -> str:
+    return model.split("+", 1)[0]
+
+
+def _side(row: dict[str, Any], inference: dict[str, Any]) -> str | None:
+    """``"baseline"`` (a training-free tiling), ``"sati"`` (SATI inference on a SATI model),
+    or None (no tiling, or another method on a SATI model)."""
+    strategy = parse_method(row["method"], inference).strategy
+    variant = _variant(row["model"])
+    if variant in TRAINING_FREE and strategy != "none":
+        return "baseline"
+    if variant not in TRAINING_FREE and strategy == "sati":
+        return "sati"
+    return None
+
+
+def _cost_cap(rows: Iterable[dict[str, Any]]) -> float:
+    caps = [r["cost"] for r in rows if r["method"].split("/")[0] == COST_CAP_METHOD]
+    return max(caps) if caps else float("inf")
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str]:
+    return row["model"], row["method"]
+
+
+def _pick(
+    candidates: list[dict[str, Any]], chooser: dict[tuple[str, str], float]
+) -> dict[str, Any] | None:
+    """The candidate with the lowest choosing error (validation, else its own)."""
+    scored = [(chooser.get(_key(r), r["error"]), r["error"], _key(r), r) for r in candidates]
+    return min(scored, key=lambda s: s[:3])[3] if scored else None
+
+
+def compare_lineages(
+    rows: list[dict[str, Any]],
+    inference: dict[str, Any],
+    validation: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Per (adapter, seed): the chosen SATI row, the chosen training-free row and their error
+    ratio on the test rows, plus the no-tiling errors of the standard and SATI models; then per
+    adapter the median and the largest ratio over lineages.
+
+    Args:
+        rows: test rows of :func:`benchmarks.scoring.evaluate_run` (errors as fractions).
+        inference: the config's ``[inference]`` table.
+        validation: the same models' validation rows, which choose each side's row.
+    """
+    chooser_by_lineage: dict[tuple[str, int], dict[tuple[str, str], float]] = {}
+    for row in validation or []:
+        chooser_by_lineage.setdefault((row["adapter"], row["seed"]), {})[_key(row)] = row["error"]
+    lineages = []
+    for adapter, seed in sorted({(r["adapter"], r["seed"]) for r in rows}):
+        mine = [r for r in rows if r["adapter"] == adapter and r["seed"] == seed]
+        cap = _cost_cap(mine)
+        chooser = chooser_by_lineage.get((adapter, seed), {})
+        sides = {
+            side: [r for r in mine if _side(r, inference) == side and r["cost"] <= cap + 1e-9]
+            for side in ("baseline", "sati")
+        }
+        if side_missing := [s for s, found in sides.items() if not found]:
+            lineages.append({"adapter": adapter, "seed": seed, "missing": side_missing})
+            continue
+        chosen = {side: _pick(found, chooser) for side, found in sides.items()}
+        best = {side: min(found, key=lambda r: r["error"]) for side, found in sides.items()}
+        none = {
+            _variant(r["model"]): 100 * r["error"]
+            for r in mine
+            if r["method"] == "none" and "+" not in r["model"]
+        }
+        lineages.append(
+            {
+                "adapter": adapter,
+                "seed": seed,
+                "chosen_on": "validation" if chooser else "test",
+                "cost_cap": cap,
+                **{
+                    f"{side}_{field}": value
+                    for side, row in chosen.items()
+                    for field, value in (
+                        ("model", row["model"]),
+                        ("method", row["method"]),
+                        ("error", 100 * row["error"]),
+                        ("cost", row["cost"]),
+                    )
+                },
+                "ratio": chosen["sati"]["error"] / max(chosen["baseline"]["error"], 1e-9),
+                "best_test_ratio": best["sati"]["error"] / max(best["baseline"]["error"], 1e-9),
+                "best_test": {s: f"{r['model']} {r['method']}" for s, r in best.items()},
+                "none_standard": none.get("standard"),
+                "none_sati": none.get(FINETUNE, none.get("sati")),
+            }
+        )
+    summary = {}
+    for adapter in sorted({item["adapter"] for item in lineages}):
+        ratios = [i["ratio"] for i in lineages if i["adapter"] == adapter and "ratio" in i]
+        if ratios:
+            summary[adapter] = {
+                "n_lineages": len(ratios),
+                "median_ratio": statistics.median(ratios),
+                "max_ratio": max(ratios),
+            }
+    return {"lineages": lineages, "summary": summary}
+
+
+def lineage_table(comparison: dict[str, Any]) -> str:
+    """Markdown: one line per lineage, then the per-adapter summary."""
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    lines = [
+        "| adapter | seed | SATI (model, method) | SATI % | cost | best training-free "
+        "(model, method) | training-free % | cost | SATI / training-free | chosen on | "
+        "standard, no tiling % | SATI model, no tiling % |",
+        "|---|---:|---|---:|---:|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for item in comparison["lineages"]:
+        if "missing" in item:
+            lines.append(
+                f"| {item['adapter']} | {item['seed']} | not scored: no "
+                f"{' / '.join(item['missing'])} rows | | | | | | | | | |"
+            )
+            continue
+        lines.append(
+            f"| {item['adapter']} | {item['seed']} | {item['sati_model']} {item['sati_method']} "
+            f"| {pct(item['sati_error'])} | {item['sati_cost']:.2f} | {item['baseline_model']} "
+            f"{item['baseline_method']} | {pct(item['baseline_error'])} | "
+            f"{item['baseline_cost']:.2f} | **{item['ratio']:.2f}** | {item['chosen_on']} | "
+            f"{pct(item['none_standard'])} | {pct(item['none_sati'])} |"
+        )
+    lines += [
+        "",
+        "| adapter | lineages | median SATI / training-free | largest |",
+        "|---|---:|---:|---:|",
+    ]
+    for adapter, s in comparison["summary"].items():
+        lines.append(
+            f"| {adapter} | {s['n_lineages']} | **{s['median_ratio']:.2f}** | {s['max_ratio']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_lineages(
+    rows: list[dict[str, Any]], inference: dict[str, Any], path: Path, title: str
+) -> None:
+    """One panel per (adapter, seed): error against cost, a line per (model, strategy family)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.frontier import strategy_family
+
+    lineages = sorted({(r["adapter"], r["seed"]) for r in rows})
+    fig, axes = plt.subplots(1, len(lineages), figsize=(5 * len(lineages), 4.6), squeeze=False)
+    for ax, (adapter, seed) in zip(axes[0], lineages):
+        lines: dict[str, list[tuple[float, float]]] = {}
+        for r in rows:
+            if (r["adapter"], r["seed"]) == (adapter, seed) and r["method"] != "none":
+                label = f"{r['model']}: {strategy_family(r['method'], inference)}"
+                lines.setdefault(label, []).append((r["cost"], max(100 * r["error"], 1e-2)))
+        for label, points in sorted(lines.items()):
+            points.sort()
+            ax.plot(*zip(*points), marker="o", label=label, linewidth=1)
+        for r in rows:
+            if (r["adapter"], r["seed"]) == (adapter, seed) and r["method"] == "none":
+                ax.axhline(max(100 * r["error"], 1e-2), linestyle=":", linewidth=0.8, color="grey")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{adapter}, seed {seed} (dotted: no tiling)", fontsize=9)
+        ax.set_xlabel("cost: forward-pass pixels per image pixel (log)")
+        ax.set_ylabel("colour error, % of objects (log)")
+    legend: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), fontsize=6, loc="lower center", ncol=4)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.18, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
