@@ -14,8 +14,9 @@ The error-versus-cost frontier adds names with the overlap as a percentage of th
 ``simple@P``, ``gaussian@P``, ``pyramid@P``, ``sati@P`` and ``sati@P+mM`` (a SATI margin of
 ``M`` px), e.g. ``gaussian@12.5`` or ``sati@25+m8``. Any tiled method takes a normalisation suffix
 (:mod:`satikit.stitching.norm`): ``/thumbnail`` (TIN, statistics from a thumbnail at 1/4
-scale) or ``/kernel`` (KIN, a 3-tile constant kernel over the tiles' statistics), optionally
-with a value, ``/thumbnail:0.5`` or ``/kernel:5:gaussian``; the extra pass counts in the cost.
+scale), ``/kernel`` (KIN, a 3-tile constant kernel over the tiles' statistics), optionally
+with a value, ``/thumbnail:0.5`` or ``/kernel:5:gaussian``, or ``/dense`` (dense
+normalisation, no value); the extra pass counts in the cost.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 __all__ = ["Method", "parse_method"]
 
-_NORM_SUFFIX = re.compile(r"(?P<base>.+?)/(?P<norm>thumbnail|kernel)(?::(?P<value>.+))?")
+_NORM_SUFFIX = re.compile(r"(?P<base>.+?)/(?P<norm>thumbnail|kernel|dense)(?::(?P<value>.+))?")
 _PARAMETRISED = re.compile(
     r"(?P<kind>simple|gaussian|pyramid|sati)@(?P<percent>\d+(?:\.\d+)?)(?:\+m(?P<margin>\d+))?"
 )
@@ -45,8 +46,8 @@ class Method:
         window: blending window of ``weighted`` (``pyramid`` or ``gaussian``), else None.
         margin: SATI margin in px (beyond the paper; 0 on the paper's grid).
         seam: where SATI cuts inside the overlap: ``middle`` (paper III-E) or ``start``.
-        norm: instance-norm statistics: ``tile`` (per tile), ``thumbnail`` (TIN) or ``kernel``
-            (KIN).
+        norm: instance-norm statistics: ``tile`` (per tile), ``thumbnail`` (TIN), ``kernel``
+            (KIN) or ``dense``.
         norm_value: the ``thumbnail_scale`` or ``norm_kernel`` given after the suffix, or None
             (the engine's defaults).
     """
@@ -104,13 +105,13 @@ class Method:
 
     def cost(self, shape: tuple[int, ...]) -> float:
         """Forward-pass pixels per image pixel: tiles x tile size / image size (1 for ``none``),
-        plus the statistics pass of ``thumbnail`` (the thumbnail's pixels) or ``kernel`` (a
-        second pass over every tile)."""
+        plus the statistics pass of ``thumbnail`` (the thumbnail's pixels) or ``kernel`` /
+        ``dense`` (a second pass over every tile)."""
         grid = self.grid(shape)
         if grid is None:
             return 1.0
         tiled = grid.n_tiles * math.prod(grid.tile) / math.prod(shape)
-        if self.norm == "kernel":
+        if self.norm in ("kernel", "dense"):
             return 2 * tiled
         if self.norm == "thumbnail":
             scale = float(self.norm_value) if self.norm_value is not None else 0.25
@@ -136,6 +137,8 @@ def parse_method(name: str, inference: dict[str, Any]) -> Method:
         base = parse_method(suffix["base"], inference)
         if base.strategy == "none":
             raise ValueError(f"{name!r}: a normalisation mode needs a tiled method")
+        if suffix["norm"] == "dense" and suffix["value"] is not None:
+            raise ValueError(f"{name!r}: /dense takes no value")
         return replace(base, name=name, norm=suffix["norm"], norm_value=suffix["value"])
     tile, overlap = int(inference["tile"]), int(inference["overlap"])
     fixed = {

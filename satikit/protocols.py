@@ -245,7 +245,11 @@ class NormWithStatistics(Protocol):
 
     def normalize_with(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
         """The layer's forward output for ``x``, normalised with the given ``(B, *K)``
-        statistics instead of its own (its affine map, if any, still applied)."""
+        statistics instead of its own (its affine map, if any, still applied).
+
+        A layer whose ``K`` is one axis and that sets the class attribute
+        ``dense_statistics = True`` also takes per-position statistics ``(B, K, *spatial)``
+        (``norm="dense"``), broadcast against ``x``."""
         ...
 
 

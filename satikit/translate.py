@@ -238,7 +238,8 @@ def translate_array(
             * ``style_ref``: a reference Y image whose style every tile uses (see
               :func:`reference_style`); overrides ``style_seed``;
             * ``norm``: instance-norm statistics per ``tile`` (default), from a ``thumbnail``
-              (TIN) or ``kernel``-averaged over neighbouring tiles (KIN); see
+              (TIN), ``kernel``-averaged over neighbouring tiles (KIN) or interpolated per
+              pixel between tile centres (``dense``); see
               :func:`satikit.stitching.stitch`. Tiled strategies only;
             * ``norm_kernel``: ``kernel``: size in tiles or spec such as ``"5:gaussian"``;
             * ``thumbnail_scale``: ``thumbnail``: thumbnail size / image size, in (0, 1].

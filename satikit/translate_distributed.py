@@ -21,8 +21,8 @@ a viewer output) once every rank is done. Each case gives the same file as one p
 - **one image, ``none``**: one forward pass cannot be shared: rank 0 runs it, the others wait.
 
 Every output format works (plain TIFF and ``.npy`` are memory maps, so disjoint rows are
-disjoint bytes; zarr outputs are written in whole chunks). ``--norm kernel`` on one image is
-refused: its caching pass needs every tile's statistics before any tile is final (translate
+disjoint bytes; zarr outputs are written in whole chunks). ``--norm kernel`` / ``dense`` on one image
+are refused: their caching pass needs every tile's statistics before any tile is final (translate
 the image in one process, or a folder).
 
 Resume: the output's partial files are those of one process, plus the ranks' engine states in
@@ -50,7 +50,7 @@ from satikit.devices import resolve_device
 from satikit.protocols import Adapter
 from satikit.stitching import Pipeline
 from satikit.stitching.pipeline import saved_band
-from satikit.stitching.statistics import NormSettings
+from satikit.stitching.statistics import CACHING_NORMS, NormSettings
 from satikit.translate import (
     _attach,
     _job,
@@ -124,7 +124,7 @@ def translate_path_distributed(
     Raises:
         FileNotFoundError / FileExistsError / ValueError: as ``translate_path`` (on rank 0 for
             what it checks before the work; the others then stop quietly), and ``--norm
-            kernel`` with one image.
+            kernel`` / ``dense`` with one image.
         PeerFailure: another rank failed.
     """
     torch_device = resolve_device(device or "auto")
@@ -216,19 +216,20 @@ def _translate_image(
 
 def _check_job(spatial: tuple[int, ...], job: dict[str, Any]) -> None:
     """Refuse, on rank 0 before any work, settings every rank would refuse (so the error is
-    printed once) and ``--norm kernel``.
+    printed once) and ``--norm kernel`` / ``dense``.
 
     Raises:
-        ValueError: bad grid or normalisation settings; ``--norm kernel`` with tiles.
+        ValueError: bad grid or normalisation settings; ``--norm kernel`` / ``dense`` with
+            tiles.
     """
     settings = InferenceSettings.from_dict(job)
     NormSettings.create(settings.norm, settings.norm_kernel, settings.thumbnail_scale)
     if settings.strategy == "none":
         return
     tile_grid(settings, spatial)
-    if settings.norm == "kernel":
+    if settings.norm in CACHING_NORMS:
         raise ValueError(
-            "--norm kernel cannot be shared out over processes: its caching pass needs every "
+            f"--norm {settings.norm} cannot be shared out over processes: its caching pass needs every "
             "tile's statistics first (translate this image in one process, or use --norm tile "
             "or thumbnail)"
         )

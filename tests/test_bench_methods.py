@@ -86,6 +86,16 @@ def test_norm_suffix_adds_tin_or_kin_and_counts_its_pass_in_the_cost():
         "kernel",
     )
     assert kernel.cost(shape) == pytest.approx(2 * plain.cost(shape))  # the caching pass
+    dense = parse_method("sati@25+m8/dense", INFERENCE)
+    assert (dense.strategy, dense.margin, dense.norm, dense.settings().norm) == (
+        "sati",
+        8,
+        "dense",
+        "dense",
+    )
+    assert dense.cost(shape) == pytest.approx(2 * parse_method("sati@25+m8", INFERENCE).cost(shape))
+    with pytest.raises(ValueError, match="takes no value"):
+        parse_method("gaussian@25/dense:3", INFERENCE)
     thumb = parse_method("simple@0/thumbnail:0.5", INFERENCE)
     assert thumb.cost(shape) == pytest.approx(1.0 + 0.25)  # + a half-scale thumbnail
     names = ("strategy", "norm", "thumbnail_scale", "norm_kernel", "window", "batch_size")

@@ -1,4 +1,5 @@
-"""Normalisation-aware tiling: thumbnail (TIN) and kernelized (KIN) instance-norm statistics."""
+"""Normalisation-aware tiling: thumbnail (TIN), kernelized (KIN) and dense instance-norm
+statistics."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import satikit.stitching.resume as resume_module
 from satikit.grid import TileGrid, read_tile
 from satikit.protocols import DeclaresNormLayers, NormWithStatistics
 from satikit.stitching import NormKernel, stitch, stitch_on_grid
-from satikit.stitching.norm import NormTable, find_norm_layers
+from satikit.stitching.norm import DenseTable, NormTable, find_norm_layers
 from satikit.stitching.statistics import statistics_state_path
 from satikit.stitching.thumbnail import thumbnail, thumbnail_shape
 
@@ -170,7 +171,12 @@ def test_a_one_tile_kernel_equals_per_tile_statistics(strategy, ndim):
 
 @pytest.mark.parametrize(
     "norm,extra",
-    [("kernel", {"norm_kernel": 3}), ("kernel", {"norm_kernel": "3:gaussian"}), ("thumbnail", {})],
+    [
+        ("kernel", {"norm_kernel": 3}),
+        ("kernel", {"norm_kernel": "3:gaussian"}),
+        ("thumbnail", {}),
+        ("dense", {}),
+    ],
 )
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_sati_gives_the_same_result_in_raster_and_wavefront_order(norm, extra, ndim):
@@ -230,6 +236,114 @@ def test_kernel_costs_one_extra_pass_and_thumbnail_one_call():
     calls.clear()
     stitch(image, fn, tile=16, overlap=4, strategy="simple", norm="thumbnail", norm_layers=net)
     assert sum(calls) == TileGrid.create((45, 38), 16, 4).n_tiles + 1
+
+
+# -- dense normalisation --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "strategy,ndim", [("simple", 2), ("weighted", 2), ("sati", 2), ("sati", 3), ("weighted", 3)]
+)
+def test_dense_on_one_tile_equals_per_tile_statistics(strategy, ndim):
+    """An image that is one tile: every pixel interpolates between that tile's own entries."""
+    shape = {2: (16, 14), 3: (8, 7, 8)}[ndim]
+    tile, overlap = (16, 4) if ndim == 2 else (8, 2)
+    net, image = in_net(ndim), gradient_image(shape)
+    common = dict(tile=tile, overlap=overlap, strategy=strategy, batch_size=2)
+    assert TileGrid.create(shape, tile, overlap, sati=strategy == "sati").n_tiles == 1
+    np.testing.assert_allclose(
+        stitch(image, net, norm="dense", **common), stitch(image, net, **common), atol=1e-5
+    )
+
+
+def point_net(ndim: int, seed: int) -> nn.Module:
+    """``in_net`` with 1-px convolutions: each layer's statistics are those of the pixels the
+    call sees, whatever the borders."""
+    net = in_net(ndim, seed=seed)
+    conv = CONV[ndim]
+    torch.manual_seed(seed)
+    for k, (cin, cout) in ((0, (2, 4)), (3, (4, 4)), (6, (4, 2))):
+        net[k] = conv(cin, cout, 1)
+    return net
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    ndim=st.sampled_from([1, 2, 3]),
+    strategy=st.sampled_from(["simple", "weighted"]),
+    norm=st.sampled_from(["thumbnail", "kernel", "dense"]),
+    seed=st.integers(0, 3),
+)
+def test_constant_statistics_give_the_same_output_in_every_mode(ndim, strategy, norm, seed):
+    """A periodic image whose period divides the tile size and every tile start, and a network
+    of 1-px convolutions: every tile and the whole image have the same statistics, so every
+    mode's output equals per-tile statistics'."""
+    period, tile, overlap = (4, 16, 4) if ndim < 3 else (2, 8, 2)
+    rng = np.random.default_rng(seed)
+    cell = rng.standard_normal((2, *(period,) * ndim)).astype(np.float32)
+    image = np.tile(cell, (1, *((3 * (tile - overlap) + tile) // period,) * ndim))
+    net = point_net(ndim, seed)
+    common = dict(tile=tile, overlap=overlap, strategy=strategy, batch_size=3)
+    extra = {"thumbnail_scale": 1.0} if norm == "thumbnail" else {}
+    plain = stitch(image, net, **common)
+    np.testing.assert_allclose(stitch(image, net, norm=norm, **common, **extra), plain, atol=1e-4)
+    # the control: a ramp makes the tiles' statistics differ, and the modes with them
+    ramp = np.linspace(0, 2, image.shape[1], dtype=np.float32).reshape(-1, *(1,) * (ndim - 1))
+    ramped = image + ramp
+    assert (
+        np.abs(
+            stitch(ramped, net, norm=norm, **common, **extra) - stitch(ramped, net, **common)
+        ).max()
+        > 1e-3
+    )
+
+
+def test_dense_statistics_interpolate_between_tile_centres():
+    """Tiles of 8 px every 6 px over 20 px: centres at 4, 10, 16 (the last tile ends at the
+    border). A pixel at a centre takes that tile's entry, halfway between two centres their
+    mean, beyond the outer centres the outer entry."""
+    grid = TileGrid.create((20,), 8, 2)
+    table = NormTable(grid.counts)
+    means = np.array([[0.0], [6.0], [12.0]])
+    table.layers, table.means, table.variances = [0], [means], [means + 1]
+    dense = DenseTable(table, grid, [nn.InstanceNorm1d(1)])
+    x = torch.zeros(1, 1, 8)  # a layer input at full resolution: pixel j at start + j + 0.5
+    mean, var = dense.statistics_for(0, 0, [(1,)], x)  # tile 1 starts at 6
+    np.testing.assert_allclose(mean[0, 0], np.arange(6, 14) + 0.5 - 4)  # linear: value = u - 4
+    np.testing.assert_allclose(var[0, 0], mean[0, 0] + 1)
+    first, _ = dense.statistics_for(0, 0, [(0,)], x)
+    np.testing.assert_allclose(first[0, 0, :4], 0.0)  # before the first centre: constant
+    last, _ = dense.statistics_for(0, 0, [(2,)], torch.zeros(1, 1, 4))  # half resolution
+    np.testing.assert_allclose(last[0, 0], [9.0, 11.0, 12.0, 12.0])  # u = 13, 15, 17, 19
+
+
+def test_dense_refuses_layers_with_other_statistics():
+    class Grouped(nn.Module):  # statistics of shape (B, 2, 2): not one per channel
+        def forward(self, x):
+            return x
+
+        def norm_statistics(self, x):
+            return x.new_zeros(x.shape[0], 2, 2), x.new_ones(x.shape[0], 2, 2)
+
+        def normalize_with(self, x, mean, var):
+            return x
+
+    grid = TileGrid.create((20, 20), 8, 2)
+    table = NormTable(grid.counts)
+    table.layers = [0]
+    table.means = [np.zeros((*grid.counts, 2, 2))]
+    table.variances = [np.ones((*grid.counts, 2, 2))]
+    with pytest.raises(ValueError, match=r"norm='dense'.*Grouped.*\(2, 2\)"):
+        DenseTable(table, grid, [Grouped()])
+
+
+def test_dense_smooths_the_jumps_between_tiles():
+    net, image = in_net(2), gradient_image((64, 40))
+    common = dict(tile=16, overlap=0, strategy="simple")
+    plain = stitch(image, net, **common)
+    dense = stitch(image, net, norm="dense", **common)
+    reference = whole(net, image)
+    jump = lambda out: np.abs(np.diff(out, axis=1))[:, 15::16].mean()  # noqa: E731
+    assert jump(dense) < jump(plain)
+    assert np.abs(dense - reference).mean() < np.abs(plain - reference).mean()
 
 
 # -- the table and the kernel ---------------------------------------------------------------------
@@ -367,6 +481,8 @@ def test_unit_layer_norms_take_part():
         (dict(norm="thumbnail"), lambda t: t, "cannot find the normalisation layers"),
         (dict(norm="kernel", strategy="none"), None, "strategy 'none'"),
         (dict(norm="kernel", norm_layers=in_net(2, seed=1)), None, "never ran"),
+        (dict(norm="dense", strategy="none"), None, "strategy 'none'"),
+        (dict(norm="dense"), lambda t: t, "cannot find the normalisation layers"),
     ],
 )
 def test_bad_norm_settings_raise_clear_errors(kwargs, fn, match):
@@ -416,6 +532,8 @@ CASES = {  # name -> strategy, order, batch size, norm settings
     "sati raster kernel": ("sati", "raster", 1, dict(norm="kernel", norm_kernel=5)),
     "sati wavefront kernel": ("sati", "wavefront", 2, dict(norm="kernel", norm_kernel=3)),
     "sati thumbnail": ("sati", "wavefront", 2, dict(norm="thumbnail", thumbnail_scale=0.5)),
+    "weighted dense": ("weighted", "wavefront", 2, dict(norm="dense")),
+    "sati dense": ("sati", "wavefront", 2, dict(norm="dense")),
 }
 
 
@@ -445,7 +563,7 @@ def test_resumed_run_equals_one_run(tmp_path, monkeypatch, case, where):
     grid = TileGrid.create((45, 30), 12, 4, sati=CASES[case][0] == "sati")
     reference = Counting(net)
     expected = _run(image, reference, net, grid, case, np.zeros(image.shape, np.float32))
-    kernel = CASES[case][3]["norm"] == "kernel"
+    kernel = CASES[case][3]["norm"] in ("kernel", "dense")
     per_pass = reference.calls // 2 if kernel else reference.calls - 1
     crash = per_pass // 2 + 1 if where == "statistics pass" else reference.calls - per_pass // 2
     saves: list[str] = []
@@ -570,6 +688,14 @@ def _cli(run, source, target, *extra):
     return CliRunner().invoke(cli, [*args, "--tile", "32", "--overlap", "8", *extra])
 
 
+def test_cli_offers_every_norm_mode():
+    from satikit.commands.translate import translate
+    from satikit.stitching.norm import NORMS
+
+    (option,) = [p for p in translate.params if p.name == "norm"]
+    assert tuple(option.type.choices) == NORMS
+
+
 def test_cli_norm_options_and_resume(imported, tmp_path, monkeypatch):
     from satikit.arrays import partial_files
     from satikit.checkpoint import load_adapter, save_as_run
@@ -590,6 +716,7 @@ def test_cli_norm_options_and_resume(imported, tmp_path, monkeypatch):
             ["--norm", "thumbnail", "--thumbnail-scale", "0.5"],
             dict(norm="thumbnail", thumbnail_scale=0.5),
         ),
+        (["--norm", "dense"], dict(norm="dense")),
     ]:
         target = tmp_path / f"{extra[1]}.tif"
         result = _cli(run, tmp_path / "in.tif", target, "--strategy", "sati", *extra)

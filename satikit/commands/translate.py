@@ -103,13 +103,15 @@ def _interruption() -> Iterator[None]:
 )
 @click.option(
     "--norm",
-    type=click.Choice(["tile", "thumbnail", "kernel"]),
+    type=click.Choice(["tile", "thumbnail", "kernel", "dense"]),  # stitching.norm.NORMS
     default="tile",
     show_default=True,
     help="Where the generator's instance norms take their statistics from: each tile's own "
     "(tile), one pass over a downscaled whole image (thumbnail: TIN, Chen et al. AAAI 2022), "
-    "or a kernel average over neighbouring tiles' (kernel: KIN, Ho et al. ECCV 2022; a "
-    "second pass over all tiles). Tiled strategies only.",
+    "a kernel average over neighbouring tiles' (kernel: KIN, Ho et al. ECCV 2022; a "
+    "second pass over all tiles), or per pixel, interpolated between the tile centres around "
+    "it (dense: Dense Normalization, Ho et al. ECCV 2024; the same second pass). Tiled "
+    "strategies only.",
 )
 @click.option(
     "--norm-kernel",

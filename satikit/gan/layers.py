@@ -76,15 +76,19 @@ class LayerNorm(nn.Module):
         shape = (1, -1) + (1,) * (y.ndim - 2)
         return y * self.weight.view(shape) + self.bias.view(shape)
 
-    # satikit.protocols.NormWithStatistics: lets thumbnail / kernel tiling share its statistics
+    # satikit.protocols.NormWithStatistics: lets thumbnail / kernel / dense tiling share its
+    # statistics (dense: per-position (B, 1, *spatial) ones, broadcast over the channels)
+    dense_statistics = True
+
     def norm_statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, var)`` over ``(C, *spatial)`` of each sample, each ``(B, 1)``."""
         var, mean = torch.var_mean(x, dim=tuple(range(1, x.ndim)), correction=0)
         return mean[:, None], var[:, None]
 
     def normalize_with(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
-        """The forward output with the given ``(B, 1)`` statistics instead of ``x``'s own."""
-        view = (x.shape[0],) + (1,) * (x.ndim - 1)
+        """The forward output with the given ``(B, 1)`` statistics (or ``(B, 1, *spatial)`` per
+        position) instead of ``x``'s own."""
+        view = mean.shape if mean.ndim == x.ndim else (x.shape[0],) + (1,) * (x.ndim - 1)
         y = (x - mean.reshape(view)) * torch.rsqrt(var.reshape(view) + self.eps)
         return self._affine(y)
 

@@ -2,7 +2,8 @@
 
 Entry point: :func:`stitch`. Strategies: ``none``, ``simple``, ``weighted``, ``sati``; each tiled
 one combines with a normalisation mode (:mod:`satikit.stitching.norm`): ``tile`` (per-tile
-instance-norm statistics), ``thumbnail`` (TIN) or ``kernel`` (KIN).
+instance-norm statistics), ``thumbnail`` (TIN), ``kernel`` (KIN) or ``dense`` (dense
+normalisation).
 
 Several processes share one image through :func:`stitch_on_grid`: ``simple``/``weighted`` each
 compute a range of output rows (``rows``), ``sati`` runs pipelined over a ring of processes
@@ -26,7 +27,7 @@ from satikit.stitching.norm import NORMS, Norm, NormKernel, find_norm_layers, si
 from satikit.stitching.pipeline import Pipeline
 from satikit.stitching.resume import Resumer
 from satikit.stitching.runner import TileFn
-from satikit.stitching.statistics import NormSettings, run_with_statistics
+from satikit.stitching.statistics import CACHING_NORMS, NormSettings, run_with_statistics
 from satikit.stitching.strategies import (
     count_tiles,
     run_none,
@@ -114,7 +115,9 @@ def stitch(
             ``fn`` call on the whole image box-downscaled by ``thumbnail_scale`` records them
             for every tile), ``"kernel"`` (KIN, URUST, Ho et al. ECCV 2022: a caching pass of
             the strategy records every tile's; each tile then uses the ``norm_kernel``-weighted
-            average of its neighbours'; twice the ``fn`` calls).
+            average of its neighbours'; twice the ``fn`` calls) or ``"dense"`` (Dense
+            Normalization, Ho et al. ECCV 2024: the same caching pass, then every pixel takes
+            statistics interpolated between the tile centres around it; no settings).
         norm_kernel: ``kernel`` only: a :class:`NormKernel` or what :meth:`NormKernel.parse`
             reads: an odd size in tiles (``3``), one per dim, ``(size, "gaussian")``, or text
             such as ``"5:gaussian"``. Constant weights by default.
@@ -233,8 +236,8 @@ def stitch_on_grid(
         resume: continue from the state in ``state_path``: finished bands are skipped (``fn`` is
             not called for their tiles), the carried band rows restored, and ``out`` must still
             hold the rows written before the interruption. No state file yet: start from the
-            beginning. ``none`` always restarts. With ``norm="thumbnail"``/``"kernel"`` the
-            statistics table is part of the state; ``kernel``'s caching pass resumes from
+            beginning. ``none`` always restarts. With a ``norm`` other than ``"tile"`` the
+            statistics table is part of the state; the caching pass of ``kernel`` / ``dense`` resumes from
             its own state beside ``state_path`` (see :mod:`satikit.stitching.statistics`).
         rows: ``simple``/``weighted`` only: ``(start, stop)``, compute and write only these
             output rows along the first spatial dim, ``0 <= start < stop <= S_0``; the tiles
@@ -249,8 +252,8 @@ def stitch_on_grid(
     Raises:
         ValueError: as :func:`stitch`; also a state that is unreadable or belongs to a different
             strategy, grid, order, batch size, window, image shape or normalisation; ``rows``
-            or ``pipeline`` with another strategy, with ``norm="kernel"`` (its caching pass
-            needs every tile), ``rows`` outside the image.
+            or ``pipeline`` with another strategy, with ``norm="kernel"`` or ``"dense"`` (their
+            caching pass needs every tile), ``rows`` outside the image.
     """
     spatial = _spatial_shape(image)
     _check_arguments(strategy, order, window, batch_size, read_ahead, grid, spatial)
@@ -356,7 +359,7 @@ def _total_tiles(
         total = count_tiles(grid, strategy, batch_size, rows)
     if grid is not None and pipeline is not None:
         total = pipeline.tiles(grid, order, batch_size)
-    return total * (2 if norm == "kernel" else 1)  # `kernel`: the caching pass
+    return total * (2 if norm in CACHING_NORMS else 1)  # the caching pass
 
 
 @dataclass
@@ -413,9 +416,9 @@ def _check_sharing(
             raise ValueError(f"a pipeline runs the sati strategy, not {strategy!r}")
         if state_path is not None:
             raise ValueError("a pipeline keeps its own resume state; pass state_path=None")
-    if norm == "kernel" and (rows is not None or pipeline is not None):
+    if norm in CACHING_NORMS and (rows is not None or pipeline is not None):
         raise ValueError(
-            "norm='kernel' records every tile's statistics in a caching pass first; it cannot "
+            f"norm={norm!r} records every tile's statistics in a caching pass first; it cannot "
             "be shared out by rows or pipelined (use norm='tile' or 'thumbnail')"
         )
 

@@ -14,6 +14,12 @@ the tiles run (``norm`` of :func:`satikit.stitching.stitch`):
   A caching pass over all tiles records each tile's per-layer mean and variance in a table over
   the tile grid; the inference pass normalises each tile with a kernel-weighted average
   (:class:`NormKernel`) of its neighbours' entries.
+- ``"dense"``: **Dense normalisation** (Ho et al., "Every Pixel Has its Moments: Ultra-High-
+  Resolution Unpaired Image-to-Image Translation via Dense Normalization", ECCV 2024). The same
+  caching pass as KIN; then every pixel of every layer is normalised with statistics
+  interpolated (linearly per dim: bilinear in 2D, trilinear in 3D) between the entries of the
+  tiles whose centres surround it (:class:`DenseTable`), so the statistics change smoothly
+  across the image instead of jumping at tile borders. No hyperparameters.
 - ``"tile"`` (default): each tile's own statistics, nothing replaced.
 
 This module holds the mechanism: which layers take part (:func:`find_norm_layers`), the table
@@ -46,6 +52,7 @@ from satikit.stitching.runner import BatchContext
 
 __all__ = [
     "KERNEL_WEIGHTS",
+    "DenseTable",
     "NORMS",
     "Norm",
     "NormKernel",
@@ -55,8 +62,8 @@ __all__ = [
     "size_multiple_of",
 ]
 
-NORMS = ("tile", "thumbnail", "kernel")
-Norm = Literal["tile", "thumbnail", "kernel"]
+NORMS = ("tile", "thumbnail", "kernel", "dense")
+Norm = Literal["tile", "thumbnail", "kernel", "dense"]
 KERNEL_WEIGHTS = ("constant", "gaussian")
 Index = tuple[int, ...]
 _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
@@ -300,9 +307,10 @@ def layer_statistics(layer: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def normalize_with(layer: nn.Module, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
-    """The layer's output for ``x`` with the statistics ``(mean, var)``, each ``(B, *K)``."""
+    """The layer's output for ``x`` with the statistics ``(mean, var)``, each ``(B, *K)``, or
+    per position ``(B, C, *spatial)`` like ``x`` (``dense``)."""
     if isinstance(layer, _INSTANCE_NORMS):
-        view = (*mean.shape, *(1,) * (x.ndim - 2))
+        view = mean.shape if mean.ndim == x.ndim else (*mean.shape, *(1,) * (x.ndim - 2))
         y = (x - mean.reshape(view)) * torch.rsqrt(var.reshape(view) + layer.eps)
         if layer.affine:
             shape = (1, -1, *(1,) * (x.ndim - 2))
@@ -389,11 +397,6 @@ class NormTable:
         Raises:
             ValueError: the slot is unknown or belongs to another layer.
         """
-        if slot >= len(self.layers):
-            raise ValueError(
-                f"fn ran more normalisation layers ({slot + 1}) than in the statistics pass "
-                f"({len(self.layers)})"
-            )
         self._check_slot(slot, layer, None)
         if not self.counts:
             return (
@@ -403,7 +406,19 @@ class NormTable:
         entries = self._entries(indices, batch)
         return self.means[slot][entries], self.variances[slot][entries]
 
+    def statistics_for(
+        self, slot: int, layer: int, indices: Sequence[Index] | None, x: Tensor
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What the ``apply`` hook normalises a batch ``x`` with: :meth:`lookup`'s
+        ``(batch, *K)`` arrays."""
+        return self.lookup(slot, layer, indices, x.shape[0])
+
     def _check_slot(self, slot: int, layer: int, shape: tuple[int, ...] | None) -> None:
+        if slot >= len(self.layers):
+            raise ValueError(
+                f"fn ran more normalisation layers ({slot + 1}) than in the statistics pass "
+                f"({len(self.layers)})"
+            )
         own = self.means[slot].shape[len(self.counts) :]
         if self.layers[slot] != layer or (shape is not None and tuple(shape) != own):
             raise ValueError(
@@ -446,6 +461,97 @@ class NormTable:
             raise ValueError(f"saved statistics do not fit a grid of {self.counts} tiles")
         self.layers, self.means, self.variances = layers, means, variances
         return True
+
+
+class DenseTable:
+    """Dense normalisation: per-pixel statistics interpolated from a per-tile table.
+
+    Each tile's entry stands at the tile's centre (in image px). A pixel of a layer's input,
+    at position ``j`` of ``S_l`` along a dim of a tile starting at ``s`` with size ``T``, sits
+    at ``s + (j + 0.5) T / S_l`` in the image; its mean and variance are interpolated linearly
+    along every dim between the two tile centres around it (separably: bilinear in 2D,
+    trilinear in 3D), and held constant beyond the first and last centres. With one tile along a
+    dim that dim is constant; with one tile in all, ``dense`` equals ``tile``.
+
+    Args:
+        table: a complete per-tile table (the caching pass's).
+        grid: the grid it was recorded on (tile starts, shifted last tiles included).
+        layers: the layers of the table's slots (to refuse statistics that are not per channel).
+    """
+
+    def __init__(self, table: NormTable, grid: Any, layers: Sequence[nn.Module]):
+        if not table.counts:
+            raise ValueError("dense statistics need a per-tile table, not a shared one")
+        self.table, self.grid = table, grid
+        for slot, layer in enumerate(table.layers):
+            module = layers[layer]
+            shape = table.means[slot].shape[len(table.counts) :]
+            if len(shape) != 1 or (
+                not isinstance(module, _INSTANCE_NORMS)
+                and not getattr(module, "dense_statistics", False)
+            ):
+                raise ValueError(
+                    f"norm='dense' interpolates per-channel statistics across the image, but "
+                    f"layer {layer} ({type(module).__name__}) reports statistics of shape "
+                    f"{tuple(shape)}"
+                    + (
+                        ""
+                        if isinstance(module, _INSTANCE_NORMS)
+                        else " and does not declare dense_statistics = True (its normalize_with "
+                        "must take per-position statistics)"
+                    )
+                    + "; use norm='kernel' or 'thumbnail'"
+                )
+        self.centres = [
+            np.array(
+                [grid.start((0,) * d + (i,) + (0,) * (grid.ndim - d - 1))[d] for i in range(n)],
+                dtype=np.float64,
+            )
+            + grid.tile[d] / 2
+            for d, n in enumerate(grid.counts)
+        ]
+
+    @property
+    def layers(self) -> list[int]:
+        """Per slot, the position of its layer in the layer list (the table's)."""
+        return self.table.layers
+
+    def _axis(self, d: int, start: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Along dim ``d`` for ``size`` positions of a tile starting at ``start``: the lower and
+        upper tile index and the upper's weight, each ``(size,)``."""
+        centres = self.centres[d]
+        u = start + (np.arange(size, dtype=np.float64) + 0.5) * self.grid.tile[d] / size
+        if len(centres) == 1:
+            zero = np.zeros(size, dtype=np.intp)
+            return zero, zero, np.zeros(size)
+        lower = np.clip(np.searchsorted(centres, u, side="right") - 1, 0, len(centres) - 2)
+        span = centres[lower + 1] - centres[lower]
+        weight = np.clip((u - centres[lower]) / span, 0.0, 1.0)
+        return lower, lower + 1, weight
+
+    def _interpolate(self, values: np.ndarray, index: Index, spatial: Sequence[int]) -> np.ndarray:
+        """``values`` ``(*counts, C)`` at every position of tile ``index``'s layer input of
+        ``spatial`` size: ``(C, *spatial)``."""
+        start = self.grid.start(index)
+        out = values
+        for d, size in enumerate(spatial):  # dim d of ``out`` becomes the tile's positions
+            lower, upper, weight = self._axis(d, start[d], size)
+            shape = (1,) * d + (size,) + (1,) * (out.ndim - d - 1)
+            w = weight.reshape(shape)
+            out = (1 - w) * np.take(out, lower, axis=d) + w * np.take(out, upper, axis=d)
+        return np.moveaxis(out, -1, 0)
+
+    def statistics_for(
+        self, slot: int, layer: int, indices: Sequence[Index] | None, x: Tensor
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-position ``(B, C, *spatial)`` means and variances for a batch ``x``."""
+        self.table._check_slot(slot, layer, None)
+        if indices is None or len(indices) != x.shape[0]:
+            raise ValueError("dense statistics need the grid index of every tile in a batch")
+        spatial = x.shape[2:]
+        means = [self._interpolate(self.table.means[slot], i, spatial) for i in indices]
+        variances = [self._interpolate(self.table.variances[slot], i, spatial) for i in indices]
+        return np.stack(means), np.stack(variances)
 
 
 def _kernel_average(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -500,7 +606,7 @@ def norm_hooks(
             mean, var = layer_statistics(module, x)
             table.record(slot, layer, state["indices"], _numpy(mean), _numpy(var))
             return None
-        mean, var = table.lookup(slot, layer, state["indices"], x.shape[0])
+        mean, var = table.statistics_for(slot, layer, state["indices"], x)
         as_tensor = _to_tensor(x)
         return normalize_with(module, x, as_tensor(mean), as_tensor(var))
 

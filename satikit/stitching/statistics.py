@@ -5,11 +5,12 @@ of the whole image (:mod:`satikit.stitching.thumbnail`) and records every normal
 statistics; ``norm="kernel"`` (KIN, URUST, Ho et al., ECCV 2022) runs a *caching pass*: the
 chosen strategy itself over every tile with plain per-tile statistics, its output discarded,
 recording each tile's statistics into a :class:`~satikit.stitching.norm.NormTable` over the
-grid. (For ``sati`` that pass is a whole SATI run, so the recorded statistics are those of the
+grid; ``norm="dense"`` (Ho et al., ECCV 2024) runs the same caching pass. (For ``sati`` that pass is a whole SATI run, so the recorded statistics are those of the
 tiles SATI really feeds ``fn``, strips included.) The inference pass then runs the strategy
-with the recorded statistics (TIN) or their kernel averages (KIN) in place of each tile's own.
+with the recorded statistics (TIN), their kernel averages (KIN) or, per pixel, their
+interpolation between tile centres (dense) in place of each tile's own.
 
-Cost: TIN adds one ``fn`` call on the thumbnail; KIN doubles the tile calls. The table holds two
+Cost: TIN adds one ``fn`` call on the thumbnail; KIN and dense double the tile calls. The table holds two
 float64 arrays of ``n_tiles x K`` per slot (``K`` = channels of an instance norm).
 
 Resume: the table travels in the engine's state file (:class:`StatisticsResumer`), so an
@@ -32,17 +33,21 @@ import torch
 from torch import nn
 
 from satikit.grid import TileGrid
-from satikit.stitching.norm import NORMS, Norm, NormKernel, NormTable, norm_hooks
+from satikit.stitching.norm import NORMS, DenseTable, Norm, NormKernel, NormTable, norm_hooks
 from satikit.stitching.resume import Progress, Resumer
 from satikit.stitching.runner import TileFn
 from satikit.stitching.thumbnail import check_scale, thumbnail, thumbnail_shape
 
 __all__ = [
+    "CACHING_NORMS",
     "NormSettings",
     "StatisticsResumer",
     "run_with_statistics",
     "statistics_state_path",
 ]
+
+#: the modes whose statistics come from a caching pass over every tile first
+CACHING_NORMS = ("kernel", "dense")
 
 #: ``run(tile_fn, allocate, resumer) -> output``: one pass of the chosen strategy.
 RunPass = Callable[[TileFn, Callable[[int], Any], Any], np.ndarray]
@@ -75,7 +80,14 @@ class NormSettings:
             return {}
         if self.norm == "thumbnail":
             return {"norm": "thumbnail", "thumbnail_scale": self.scale}
+        if self.norm == "dense":
+            return {"norm": "dense"}
         return {"norm": "kernel", "norm_kernel": str(self.kernel)}
+
+    @property
+    def per_tile(self) -> bool:
+        """Whether the statistics come from a caching pass over every tile (KIN, dense)."""
+        return self.norm in CACHING_NORMS
 
 
 def statistics_state_path(state_path: str | os.PathLike[str] | None) -> Path | None:
@@ -190,7 +202,8 @@ def run_with_statistics(
     state_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
 ) -> np.ndarray:
-    """Run the strategy (``run``) with shared statistics: ``thumbnail`` or ``kernel``.
+    """Run the strategy (``run``) with shared statistics: ``thumbnail``, ``kernel`` or
+    ``dense``.
 
     Args:
         settings: from :meth:`NormSettings.create`; ``norm`` is not ``"tile"``.
@@ -209,14 +222,14 @@ def run_with_statistics(
     Returns:
         the output of the inference pass.
     """
-    kernel = settings.norm == "kernel"
+    kernel = settings.per_tile
     raw = NormTable(grid.counts if kernel else ())
     main = StatisticsResumer(resumer, raw)
     cache_path = statistics_state_path(state_path) if kernel else None
     main.load()  # a state of the inference pass holds the finished table
     if not raw.complete():
         if kernel:
-            identity = {**resumer.identity, "pass": "kernel statistics"}
+            identity = {**resumer.identity, "pass": f"{settings.norm} statistics"}
             cache = StatisticsResumer(Resumer(cache_path, identity, resume), raw)
             _caching_pass(run, fn, layers, raw, grid.shape, device, out_channels, cache)
         else:
@@ -224,6 +237,10 @@ def run_with_statistics(
         main.save_table()
     if cache_path is not None:  # the finished table is in the main state now
         cache_path.unlink(missing_ok=True)
-    table = raw.smoothed(settings.kernel) if kernel else raw
+    table: NormTable | DenseTable = raw
+    if settings.norm == "kernel":
+        table = raw.smoothed(settings.kernel)
+    elif settings.norm == "dense":
+        table = DenseTable(raw, grid, layers)
     with norm_hooks(layers, table, "apply") as context:
         return run(TileFn(fn, device, out_channels, context), allocate, main)
