@@ -759,3 +759,81 @@ def test_cli_norm_options_and_resume(imported, tmp_path, monkeypatch):
     assert reference.exit_code == 0
     np.testing.assert_array_equal(read_image(target), read_image(tmp_path / "ref.tif"))
     assert not any(p.name.startswith(".out.tif") for p in tmp_path.iterdir())
+
+
+# -- normalisations the engine cannot reach -------------------------------------------------------
+class FunctionalNorms(nn.Module):
+    """A conv net whose ``inner`` block normalises with a functional call (``kind``)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.first = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.InstanceNorm2d(4))
+        self.inner = nn.Conv2d(4, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4).eval()
+        self.last = nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, x):
+        h = self.inner(self.first(x))
+        if self.kind == "instance":
+            h = nn.functional.instance_norm(h)
+        elif self.kind == "group":
+            h = nn.functional.group_norm(h, 2)
+        elif self.kind == "layer-channels":  # per position: tile-independent
+            h = nn.functional.layer_norm(h.movedim(1, -1), (4,)).movedim(-1, 1)
+        elif self.kind == "batch-eval":  # running statistics: tile-independent
+            h = self.bn(h)
+        return self.last(h)
+
+
+@pytest.mark.parametrize("norm", ["thumbnail", "kernel", "dense"])
+@pytest.mark.parametrize("kind", ["instance", "group"])
+def test_normalisations_outside_the_found_layers_are_refused(norm, kind):
+    net = FunctionalNorms(kind).eval()
+    with pytest.raises(
+        ValueError, match=rf"cannot reach.*: FunctionalNorms \(torch.nn.functional.{kind}_norm\)"
+    ):
+        stitch(gradient_image((40, 40)), net, tile=16, overlap=4, strategy="simple", norm=norm)
+
+
+@pytest.mark.parametrize("kind", ["layer-channels", "batch-eval", "none"])
+def test_tile_independent_normalisations_are_accepted(kind):
+    net = FunctionalNorms(kind).eval()
+    image = gradient_image((40, 40))
+    shared = stitch(image, net, tile=16, overlap=4, strategy="simple", norm="thumbnail")
+    assert shared.shape == image.shape
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+
+
+def test_the_uncovered_module_is_named():
+    outer = nn.Sequential(nn.Conv2d(2, 2, 1), nn.InstanceNorm2d(2), FunctionalNorms("group"))
+    with pytest.raises(ValueError, match=r": 2 \(torch.nn.functional.group_norm\)"):
+        stitch(
+            gradient_image((40, 40)),
+            outer.eval(),
+            tile=16,
+            overlap=4,
+            strategy="simple",
+            norm="kernel",
+        )
+
+
+def test_munit_adain_takes_shared_statistics():
+    """MUNIT's AdaIN normalisations are instance-norm modules the engine finds, so shared
+    statistics reach the decoder too (no uncovered normalisation is left)."""
+    from satikit.plugins import create_adapter
+
+    torch.manual_seed(0)
+    adapter = create_adapter(
+        "munit", dims=2, in_channels=2, out_channels=2, dim=4, n_res=1, mlp_dim=8, ndf=4
+    ).eval()
+    layers = find_norm_layers(adapter)
+    adain = [m.norm for m in adapter.decoder_y.modules() if type(m).__name__ == "AdaIN"]
+    assert adain and all(any(m is layer for layer in layers) for m in adain)
+    image = gradient_image((64, 48))
+    with torch.no_grad():
+        plain = stitch(image, adapter.translate, tile=32, overlap=8, strategy="weighted")
+        shared = stitch(
+            image, adapter.translate, tile=32, overlap=8, strategy="weighted", norm="thumbnail"
+        )
+    assert np.abs(shared - plain).max() > 1e-4

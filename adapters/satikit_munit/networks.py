@@ -12,20 +12,29 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satikit.gan.autoencoder import upsampling_path
-from satikit.gan.layers import ConvBlock, conv_layer
+from satikit.gan.layers import ConvBlock, conv_layer, instance_norm
 
-__all__ = ["AdaINResBlock", "StyleDecoder", "StyleEncoder", "adain"]
+__all__ = ["AdaIN", "AdaINResBlock", "StyleDecoder", "StyleEncoder"]
 
 
-def adain(x: Tensor, shift: Tensor, scale: Tensor, eps: float = 1e-5) -> Tensor:
+class AdaIN(nn.Module):
     """Adaptive instance norm: ``IN(x) * scale + shift``.
 
-    Args:
-        x: ``(B, C, *S)``.
-        shift / scale: ``(B, C)`` per-sample affine parameters.
+    The normalisation is an :func:`~satikit.gan.layers.instance_norm` module (no parameters), so
+    tiled inference with shared statistics (``--norm thumbnail|kernel|dense``) finds and
+    replaces it like every other instance norm of the generator.
+
+    ``forward(x, shift, scale)``: ``x`` ``(B, C, *S)``; ``shift`` / ``scale`` ``(B, C)``
+    per-sample affine parameters (from the style code).
     """
-    view = (*shift.shape, *(1,) * (x.ndim - 2))
-    return F.instance_norm(x, eps=eps) * scale.reshape(view) + shift.reshape(view)
+
+    def __init__(self, dims: int, channels: int) -> None:
+        super().__init__()
+        self.norm = instance_norm(dims, channels)
+
+    def forward(self, x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+        view = (*shift.shape, *(1,) * (x.ndim - 2))
+        return self.norm(x) * scale.reshape(view) + shift.reshape(view)
 
 
 class AdaINResBlock(nn.Module):
@@ -39,11 +48,12 @@ class AdaINResBlock(nn.Module):
         self.channels = channels
         self.conv1 = ConvBlock(dims, channels, channels, 3, act="none")
         self.conv2 = ConvBlock(dims, channels, channels, 3, act="none")
+        self.norm1, self.norm2 = AdaIN(dims, channels), AdaIN(dims, channels)
 
     def forward(self, x: Tensor, params: Tensor) -> Tensor:
         shift1, scale1, shift2, scale2 = params.split(self.channels, dim=1)
-        h = F.relu(adain(self.conv1(x), shift1, scale1))
-        return x + adain(self.conv2(h), shift2, scale2)
+        h = F.relu(self.norm1(self.conv1(x), shift1, scale1))
+        return x + self.norm2(self.conv2(h), shift2, scale2)
 
 
 class StyleEncoder(nn.Module):

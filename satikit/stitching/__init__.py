@@ -23,7 +23,14 @@ from tqdm.auto import tqdm
 
 from satikit.devices import resolve_device
 from satikit.grid import TileGrid, sati_overlap_message
-from satikit.stitching.norm import NORMS, Norm, NormKernel, find_norm_layers, size_multiple_of
+from satikit.stitching.norm import (
+    NORMS,
+    Norm,
+    NormKernel,
+    find_norm_layers,
+    norm_roots,
+    size_multiple_of,
+)
 from satikit.stitching.pipeline import Pipeline
 from satikit.stitching.resume import Resumer
 from satikit.stitching.runner import TileFn
@@ -259,7 +266,8 @@ def stitch_on_grid(
     _check_arguments(strategy, order, window, batch_size, read_ahead, grid, spatial)
     settings = NormSettings.create(norm, norm_kernel, thumbnail_scale)
     _check_sharing(strategy, settings.norm, spatial, rows, pipeline, state_path)
-    layers = _norm_layers(settings, strategy, spatial, fn if norm_layers is None else norm_layers)
+    source = fn if norm_layers is None else norm_layers
+    layers = _norm_layers(settings, strategy, spatial, source)
     target = resolve_device(device, fn)
     order = resolve_order(order, target, batch_size, len(spatial))  # type: ignore[assignment]
     out_channels = image.shape[0] if strategy == "sati" else None
@@ -291,9 +299,10 @@ def stitch_on_grid(
             resumer,
             device=target,
             out_channels=out_channels,
-            size_multiple=size_multiple_of(fn if norm_layers is None else norm_layers),
+            size_multiple=size_multiple_of(source),
             state_path=state_path,
             resume=resume,
+            roots=norm_roots(source),
         )
 
 

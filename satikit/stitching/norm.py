@@ -37,6 +37,7 @@ activation's dtype. Layers are identified by *slot*: the ``k``-th normalisation 
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +47,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
 from satikit.protocols import NormWithStatistics
 from satikit.stitching.runner import BatchContext
@@ -58,6 +61,7 @@ __all__ = [
     "NormKernel",
     "NormTable",
     "find_norm_layers",
+    "norm_roots",
     "norm_hooks",
     "size_multiple_of",
 ]
@@ -289,6 +293,103 @@ def find_norm_layers(source: Any) -> list[nn.Module]:
             "adapter declares through norm_layers()); this model has none, use norm='tile'"
         )
     return unique
+
+
+def norm_roots(source: Any) -> list[nn.Module]:
+    """The modules a translation with ``source`` runs (``source`` as for
+    :func:`find_norm_layers`): an adapter's ``generator_xy``, a module, the modules of an
+    iterable; none when that cannot be told (e.g. only declared layers). The statistics pass
+    watches them for normalisations outside the layers found (:class:`UncoveredNorms`)."""
+    owner = _owner(source)
+    generator = getattr(owner, "generator_xy", None)
+    if isinstance(generator, nn.Module):
+        return [generator]
+    if isinstance(owner, nn.Module):
+        return [owner]
+    if isinstance(owner, Iterable) and not isinstance(owner, (str, bytes)):
+        return [m for m in owner if isinstance(m, nn.Module)]
+    return []
+
+
+class UncoveredNorms(TorchFunctionMode):
+    """Records the normalisations with per-call statistics that run outside ``layers``.
+
+    While active (around one ``fn`` call), every ``torch.nn.functional`` normalisation whose
+    statistics depend on the tile (instance norm with input statistics, batch norm in training
+    mode or without running statistics, group norm, layer norm over more than the last dim) is
+    noted with the innermost module of ``roots`` that made it, unless that module is one of
+    ``layers`` (whose statistics the engine replaces). :meth:`check` then refuses them: their
+    statistics would stay per tile, silently.
+
+    Args:
+        roots: from :func:`norm_roots`.
+        layers: from :func:`find_norm_layers`.
+    """
+
+    def __init__(self, roots: Sequence[nn.Module], layers: Sequence[nn.Module]):
+        super().__init__()
+        self.names = {
+            id(m): name or type(m).__name__ for r in roots for name, m in r.named_modules()
+        }
+        self.covered = {id(layer) for layer in layers}
+        self.stack: list[nn.Module] = []
+        self.found: dict[str, str] = {}
+        self._handles = [
+            handle
+            for root in roots
+            for module in root.modules()
+            for handle in (
+                module.register_forward_pre_hook(self._enter),
+                module.register_forward_hook(self._leave),
+            )
+        ]
+
+    def _enter(self, module: nn.Module, args: Any) -> None:
+        self.stack.append(module)
+
+    def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
+        self.stack.pop()  # returns None: the module's output stays as it is
+
+    def __exit__(self, *exc: Any) -> Any:
+        for handle in self._handles:
+            handle.remove()
+        return super().__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        if func in _PER_CALL and _PER_CALL[func](_bound(func, args, kwargs)):
+            inside = self.stack[-1] if self.stack else None
+            if inside is None or id(inside) not in self.covered:
+                where = self.names.get(id(inside), "fn") if inside is not None else "fn"
+                self.found.setdefault(where, f"torch.nn.functional.{func.__name__}")
+        return func(*args, **kwargs)
+
+    def check(self) -> None:
+        """Raises ValueError naming every uncovered normalisation found."""
+        if self.found:
+            listed = ", ".join(f"{where} ({call})" for where, call in self.found.items())
+            raise ValueError(
+                f"shared statistics cannot reach every normalisation of this generator: {listed} "
+                "normalise with each tile's own statistics outside the layers found (instance "
+                "norms and NormWithStatistics layers). Make them such layers (or declare them "
+                "through the adapter's norm_layers()), or use norm='tile'"
+            )
+
+
+def _bound(func: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+    try:
+        return dict(inspect.signature(func).bind(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        return {}
+
+
+#: the functional normalisations and when their statistics come from the call's own input
+_PER_CALL: dict[Callable, Callable[[dict[str, Any]], bool]] = {
+    F.instance_norm: lambda a: bool(a.get("use_input_stats", True)),
+    F.batch_norm: lambda a: bool(a.get("training", False)) or a.get("running_mean") is None,
+    F.group_norm: lambda a: True,
+    F.layer_norm: lambda a: len(tuple(a.get("normalized_shape", ()))) > 1,
+}
 
 
 def size_multiple_of(source: Any) -> int:
@@ -577,7 +678,10 @@ def _kernel_average(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 # -- the hooks -----------------------------------------------------------------------------------
 @contextmanager
 def norm_hooks(
-    layers: Sequence[nn.Module], table: NormTable, mode: Literal["record", "apply"]
+    layers: Sequence[nn.Module],
+    table: NormTable | DenseTable,
+    mode: Literal["record", "apply"],
+    roots: Sequence[nn.Module] = (),
 ) -> Iterator[BatchContext]:
     """Forward hooks on ``layers`` that record their statistics into ``table`` or replace them.
 
@@ -592,8 +696,10 @@ def norm_hooks(
             so the call is a plain per-tile pass); ``"apply"``: each layer's output is replaced
             by :func:`normalize_with` the table's entries for the batch's tiles.
         mode: ``"record"`` or ``"apply"``.
+        roots: the modules ``fn`` runs (:func:`norm_roots`): the first call is watched for
+            normalisations outside ``layers`` (:class:`UncoveredNorms`), which are refused.
     """
-    state: dict[str, Any] = {"slot": 0, "indices": None, "active": False}
+    state: dict[str, Any] = {"slot": 0, "indices": None, "active": False, "watched": not roots}
     position = {id(layer): k for k, layer in enumerate(layers)}
 
     def hook(module: nn.Module, args: tuple, output: Any) -> Any:
@@ -613,8 +719,13 @@ def norm_hooks(
     @contextmanager
     def batch(indices: Sequence[Index] | None) -> Iterator[None]:
         state.update(slot=0, indices=indices, active=True)
+        watch = None if state["watched"] else UncoveredNorms(roots, layers)
         try:
-            yield
+            if watch is None:
+                yield
+            else:
+                with watch:
+                    yield
         finally:
             state["active"] = False
         ran, expected = state["slot"], len(table.layers)
@@ -628,6 +739,9 @@ def norm_hooks(
                 f"fn ran {ran} normalisation layers, the statistics table has {expected}: fn "
                 "must run the same layers on every call"
             )
+        if watch is not None:
+            state["watched"] = True
+            watch.check()
 
     handles = [layer.register_forward_hook(hook) for layer in layers]
     try:

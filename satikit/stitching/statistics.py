@@ -161,10 +161,11 @@ def _thumbnail_pass(
     scale: float,
     multiple: int,
     device: torch.device,
+    roots: Sequence[nn.Module],
 ) -> None:
     """TIN: record every slot's statistics from one call on the thumbnail."""
     small = thumbnail(image, thumbnail_shape(image.shape[1:], scale, multiple))
-    with norm_hooks(layers, table, "record") as context:
+    with norm_hooks(layers, table, "record", roots) as context:
         TileFn(fn, device, context=context)(small[None], None)
 
 
@@ -177,9 +178,10 @@ def _caching_pass(
     device: torch.device,
     out_channels: int | None,
     resumer: StatisticsResumer,
+    roots: Sequence[nn.Module],
 ) -> None:
-    """KIN: the strategy over every tile with per-tile statistics, recording them."""
-    with norm_hooks(layers, table, "record") as context:
+    """KIN / dense: the strategy over every tile with per-tile statistics, recording them."""
+    with norm_hooks(layers, table, "record", roots) as context:
         tile_fn = TileFn(fn, device, out_channels, context)
         run(tile_fn, lambda channels: _Discard((channels, *spatial)), resumer)
     if not table.complete():
@@ -201,6 +203,7 @@ def run_with_statistics(
     size_multiple: int = 1,
     state_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    roots: Sequence[nn.Module] = (),
 ) -> np.ndarray:
     """Run the strategy (``run``) with shared statistics: ``thumbnail``, ``kernel`` or
     ``dense``.
@@ -218,6 +221,8 @@ def run_with_statistics(
         out_channels: ``C_out`` if known (``sati``).
         size_multiple: thumbnail sizes are rounded to a multiple of it.
         state_path / resume: the engine's; the caching pass keeps its own state beside it.
+        roots: the modules ``fn`` runs (:func:`~satikit.stitching.norm.norm_roots`); each
+            pass's first call refuses normalisations outside ``layers``.
 
     Returns:
         the output of the inference pass.
@@ -231,9 +236,9 @@ def run_with_statistics(
         if kernel:
             identity = {**resumer.identity, "pass": f"{settings.norm} statistics"}
             cache = StatisticsResumer(Resumer(cache_path, identity, resume), raw)
-            _caching_pass(run, fn, layers, raw, grid.shape, device, out_channels, cache)
+            _caching_pass(run, fn, layers, raw, grid.shape, device, out_channels, cache, roots)
         else:
-            _thumbnail_pass(image, fn, layers, raw, settings.scale, size_multiple, device)
+            _thumbnail_pass(image, fn, layers, raw, settings.scale, size_multiple, device, roots)
         main.save_table()
     if cache_path is not None:  # the finished table is in the main state now
         cache_path.unlink(missing_ok=True)
@@ -242,5 +247,5 @@ def run_with_statistics(
         table = raw.smoothed(settings.kernel)
     elif settings.norm == "dense":
         table = DenseTable(raw, grid, layers)
-    with norm_hooks(layers, table, "apply") as context:
+    with norm_hooks(layers, table, "apply", roots) as context:
         return run(TileFn(fn, device, out_channels, context), allocate, main)
