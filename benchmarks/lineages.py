@@ -14,6 +14,7 @@ choose (marked so).
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
@@ -173,7 +174,8 @@ def lineage_table(comparison: dict[str, Any]) -> str:
 def plot_lineages(
     rows: list[dict[str, Any]], inference: dict[str, Any], path: Path, title: str
 ) -> None:
-    """One panel per (adapter, seed): error against cost, a line per (model, strategy family)."""
+    """One panel per lineage (a row of panels per adapter, a column per seed): error against
+    cost, a line per (model, strategy family), no tiling dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,31 +183,48 @@ def plot_lineages(
 
     from benchmarks.frontier import strategy_family
 
-    lineages = sorted({(r["adapter"], r["seed"]) for r in rows})
-    fig, axes = plt.subplots(1, len(lineages), figsize=(5 * len(lineages), 4.6), squeeze=False)
-    for ax, (adapter, seed) in zip(axes[0], lineages):
+    adapters = sorted({r["adapter"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    fig, axes = plt.subplots(
+        len(adapters),
+        len(seeds),
+        figsize=(4.6 * len(seeds), 3.8 * len(adapters) + 1.6),
+        squeeze=False,
+    )
+    labels = sorted(
+        {
+            f"{r['model']}: {strategy_family(r['method'], inference)}"
+            for r in rows
+            if r["method"] != "none"
+        }
+    )
+    palette = plt.get_cmap("tab20")
+    colour = {label: palette(k % 20) for k, label in enumerate(labels)}  # the same in every panel
+    legend: dict[str, Any] = {}
+    for (a, adapter), (s, seed) in itertools.product(enumerate(adapters), enumerate(seeds)):
+        ax = axes[a][s]
+        mine = [r for r in rows if (r["adapter"], r["seed"]) == (adapter, seed)]
         lines: dict[str, list[tuple[float, float]]] = {}
-        for r in rows:
-            if (r["adapter"], r["seed"]) == (adapter, seed) and r["method"] != "none":
-                label = f"{r['model']}: {strategy_family(r['method'], inference)}"
-                lines.setdefault(label, []).append((r["cost"], max(100 * r["error"], 1e-2)))
+        for r in mine:
+            error = max(100 * r["error"], 1e-2)
+            if r["method"] == "none":
+                ax.axhline(error, linestyle=":", linewidth=0.8, color="grey")
+                continue
+            label = f"{r['model']}: {strategy_family(r['method'], inference)}"
+            lines.setdefault(label, []).append((r["cost"], error))
         for label, points in sorted(lines.items()):
             points.sort()
-            ax.plot(*zip(*points), marker="o", label=label, linewidth=1)
-        for r in rows:
-            if (r["adapter"], r["seed"]) == (adapter, seed) and r["method"] == "none":
-                ax.axhline(max(100 * r["error"], 1e-2), linestyle=":", linewidth=0.8, color="grey")
+            (handle,) = ax.plot(
+                *zip(*points), marker="o", label=label, linewidth=1, color=colour[label]
+            )
+            legend.setdefault(label, handle)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{adapter}, seed {seed} (dotted: no tiling)", fontsize=9)
-        ax.set_xlabel("cost: forward-pass pixels per image pixel (log)")
-        ax.set_ylabel("colour error, % of objects (log)")
-    legend: dict[str, Any] = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
+        ax.set_xlabel("cost: forward-pass px per image px (log)", fontsize=8)
+        ax.set_ylabel("colour error, % of objects (log)", fontsize=8)
     fig.legend(list(legend.values()), list(legend), fontsize=6, loc="lower center", ncol=4)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.18, 1, 0.95))
+    fig.tight_layout(rect=(0, 1.0 / (3.8 * len(adapters) + 1.6), 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
