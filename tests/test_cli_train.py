@@ -226,23 +226,31 @@ def test_demo_quick(tmp_path):
     ]
     for r in results["rows"]:
         assert r["objects"] > 0 and r["error_percent"] == round(100 * r["errors"] / r["objects"], 2)
-    assert (out / "seams.png").is_file() and (out / "runs" / "sati" / "config.json").is_file()
+    assert (out / "seams.png").is_file()
+    assert (out / "runs" / "small" / "sati" / "config.json").is_file()
     again = invoke("demo", "--quick", "--steps", 3, "--out", out)  # reuses data and models
     assert "reusing the trained sati model" in again.output
 
 
-def test_demo_large_objects_preset_uses_its_tiles_and_circles(tmp_path):
+def test_demo_large_objects_preset_uses_its_tiles_circles_and_statistics(tmp_path):
     out = tmp_path / "demo"
+    invoke("demo", "--quick", "--steps", 2, "--out", out)  # the small preset first, same folder
     result = invoke("demo", "--quick", "--steps", 2, "--preset", "large-objects", "--out", out)
     assert "large-objects circle dataset (16 px circles)" in result.output
     results = json.loads((out / "results.json").read_text())
     assert results["preset"] == "large-objects"
     assert all(r["paper_median_percent"] is None for r in results["rows"])
-    sati = json.loads((out / "runs" / "sati" / "config.json").read_text())
+    sati = json.loads((out / "runs" / "large-objects" / "sati" / "config.json").read_text())
     assert sati["inference"]["tile"] == [64, 64] and sati["inference"]["overlap"] == [16, 16]
-    assert sati["sati"]["lambda_consistency"] == 10.0 and sati["training"]["steps"] == 1
-    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert sati["sati"]["lambda_consistency"] == 0.0 and sati["training"]["steps"] == 1
+    manifest = json.loads((out / "data" / "large-objects" / "manifest.json").read_text())
     assert manifest["params"]["diameter"] == 16
+    # the held-out image is the preset's (not the small demo's circles in the same folder)
+    assert {r["objects"] for r in results["rows"]} <= set(range(60, 100))  # ~94 circles
+    assert [r["method"] for r in results["rows"]][-2:] == [
+        "Standard + weighted 50% + TIN",
+        "SATI + TIN",
+    ]
 
 
 def test_demo_uses_shipped_models_by_default(tmp_path, monkeypatch):
@@ -255,16 +263,16 @@ def test_demo_uses_shipped_models_by_default(tmp_path, monkeypatch):
         target = shipped / f"demo-{name}"
         target.mkdir(parents=True)
         for item in ("config.json", "model.safetensors"):
-            (target / item).write_bytes((tmp_path / "train" / "runs" / name / item).read_bytes())
+            source = tmp_path / "train" / "runs" / "small" / name / item
+            (target / item).write_bytes(source.read_bytes())
     monkeypatch.setattr(demo_module, "PRETRAINED", shipped)
     monkeypatch.setattr(demo_module, "FULL", demo_module.QUICK)  # keep the data tiny
     out = tmp_path / "demo"
     result = invoke("demo", "--out", out)
     assert "shipped" in result.output.splitlines()[0]
     assert "training the" not in result.output
-    assert (out / "pretrained" / "sati" / "model.safetensors").is_file() and not (
-        out / "runs"
-    ).exists()
+    assert (out / "pretrained" / "small" / "sati" / "model.safetensors").is_file()
+    assert not (out / "runs").exists()
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [r["strategy"] for r in rows] == ["none", "simple", "weighted", "sati", "none"]
 

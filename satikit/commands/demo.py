@@ -48,18 +48,61 @@ class DemoPlan:
 FULL = DemoPlan(size=512, n_images=16, crop=64, steps=1200, batch_size=4, ngf=16, n_blocks=3)
 QUICK = DemoPlan(size=256, n_images=2, crop=32, steps=100, batch_size=2, ngf=4, n_blocks=1)
 
-#: preset -> (shipped standard model, shipped SATI model, inference tile and overlap of a
-#: model trained here (None: the run's own defaults), weighted tiling of the standard model)
-PRESETS: dict[str, tuple[str, str, tuple[int, int] | None, dict[str, Any]]] = {
-    # the paper's weighted baseline: pyramid window shifted by a quarter tile (overlap 3/4)
-    "small": ("demo-standard", "demo-sati", None, {"window": "pyramid", "overlap_fraction": 0.75}),
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """What the demo runs for one circle preset.
+
+    Attributes:
+        standard / sati: the shipped standard and SATI models (folders of ``PRETRAINED``).
+        tiles: inference tile and overlap recorded in models trained here (None: the run's
+            own defaults).
+        weighted: the standard model's weighted tiling (``overlap_fraction`` of the tile).
+        finetune: :class:`~satikit.checkpoint.SATISettings` of the SATI fine-tune trained here
+            (the protocol each preset's benchmark chose on its validation images).
+        shared: extra rows with shared instance-norm statistics, as ``(label, model, strategy,
+            settings)``.
+    """
+
+    standard: str
+    sati: str
+    tiles: tuple[int, int] | None
+    weighted: dict[str, Any]
+    finetune: dict[str, Any]
+    shared: tuple[tuple[str, str, str, dict[str, Any]], ...] = ()
+
+
+# whole-image statistics (TIN at full resolution): every tile normalised like the whole image
+_TIN = {"norm": "thumbnail", "thumbnail_scale": 1.0}
+
+PRESETS: dict[str, DemoPreset] = {
+    # the paper's weighted baseline: pyramid window shifted by a quarter tile (overlap 3/4);
+    # the fine-tune with the continuation term (README, Benchmarks)
+    "small": DemoPreset(
+        "demo-standard",
+        "demo-sati",
+        None,
+        {"window": "pyramid", "overlap_fraction": 0.75},
+        {"domain_encoding": False, "lambda_consistency": 10.0},
+    ),
     # tiles of 64 px with circles as wide as their 25 % overlap; weighted tiling on the very
-    # tiles SATI uses (gaussian window, 25 % overlap)
-    "large-objects": (
+    # tiles SATI uses (gaussian window, 25 % overlap); the fine-tune with the paper's terms; and
+    # whole-image statistics, which per-tile statistics on 64 px tiles need
+    "large-objects": DemoPreset(
         "large-objects-standard",
         "large-objects-sati",
         (64, 16),
         {"window": "gaussian", "overlap_fraction": 0.25},
+        {"domain_encoding": False},
+        (
+            (
+                "Standard + weighted 50% + TIN",
+                "standard",
+                "weighted",
+                {"window": "gaussian", "overlap_fraction": 0.5, **_TIN},
+            ),
+            ("SATI + TIN", "sati", "sati", dict(_TIN)),
+        ),
     ),
 }
 
@@ -67,15 +110,17 @@ PRESETS: dict[str, tuple[str, str, tuple[int, int] | None, dict[str, Any]]] = {
 # (label, run, strategy, settings): the standard model with the classic strategies as the paper
 # ran them -- simple tiling without overlap (Fig. 2d), weighted tiling with a pyramid window
 # shifted by a quarter tile (overlap 3/4 of the tile) -- the SATI model with SATI inference
-# (overlap 1/4, cut in the middle), and the SATI model without tiling (its best case).
+# (overlap 1/4, cut in the middle), and the SATI model without tiling (its best case); then the
+# preset's rows with shared statistics.
 def rows_for(preset: str) -> tuple[tuple[str, str, str, dict[str, Any]], ...]:
     """The table's rows for a preset (see :data:`PRESETS`)."""
     return (
         ("Standard + no tiling", "standard", "none", {}),
         ("Standard + simple tiling", "standard", "simple", {"overlap": 0}),
-        ("Standard + weighted tiling", "standard", "weighted", dict(PRESETS[preset][3])),
+        ("Standard + weighted tiling", "standard", "weighted", dict(PRESETS[preset].weighted)),
         ("SATI", "sati", "sati", {}),
         ("SATI model + no tiling", "sati", "none", {}),
+        *PRESETS[preset].shared,
     )
 
 
@@ -89,38 +134,35 @@ PAPER = {
 
 
 def _make_data(root: Path, plan: DemoPlan, seed: int, preset: str) -> tuple[Path, Path]:
-    from satikit.data.datasets import make_circle_dataset
+    """The preset's circles in ``root/data/<preset>``, made unless a dataset with the same
+    parameters and seed is there (the held-out image is drawn like the preset's test images)."""
+    from satikit.atomic import read_json
+    from satikit.data.datasets import MANIFEST, make_circle_dataset
     from satikit.data.presets import get_preset
 
-    data = root / "data"
-    if not (data / "manifest.json").is_file():
-        # the preset's 512^2 images; smaller sizes keep its density
-        params = get_preset(preset)
-        count = round(params.count * (plan.size / params.size) ** 2)
-        make_circle_dataset(
-            data,
-            preset,
-            seed=seed,
-            force=True,
-            size=plan.size,
-            count=count,
-            n_images=plan.n_images,
-            n_test=1,
-        )
+    data = root / "data" / preset
+    # the preset's 512^2 images; smaller sizes keep its density
+    params = get_preset(preset)
+    count = round(params.count * (plan.size / params.size) ** 2)
+    wanted = params.replace(size=plan.size, count=count, n_images=plan.n_images, n_test=1)
+    manifest = read_json(data / MANIFEST) if (data / MANIFEST).is_file() else {}
+    if manifest.get("params") != wanted.as_dict() or manifest.get("seed") != seed:
+        make_circle_dataset(data, wanted, seed=seed, force=True)
     return data / "train", data / "test"
 
 
 def _train(
-    root: Path,
+    runs: Path,
     name: str,
     train: Path,
     plan: DemoPlan,
     seed: int,
     device: str,
-    inference: tuple[int, int] | None,
+    preset: DemoPreset,
 ) -> tuple[Any, float]:
-    """Train the standard model, or fine-tune the SATI model from it (the shipped protocol:
-    half the steps, no domain encoding, the continuation term at 10; README, Benchmarks)."""
+    """Train the standard model in ``runs/standard``, or fine-tune the SATI model from it in
+    ``runs/sati`` (the shipped protocol: half the steps, the preset's SATI settings; README,
+    Benchmarks)."""
     from satikit.checkpoint import (
         AdapterSpec,
         RunConfig,
@@ -133,11 +175,7 @@ def _train(
 
     sati = name == "sati"
     steps = max(1, plan.steps // 2) if sati else plan.steps
-    settings = (
-        SATISettings(domain_encoding=False, lambda_consistency=10.0)
-        if sati
-        else SATISettings(enabled=False)
-    )
+    settings = SATISettings(**preset.finetune) if sati else SATISettings(enabled=False)
     config = RunConfig(
         adapter=AdapterSpec("cyclegan", plan.options),
         training=TrainingSettings(
@@ -145,7 +183,7 @@ def _train(
         ),
         sati=settings,
     )
-    run = root / "runs" / name
+    run = runs / name
     if (run / "config.json").is_file():
         if load_config(run).training.step >= steps:
             click.echo(f"  reusing the trained {name} model in {run}")
@@ -154,11 +192,11 @@ def _train(
     else:
         trainer = SATITrainer.from_dirs(config, [train / "x"], [train / "y"], run, device=device)
         if sati:
-            load_init(trainer.adapter, root / "runs" / "standard")
+            load_init(trainer.adapter, runs / "standard")
     started = time.perf_counter()
     trainer.fit(progress=True)
-    if inference is not None:  # the preset's tiles, recorded as the run's defaults
-        _record_tiles(run, *inference)
+    if preset.tiles is not None:  # the preset's tiles, recorded as the run's defaults
+        _record_tiles(run, *preset.tiles)
     return run, time.perf_counter() - started
 
 
@@ -172,13 +210,13 @@ def _record_tiles(run: Path, tile: int, overlap: int) -> None:
     rewrite_config(run, replace(config, inference=inference))
 
 
-def _use_pretrained(root: Path, preset: str) -> bool:
-    """Copy the shipped standard and SATI models into ``root/pretrained``; False if none ship."""
-    names = {"standard": PRESETS[preset][0], "sati": PRESETS[preset][1]}
+def _use_pretrained(runs: Path, preset: str) -> bool:
+    """Copy the shipped standard and SATI models into ``runs``; False if none ship."""
+    names = {"standard": PRESETS[preset].standard, "sati": PRESETS[preset].sati}
     if not all((PRETRAINED / n / "model.safetensors").is_file() for n in names.values()):
         return False
     for name, shipped in names.items():
-        target = root / "pretrained" / name
+        target = runs / name
         target.mkdir(parents=True, exist_ok=True)
         for item in ("config.json", "model.safetensors"):
             shutil.copyfile(PRETRAINED / shipped / item, target / item)
@@ -194,7 +232,7 @@ def _translate_all(
     from satikit.metrics import colour_error
     from satikit.translate import translate_array
 
-    source = list_images(test / "x")[0]
+    source = list_images(test / "x")[0]  # one held-out image
     labels = read_image(test / "labels" / source.name)
     raw = open_array(source)
     models = {name: load_adapter(runs / name, device=device) for name in ("standard", "sati")}
@@ -337,7 +375,10 @@ def demo(
     if steps is not None:
         plan = DemoPlan(**{**plan.__dict__, "steps": steps})
     root = Path(out_dir)
-    pretrained = not (quick or train_models or steps is not None) and _use_pretrained(root, preset)
+    shipped = root / "pretrained" / preset
+    pretrained = not (quick or train_models or steps is not None) and _use_pretrained(
+        shipped, preset
+    )
     _announce(plan, pretrained, quick, out_dir)
     torch.set_num_threads(threads)
     root.mkdir(parents=True, exist_ok=True)
@@ -355,11 +396,12 @@ def demo(
             "training the standard" if name == "standard" else "fine-tuning it with SATI: the sati"
         )
         click.echo(f"[{index}/4] {what} CycleGAN")
-        tiles = PRESETS[preset][2]
-        _, times[name] = _train(root, name, train, plan, seed, device, tiles)
+        _, times[name] = _train(
+            root / "runs" / preset, name, train, plan, seed, device, PRESETS[preset]
+        )
     click.echo("[4/4] translating one held-out image with every strategy")
     (root / "translated").mkdir(exist_ok=True)
-    runs = root / ("pretrained" if pretrained else "runs")
+    runs = shipped if pretrained else root / "runs" / preset
     diameter = get_preset(preset).diameter
     rows, extra = _translate_all(root, runs, test, device, diameter, preset)
     png = _seam_png(root / "seams.png", extra["images"], extra["config"])
