@@ -130,12 +130,12 @@ def run_variant(
         training_runs.train_all(base, home, data_dir, sorted(sources, key=str), echo)
     training_runs.train_all(config, root, data_dir, runs, echo, home=home)
     rows = []
-    for run in runs:
+    for run in planning.scored_models(config, runs):  # with [train] ema also the averages
         wanted = list(dict.fromkeys([*planning.methods_for(run), *methods]))
         for row in scoring.evaluate_run(
             config, root, data_dir, run, methods=wanted, split=split, home=home
         ):
-            rows.append({**row, "model": label})
+            rows.append({**row, "model": label + run.model.removeprefix(run.variant)})
     summary = report.summarise(rows)
     command = " ".join(
         ["python -m benchmarks.variants", f"--config {config_name}", f"--variant {variant}"]
