@@ -686,7 +686,7 @@ def tile_norm_jump(
     overlap) and with the whole image's (what shared statistics give). Their difference is
     smooth inside a tile and steps where two tiles meet; the probe is the mean absolute step
     across all tile borders, pooled over dims and channels, in units of the whole image's
-    standard deviation. 0: every tile has the image's statistics; about 0.04 for the ``small``
+    standard deviation. 0: every tile has the image's statistics; about 0.05 for the ``small``
     circles, 0.7 for the ``textured`` data and the bundled immunohistochemistry slide.
 
     Args:

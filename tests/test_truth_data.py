@@ -231,6 +231,10 @@ def test_restain_writes_the_task(restain_dir: Path) -> None:
     assert manifest["source"]["name"] == "immunohistochemistry"
     assert manifest["source"]["sha256"] == load_source().sha256
     assert manifest["stain_map"]["name"] == "dab-to-eosin"
+    from skimage import color
+
+    np.testing.assert_array_equal(manifest["stain_map"]["separate"], color.hed_from_rgb)
+    np.testing.assert_array_equal(manifest["stain_map"]["combine"], color.rgb_from_hed[[0, 2, 1]])
     geometry = manifest["geometry"]
     assert geometry["test"] == [256, 0, 256, 512] and geometry["mosaic_shape"] == [512, 1024]
     source = load_source().image

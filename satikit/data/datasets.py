@@ -41,6 +41,7 @@ from satikit.data.restain import (
     mirror_mosaic,
     restain,
     split_geometry,
+    stain_matrices,
 )
 from satikit.data.textured import (
     INTENSITY_COLOURS,
@@ -495,7 +496,7 @@ def make_restain_dataset(
         "mosaic_x": 1,
         "mosaic_y_true": 1,
     }
-    separate, combine = STAIN_MAPS[stain_map]
+    separate, combine = stain_matrices(stain_map)
     params = {
         "crop": int(crop),
         "n_images": int(n_images),
@@ -518,8 +519,8 @@ def make_restain_dataset(
             "name": stain_map,
             "recipe": "rint(255 * skimage.color.combine_stains("
             "skimage.color.separate_stains(x, separate), combine)), pixel by pixel",
-            "separate": np.asarray(separate).tolist(),
-            "combine": np.asarray(combine).tolist(),
+            "separate": separate.tolist(),
+            "combine": combine.tolist(),
         },
         geometry={
             "frame": "boxes (top, left, height, width) and corners (top, left) in the source "

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from skimage import color
+import skimage
+import skimage.data
 
 __all__ = [
     "BUNDLED",
@@ -38,6 +39,7 @@ __all__ = [
     "mirror_mosaic",
     "restain",
     "split_geometry",
+    "stain_matrices",
 ]
 
 
@@ -80,12 +82,13 @@ BUNDLED: dict[str, BundledImage] = {
     ),
 }
 
-#: Stain maps by name: ``(separate, combine)`` matrices for
-#: ``combine_stains(separate_stains(x, separate), combine)``.
-STAIN_MAPS: dict[str, tuple[np.ndarray, np.ndarray]] = {
+#: Stain maps by name: the :mod:`skimage.color` matrix that separates the stains, the one whose
+#: stain vectors recombine them, and the order its rows (stain vectors) are taken in; see
+#: :func:`stain_matrices`.
+STAIN_MAPS: dict[str, tuple[str, str, tuple[int, int, int]]] = {
     # haematoxylin stays; DAB (brown) is drawn with eosin's vector (pink) and eosin with DAB's:
     # an H-DAB immunostain re-stained to look like H&E
-    "dab-to-eosin": (color.hed_from_rgb, color.rgb_from_hed[[0, 2, 1]]),
+    "dab-to-eosin": ("hed_from_rgb", "rgb_from_hed", (0, 2, 1)),
 }
 
 
@@ -122,8 +125,6 @@ class Source:
         }
         if self.name is not None:
             bundled = BUNDLED[self.name]
-            import skimage
-
             info.update(
                 loader=f"skimage.data.{bundled.loader}",
                 scikit_image_version=skimage.__version__,
@@ -143,8 +144,6 @@ def _sha256(path: Path) -> str:
 
 def _bundled_path(bundled: BundledImage) -> Path:
     """The file of a bundled image inside the installed scikit-image (never downloaded)."""
-    import skimage.data
-
     path = Path(skimage.data.__file__).parent / bundled.file
     if not path.is_file():
         raise FileNotFoundError(
@@ -152,6 +151,10 @@ def _bundled_path(bundled: BundledImage) -> Path:
             f"(skimage.data.{bundled.loader}); pass an image file as the source instead"
         )
     return path
+
+
+# Pillow modes of grey images
+_GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -166,6 +169,12 @@ def _read_rgb(path: Path) -> np.ndarray:
         with Image.open(path) as picture:
             if picture.mode == "P":
                 picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+            if picture.mode not in ("RGB", "RGBA"):
+                kind = "grey" if picture.mode in _GREY_MODES else f"mode {picture.mode}"
+                raise ValueError(
+                    f"{str(path)!r} is not an 8-bit RGB image (got {kind}); the stain map "
+                    "needs (H, W, 3) uint8 colour"
+                )
             array = np.asarray(picture)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] not in (3, 4):
         kind = "grey" if array.ndim == 2 else f"{array.dtype} {array.shape}"
@@ -227,11 +236,25 @@ def load_source(
     return Source(part, name, path.resolve(), _sha256(path), (height, width), box)
 
 
+def stain_matrices(stain_map: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(separate, combine)`` matrices of a stain map, ``(3, 3)`` float64 each.
+
+    Raises:
+        ValueError: On an unknown map.
+    """
+    if stain_map not in STAIN_MAPS:
+        raise ValueError(f"no stain map {stain_map!r}; known: {', '.join(STAIN_MAPS)}")
+    from skimage import color  # a slow import, only paid when re-staining
+
+    separate, combine, rows = STAIN_MAPS[stain_map]
+    return np.asarray(getattr(color, separate)), np.asarray(getattr(color, combine))[list(rows)]
+
+
 def restain(image: np.ndarray, stain_map: str = "dab-to-eosin") -> np.ndarray:
     """Re-stain an RGB image: separate its stains, recombine them with other stain vectors.
 
     ``combine_stains(separate_stains(image, S), C)`` of :mod:`skimage.color` with the
-    matrices ``(S, C)`` of :data:`STAIN_MAPS`, scaled to 8 bits and rounded. Pixel by pixel:
+    matrices ``(S, C)`` of :func:`stain_matrices`, scaled to 8 bits and rounded. Pixel by pixel:
     every output pixel depends on its input pixel only, so a crop's re-staining is the crop of
     the re-staining.
 
@@ -245,12 +268,12 @@ def restain(image: np.ndarray, stain_map: str = "dab-to-eosin") -> np.ndarray:
     Raises:
         ValueError: On an unknown map or an image that is not 8-bit RGB.
     """
-    if stain_map not in STAIN_MAPS:
-        raise ValueError(f"no stain map {stain_map!r}; known: {', '.join(STAIN_MAPS)}")
+    separate, combine = stain_matrices(stain_map)
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim < 2 or image.shape[-1] != 3:
         raise ValueError(f"restain needs (*spatial, 3) uint8 RGB, got {image.dtype} {image.shape}")
-    separate, combine = STAIN_MAPS[stain_map]
+    from skimage import color
+
     stains = color.separate_stains(image, separate)
     return np.rint(color.combine_stains(stains, combine) * 255).astype(np.uint8)
 

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = [
     "INTENSITY_COLOURS",
@@ -178,6 +177,8 @@ def _wave(shape: tuple[int, int], wavelength: tuple[float, float], rng: np.rando
 
 def _discs(params: TexturedParams, rng: np.random.Generator) -> np.ndarray:
     """Background with clustered dark discs (a disc darkens, overlaps keep the darkest)."""
+    from scipy import ndimage  # a slow import, only paid when generating
+
     size, tile = params.size, params.tile
     n_clusters = rng.poisson(params.clusters_per_tile * (size / tile) ** 2)
     centres = rng.uniform(0, size, size=(n_clusters, 2))
@@ -210,6 +211,8 @@ def make_textured_image(params: TexturedParams, rng: np.random.Generator) -> np.
     Returns:
         ``(size, size, 3)`` uint8 RGB.
     """
+    from scipy import ndimage
+
     shape = (params.size, params.size)
     wavelength = tuple(w * params.tile for w in params.wavelength)
     scene = _discs(params, rng)
