@@ -425,7 +425,10 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 def test_circle_dataset_layout_and_manifest(tmp_path: Path) -> None:
     manifest = make_circle_dataset(tmp_path / "ds", TINY, seed=3)
     root = tmp_path / "ds"
-    for key, folder in LAYOUT.items():
+    circle_keys = ["train_x", "train_labels", "train_y", "train_y_labels", "test_x", "test_labels"]
+    assert list(manifest["layout"]) == circle_keys
+    for key, folder in manifest["layout"].items():
+        assert LAYOUT[key] == folder
         expected = TINY.n_test if key.startswith("test") else TINY.n_images
         names = [p.name for p in list_images(root / folder)]
         assert names == [f"{i:05d}.tif" for i in range(expected)], key
