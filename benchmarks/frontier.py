@@ -63,8 +63,9 @@ def summarise(rows: list[dict[str, Any]], inference: dict[str, Any]) -> list[dic
     summary = []
     for (adapter, model, method), items in groups.items():
 
-        def median(key: str, scale: float = 100.0, items=items) -> float:
-            return statistics.median(scale * r[key] for r in items)
+        def median(key: str, scale: float = 100.0, items=items) -> float | None:
+            values = [r[key] for r in items if r.get(key) is not None]
+            return statistics.median(scale * v for v in values) if values else None
 
         summary.append(
             {
@@ -78,29 +79,39 @@ def summarise(rows: list[dict[str, Any]], inference: dict[str, Any]) -> list[dic
                 "median": median("error"),
                 "seam": median("error_seam"),
                 "interior": median("error_interior"),
-                "seam_share": median("n_seam_objects", 1.0) / max(median("n_objects", 1.0), 1),
+                "seam_share": (median("n_seam_objects", 1.0) or 0)
+                / max(median("n_objects", 1.0) or 0, 1),
                 "cost": items[0]["cost"],
-                "seam_score": None
-                if items[0].get("seam_score") is None
-                else statistics.median(r["seam_score"] for r in items),
+                "seam_score": median("seam_score", 1.0),
+                "tile_deviation": median("tile_deviation", 1.0),  # datasets with a known truth
                 "tiles": items[0]["tiles"],
-                "n_objects": int(median("n_objects", 1.0)),
+                "n_objects": int(median("n_objects", 1.0) or 0),
             }
         )
     return sorted(summary, key=lambda s: (s["adapter"], s["model"], s["cost"], s["method"]))
 
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
+    """Circles: error, seam and interior objects; data with a known truth (rows with a tile
+    deviation): mean absolute error in grey levels and the tile deviation instead."""
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    truth = any(s.get("tile_deviation") is not None for s in summary)
+    middle = "MAE (0-255) | tile deviation (0-255)" if truth else "seam objects % | interior %"
     lines = [
-        "| adapter | model | method | tiles / image | cost (px / px) | median error % | seam objects % | interior % | seam score | per seed % |",
+        f"| adapter | model | method | tiles / image | cost (px / px) | median error % | {middle} "
+        "| seam score | per seed % |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in summary:
         seeds = " / ".join(f"{e:.2f}" for e in s["errors"])
-        score = "-" if s.get("seam_score") is None else f"{s['seam_score']:.2f}"
+        cells = (2.55 * s["median"], s["tile_deviation"]) if truth else (s["seam"], s["interior"])
         lines.append(
             f"| {s['adapter']} | {s['model']} | {s['method']} | {s['tiles']:.0f} | {s['cost']:.2f} "
-            f"| {s['median']:.2f} | {s['seam']:.2f} | {s['interior']:.2f} | {score} | {seeds} |"
+            f"| {s['median']:.2f} | {number(cells[0])} | {number(cells[1])} "
+            f"| {number(s.get('seam_score'))} | {seeds} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -235,10 +246,17 @@ def run_frontier(
             f"# Error versus cost, `{config['name']}` ({images} images)\n\n`{command}` on "
             f"{payload['machine']}, commit {payload['commit']}\n\nCost: forward-pass pixels "
             "per image pixel (tiles x tile area / image area; 1 = one pass over the whole "
-            "image). Errors: median over seeds of the paper's colour metric; seam objects "
-            "cross a cut line of the method's own grid (the middle of each overlap); seam score: "
-            "mean jump across tile borders over the mean jump between other neighbouring "
-            "pixels (1: borders invisible).\n\n"
+            "image). "
+            + (
+                "Errors: median over seeds of the mean absolute error against the true Y, "
+                "in % of 255 (and in grey levels); tile deviation: the spread over tiles of each "
+                "tile's mean absolute error"
+                if any(r.get("tile_deviation") is not None for r in summary)
+                else "Errors: median over seeds of the paper's colour metric; seam objects "
+                "cross a cut line of the method's own grid (the middle of each overlap)"
+            )
+            + "; seam score: mean jump across tile borders over the mean jump between other "
+            "neighbouring pixels (1: borders invisible).\n\n"
         )
         suffix = "-frontier" + (f"-{variant}" if variant else "")
         suffix += "" if split == "test" else f"-{split}"

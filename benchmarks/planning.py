@@ -173,15 +173,28 @@ def methods_for(run: Run) -> list[str]:
 
 # -- data ----------------------------------------------------------------------------------
 def ensure_dataset(config: dict[str, Any], root: Path) -> Path:
-    """Generate the config's circle dataset once (cached)."""
+    """Generate the config's dataset once (cached): ``[data] kind`` ``circles`` (default; a
+    ``preset`` and its overrides), ``textured`` (:func:`satikit.data.make_textured_dataset`'s
+    parameters) or ``restain`` (:func:`satikit.data.make_restain_dataset`'s)."""
     from satikit.data import make_circle_dataset
+    from satikit.data.datasets import make_restain_dataset, make_textured_dataset
 
     data = {k: v for k, v in config["data"].items() if k not in VALIDATION_KEYS}
     out = root / "data"
     if (out / "manifest.json").is_file():
         return out
-    preset, seed = data.pop("preset", "small"), int(data.pop("seed", 0))
-    make_circle_dataset(out, preset, seed=seed, force=True, progress=True, **data)
+    kind, seed = data.pop("kind", "circles"), int(data.pop("seed", 0))
+    if kind != "circles":
+        data.pop("dims", None)  # 2D images; ``dims`` tells the runs
+    if kind == "textured":
+        make_textured_dataset(out, seed=seed, force=True, progress=True, **data)
+    elif kind == "restain":
+        make_restain_dataset(out, seed=seed, force=True, progress=True, **data)
+    elif kind == "circles":
+        preset = data.pop("preset", "small")
+        make_circle_dataset(out, preset, seed=seed, force=True, progress=True, **data)
+    else:
+        raise ValueError(f"[data] kind must be circles, textured or restain, got {kind!r}")
     return out
 
 

@@ -88,13 +88,63 @@ COUNT_KEYS = (
 )
 
 
+#: what a dataset with a known true Y (``test/y_true``) is scored by, per image, then averaged
+TRUTH_KEYS = ("mae", "tile_deviation", "spread_mean", "spread_std")
+
+
+def has_truth(data_dir: Path) -> bool:
+    """Whether the dataset's test images come with their true Y (textured, restain), scored by
+    :func:`score_truth`; else they come with instance labels (circles, :func:`score_method`)."""
+    return (data_dir / "test" / "y_true").is_dir()
+
+
+def score_truth(
+    adapter, run_config, data_dir: Path, method: str, inference: dict[str, Any]
+) -> dict[str, Any]:
+    """Scores of one method against the known true Y over every test image of ``data_dir``
+    (means over the images): mean absolute error (0-255), tile-level deviation and the spread of
+    per-tile statistics (:mod:`satikit.metrics`) on the method's own grid (``none``: the
+    config's SATI grid), the seam score (None for ``none``), cost and tiles."""
+    from satikit.data.io import list_images, read_image
+    from satikit.grid import TileGrid
+    from satikit.metrics import mean_absolute_error, seam_score, tile_deviation, tile_stat_spread
+
+    spec = parse_method(method, inference)
+    images = list_images(data_dir / "test" / "x")
+    totals = dict.fromkeys(("tiles", "cost", "seam", *TRUTH_KEYS), 0.0)
+    for path in images:
+        image, truth = read_image(path), read_image(data_dir / "test" / "y_true" / path.name)
+        translated = translate_with(adapter, run_config, image, method, inference)
+        shape = truth.shape[:-1]
+        grid = spec.grid(shape)
+        if grid is not None:
+            totals["seam"] += seam_score(translated, grid, channel_axis=-1)
+        cells = grid or TileGrid.create(shape, int(inference["tile"]), int(inference["overlap"]))
+        spread = tile_stat_spread(translated, truth, cells)
+        scores = {
+            "mae": mean_absolute_error(translated, truth),
+            "tile_deviation": tile_deviation(translated, truth, cells),
+            "spread_mean": spread["mean"],
+            "spread_std": spread["std"],
+            "tiles": spec.tiles(shape),
+            "cost": spec.cost(shape),
+        }
+        for key, value in scores.items():
+            totals[key] += value
+    mean = {key: value / len(images) for key, value in totals.items()}
+    seam = mean.pop("seam")
+    return {**mean, "seam_score": None if spec.strategy == "none" else seam}
+
+
 def score_method(
     adapter, run_config: dict[str, Any], data_dir: Path, method: str, inference: dict[str, Any]
 ) -> dict[str, Any]:
     """Error counts of one method over every test image of ``data_dir`` (keys
     :data:`COUNT_KEYS`), with its cost (forward-pass pixels per image pixel), tile count and
     mean seam score (:func:`satikit.metrics.seam_score` on the method's own grid; None for
-    ``none``)."""
+    ``none``). Datasets with a known truth are scored by :func:`score_truth` instead."""
+    if has_truth(data_dir):
+        return score_truth(adapter, run_config, data_dir, method, inference)
     from satikit.data.io import list_images, read_image
     from satikit.metrics import colour_error, seam_score
 
@@ -178,6 +228,20 @@ def evaluate_run(
 
 
 def _row(run: Run, method: str, split: str, counts: dict[str, Any]) -> dict[str, Any]:
+    """A scored row: ``error`` is the share of objects coloured wrong (circles), or for a
+    dataset with a known truth the mean absolute error as a fraction of the 0-255 range (its
+    "error %" is the MAE in % of full scale), with the truth scores beside it."""
+    if "mae" in counts:
+        return {
+            "adapter": run.adapter,
+            "model": run.model,
+            "method": method,
+            "seed": run.seed,
+            "split": split,
+            "error": counts["mae"] / 255,
+            **counts,
+        }
+
     def rate(errors: str, objects: str) -> float:
         return counts[errors] / max(counts[objects], 1)
 

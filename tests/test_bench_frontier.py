@@ -336,3 +336,66 @@ def test_control_and_averaged_models_join_the_frontier_per_lineage(config_path, 
     assert (
         planning.run_dir(home, planning.Run("cyclegan", "control", 0, "ema")) / "config.json"
     ).is_file()
+
+
+TEXTURED = """
+name = "tiny-textured"
+adapters = ["cyclegan"]
+seeds = [0]
+models = ["standard", "sati-finetune"]
+jobs = 1
+threads_per_job = 1
+
+[data]
+kind = "textured"
+dims = 2
+size = 64
+tile = 32
+n_images = 2
+n_test = 1
+seed = 3
+validation_seed = 5
+n_validation = 1
+
+[train]
+crop = 32
+batch_size = 2
+steps = 2
+device = "cpu"
+
+[train.options.cyclegan]
+ngf = 4
+n_blocks = 1
+ndf = 4
+n_layers = 2
+
+[finetune]
+steps = 1
+
+[inference]
+tile = 32
+overlap = 8
+batch_size = 4
+
+[frontier]
+standard = ["none", "simple@0", "simple@0/dense", "gaussian@75"]
+sati = ["none", "sati@25"]
+"""
+
+
+def test_datasets_with_a_known_truth_are_scored_against_it(tmp_path):
+    path = tmp_path / "textured.toml"
+    path.write_text(TEXTURED)
+    payload = frontier.run_frontier(
+        str(path), cache=tmp_path / "cache", echo=lambda _: None, write=False
+    )
+    rows = {(r["model"], r["method"]): r for r in payload["rows"]}
+    plain = rows[("standard", "simple@0")]
+    assert 0 < plain["mae"] <= 255 and plain["error"] == pytest.approx(plain["mae"] / 255)
+    assert plain["tile_deviation"] >= 0 and plain["seam_score"] > 0
+    assert rows[("standard", "none")]["seam_score"] is None
+    assert rows[("standard", "simple@0/dense")]["cost"] == pytest.approx(2 * plain["cost"])
+    table = frontier.markdown_table(payload["summary"])
+    assert "MAE (0-255) | tile deviation (0-255)" in table
+    (lineage,) = payload["lineages"]["lineages"]
+    assert lineage["sati_method"] == "sati@25" and lineage["chosen_on"] == "validation"
