@@ -21,11 +21,21 @@ from tqdm.auto import tqdm
 import satikit
 from satikit.atomic import atomic_path, read_json, write_json
 from satikit.commands.errors import user_errors
+from satikit.commands.options import INPUT_RANGE
 from satikit.data.datasets import MANIFEST
 from satikit.data.io import list_images, read_image
+from satikit.encoding import from_unit, to_unit
+from satikit.inputs import InputRange, resolve_input_range
 from satikit.metrics import PAPER_VALUE_THRESHOLD, ColourErrorResult, colour_error
 
-__all__ = ["error_overlay", "evaluate", "evaluate_folder", "format_table", "pair_images"]
+__all__ = [
+    "error_overlay",
+    "evaluate",
+    "evaluate_folder",
+    "format_table",
+    "pair_images",
+    "scored_values",
+]
 
 
 def pair_images(
@@ -97,6 +107,7 @@ def evaluate_folder(
     area_threshold: float | None = None,
     png_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    input_range: InputRange = None,
 ) -> dict[str, Any]:
     """Score every prediction in ``pred_dir`` against its labels in ``label_dir``.
 
@@ -110,6 +121,9 @@ def evaluate_folder(
         area_threshold: Override the area / voxel threshold.
         png_dir: If given, write ``<name>.png`` with erroneous objects ringed.
         progress: Show a progress bar (stderr).
+        input_range: The prediction values to read as 0..255, ``(low, high)`` or ``"auto"``
+            (each image's sampled min and max); None: predictions must be uint8, or floats
+            within [0, 1] (read as 0..255); see :mod:`satikit.inputs`.
 
     Returns:
         JSON-ready report: ``images`` (one summary per image, with ``name``), ``total``
@@ -117,7 +131,8 @@ def evaluate_folder(
         settings.
 
     Raises:
-        ValueError: If no file names match, or a pair has mismatching shapes / dtypes.
+        ValueError: If no file names match, a pair has mismatching shapes / dtypes, or a
+            prediction holds values other than uint8 ones without ``input_range``.
     """
     pred_dir, label_dir = Path(pred_dir), Path(label_dir)
     pairs, lonely_preds, lonely_labels = pair_images(pred_dir, label_dir)
@@ -129,7 +144,8 @@ def evaluate_folder(
         Path(png_dir).mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for pred_path, label_path in tqdm(pairs, desc="evaluate", unit="img", disable=not progress):
-        image, labels = read_image(pred_path), read_image(label_path)
+        labels = read_image(label_path)
+        image = scored_values(read_image(pred_path), pred_path.name, labels.ndim, input_range)
         try:
             result: ColourErrorResult = colour_error(
                 image,
@@ -159,6 +175,24 @@ def evaluate_folder(
         "total": _total(rows),
         "unmatched": {"predictions": lonely_preds, "labels": lonely_labels},
     }
+
+
+def scored_values(
+    image: np.ndarray, name: str, dims: int, input_range: InputRange = None
+) -> np.ndarray:
+    """A prediction as the uint8 values the colour error scores: uint8 as it is, floats in
+    [0, 1] times 255, or ``input_range`` mapped onto 0..255 (rounded, clipped).
+
+    Raises:
+        ValueError: another dtype, or floats outside [0, 1], without ``input_range`` (see
+            :func:`satikit.inputs.resolve_input_range`).
+    """
+    in_range = resolve_input_range(
+        image, dims=dims, name=name, expected=np.uint8, given=input_range, reader="evaluate scores"
+    )
+    if in_range is None and image.dtype == np.uint8:
+        return image
+    return from_unit(to_unit(image, in_range), np.uint8)
 
 
 def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -223,6 +257,13 @@ def format_table(report: dict[str, Any]) -> str:
 @click.option(
     "--area-threshold", type=click.FloatRange(min=0), help="Override the area (voxel) threshold."
 )
+@click.option(
+    "--input-range",
+    type=INPUT_RANGE,
+    metavar="LO,HI|auto",
+    help="Prediction values to read as 0..255 (e.g. 0,65535 for uint16 predictions; auto: each "
+    "image's own min and max, from a sample) [default: uint8 as it is, floats in [0, 1]].",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def evaluate(
     pred_dir: Path,
@@ -233,6 +274,7 @@ def evaluate(
     value_threshold: int,
     filter_radius: int | None,
     area_threshold: float | None,
+    input_range: InputRange,
     progress: bool,
 ) -> None:
     """Colour error (paper section II) of predictions in PRED_DIR against LABEL_DIR.
@@ -249,6 +291,7 @@ def evaluate(
             area_threshold=area_threshold,
             png_dir=png_dir,
             progress=progress,
+            input_range=input_range,
         )
     for kind, names in report["unmatched"].items():
         if names:
