@@ -40,10 +40,12 @@ __all__ = [
     "output_array",
     "partial_files",
     "release_pages",
+    "reported_as",
 ]
 
 Transform = Callable[[np.ndarray], np.ndarray]
 TIFF_SUFFIXES = (".tif", ".tiff")
+_UNSUPPORTED = "unsupported output type {suffix!r}; use .tif/.tiff, .zarr or .npy"
 
 
 def release_pages(array: Any) -> None:
@@ -280,6 +282,23 @@ def partial_files(path: str | os.PathLike[str]) -> PartialFiles:
 
 
 @contextmanager
+def reported_as(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Report the OS errors (a full disk, a read-only folder) about the hidden files of the
+    output at ``path`` (its partial files ``.NAME.*``, their temporary files) as errors about
+    ``path``: a user never typed those names."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        yield
+    except OSError as exc:
+        names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
+        hidden = any(p.startswith(prefix) for n in names for p in Path(n).parts)
+        if exc.errno is None or not hidden:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+
+
+@contextmanager
 def output_array(
     path: str | os.PathLike[str],
     shape: Sequence[int],
@@ -319,33 +338,38 @@ def output_array(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
     suffix = path.suffix.lower()
-    resumable = resumable or resume
-    files = partial_files(path) if resumable else None
-    tmp = (
-        files.data if files else path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial{suffix}")
-    )
-    shape = tuple(int(s) for s in shape)
-    dtype = np.dtype(dtype)
-    if files and not (resume and tmp.exists()):
-        files.remove()  # a stale partial of an earlier, interrupted run
-    cleanup = files.remove if files else lambda: _remove(tmp)
-    try:
-        if resume and tmp.exists():
-            array = _reopen(tmp, suffix, shape, dtype)
-        else:
-            array = _create(tmp, suffix, shape, dtype, chunks)
-        yield array
-        if hasattr(array, "flush"):
-            array.flush()
-        del array
-        if path.exists():
-            _remove(path)
-        os.replace(tmp, path)
-        cleanup()
-    except BaseException as exc:
-        if not resumable or isinstance(exc, Exception):  # interrupted: keep it to resume
+    if suffix not in (*TIFF_SUFFIXES, ".zarr", ".npy"):
+        raise ValueError(f"{path}: {_UNSUPPORTED.format(suffix=suffix)}")
+    with reported_as(path):  # errors name path, not its hidden partial files
+        resumable = resumable or resume
+        files = partial_files(path) if resumable else None
+        tmp = (
+            files.data
+            if files
+            else path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial{suffix}")
+        )
+        shape = tuple(int(s) for s in shape)
+        dtype = np.dtype(dtype)
+        if files and not (resume and tmp.exists()):
+            files.remove()  # a stale partial of an earlier, interrupted run
+        cleanup = files.remove if files else lambda: _remove(tmp)
+        try:
+            if resume and tmp.exists():
+                array = _reopen(tmp, suffix, shape, dtype, name=path)
+            else:
+                array = _create(tmp, suffix, shape, dtype, chunks)
+            yield array
+            if hasattr(array, "flush"):
+                array.flush()
+            del array
+            if path.exists():
+                _remove(path)
+            os.replace(tmp, path)
             cleanup()
-        raise
+        except BaseException as exc:
+            if not resumable or isinstance(exc, Exception):  # interrupted: keep it to resume
+                cleanup()
+            raise
 
 
 def open_partial(path: str | os.PathLike[str], shape: Sequence[int], dtype: Any) -> Any:
@@ -359,8 +383,9 @@ def open_partial(path: str | os.PathLike[str], shape: Sequence[int], dtype: Any)
     path = Path(path)
     data = partial_files(path).data
     if not data.exists():
-        raise ValueError(f"{path}: no partial output to write into ({data.name} is missing)")
-    return _reopen(data, path.suffix.lower(), tuple(int(s) for s in shape), np.dtype(dtype))
+        raise ValueError(f"{path}: no partial output to write into (it was removed)")
+    shape = tuple(int(s) for s in shape)
+    return _reopen(data, path.suffix.lower(), shape, np.dtype(dtype), name=path)
 
 
 def _remove(path: Path) -> None:
@@ -368,8 +393,9 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _reopen(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-    """Open a partial output for writing, keeping its contents; it must match shape and dtype."""
+def _reopen(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype, *, name: Path) -> Any:
+    """Open a partial output for writing, keeping its contents; it must match shape and dtype.
+    Messages call it the partial output of ``name`` (the target)."""
     try:
         if suffix in TIFF_SUFFIXES:
             import tifffile
@@ -382,13 +408,22 @@ def _reopen(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype) -> 
         else:
             array = np.lib.format.open_memmap(tmp, mode="r+")
     except Exception as exc:  # a partial damaged by the crash: many reader errors
-        raise ValueError(f"{tmp}: cannot reopen the partial output ({exc})") from None
+        raise ValueError(damaged_partial(name, exc)) from None
     if tuple(array.shape) != shape or np.dtype(array.dtype) != dtype:
         raise ValueError(
-            f"{tmp}: the partial output is {tuple(array.shape)} {np.dtype(array.dtype)}, "
+            f"{name}: its partial output is {tuple(array.shape)} {np.dtype(array.dtype)}, "
             f"expected {shape} {dtype}; translate again without resuming"
         )
     return array
+
+
+def damaged_partial(name: str | os.PathLike[str], exc: Exception) -> str:
+    """The message for the unreadable partial output of ``name`` (its reader's error type
+    only: its text names the hidden file)."""
+    return (
+        f"{name}: the partial output of the interrupted translation cannot be read "
+        f"({type(exc).__name__}); translate again without resuming"
+    )
 
 
 def _create(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype, chunks) -> Any:
@@ -412,6 +447,4 @@ def _create(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype, chu
         return zarr.open_array(str(tmp), mode="w", shape=shape, dtype=dtype, chunks=tuple(chunks))
     if suffix == ".npy":
         return np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-    raise ValueError(
-        f"{tmp.name}: unsupported output type {suffix!r}; use .tif/.tiff, .zarr or .npy"
-    )
+    raise ValueError(_UNSUPPORTED.format(suffix=suffix))

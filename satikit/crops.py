@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from satikit.arrays import ChannelFirst, NamedReads, open_array
-from satikit.encoding import Domain, check_finite, encode
+from satikit.encoding import Domain, check_finite, dtype_range, encode
+from satikit.inputs import format_range, sampled_range
 
 __all__ = ["CropSampler", "infer_dims", "spatial_channels"]
 
@@ -77,8 +78,10 @@ class CropSampler:
         cache_size: how many opened images to keep open.
 
     Raises:
-        ValueError: no images, images of mixed dims/channels, or an image smaller than the crop
-            (the message names the file).
+        ValueError: no images, images of mixed dims/channels/dtypes, an image smaller than the
+            crop, or values the encoding cannot read (a dtype other than uint8, uint16 or
+            float; floats outside [0, 1]; NaN or inf, checked on a sample); the message names
+            the file.
     """
 
     def __init__(
@@ -108,6 +111,33 @@ class CropSampler:
                 raise ValueError(
                     f"{path} has {channels} channels, {self.paths[0]} has {self.channels}"
                 )
+            self._check_values(path)
+
+    def _check_values(self, path: Path) -> None:
+        """Refuse images whose values cannot be read the way the run will record (one dtype
+        per domain: uint8, uint16, or floats within [0, 1], checked on a sample; see
+        :mod:`satikit.inputs`)."""
+        array, domain = self._open(path), self.domain.upper()
+        dtype = np.dtype(array.dtype)
+        if dtype != self.dtype:
+            raise ValueError(
+                f"{path} is {dtype}, {self.paths[0]} is {self.dtype}: the {domain} images must "
+                "share one dtype, so that one value range reads them all (convert them)"
+            )
+        try:
+            dtype_range(dtype)
+        except ValueError:
+            raise ValueError(
+                f"{path}: {dtype} images cannot be trained on; use uint8, uint16 or float "
+                "images in [0, 1]"
+            ) from None
+        seen = sampled_range(NamedReads(array, str(path)), self.dims, str(path))
+        if dtype.kind == "f" and seen is not None and not (0.0 <= seen[0] and seen[1] <= 1.0):
+            raise ValueError(
+                f"{path}: {dtype} values {format_range(*seen)} (sampled), outside [0, 1], where "
+                f"float images are read (1.0 is white); scale the {domain} images to [0, 1], or "
+                "store them as uint8 or uint16"
+            )
 
     def _check(self, path: Path) -> tuple[tuple[int, ...], int]:
         spatial, channels = spatial_channels(self._open(path).shape, self.dims, name=str(path))

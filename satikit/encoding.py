@@ -19,6 +19,7 @@ __all__ = [
     "check_finite",
     "decode",
     "domain_range",
+    "dtype_range",
     "encode",
     "from_unit",
     "to_domain",
@@ -44,22 +45,33 @@ def domain_range(domain: Domain, *, enabled: bool = True) -> tuple[float, float]
     return _RANGES[(domain, bool(enabled))]
 
 
+def dtype_range(dtype: np.dtype | type | str) -> tuple[float, float]:
+    """The values read as black and white for images of ``dtype``: uint8 ``(0, 255)``,
+    uint16 ``(0, 65535)``, float ``(0, 1)``.
+
+    Raises:
+        ValueError: any other dtype (signed integers, bool, ...): its range cannot be inferred.
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return 0.0, 255.0
+    if dtype == np.uint16:
+        return 0.0, 65535.0
+    if np.issubdtype(dtype, np.floating):
+        return 0.0, 1.0
+    raise ValueError(
+        f"cannot infer the value range of dtype {dtype}; pass in_range=(low, high) "
+        "(uint8, uint16 and float in [0, 1] are inferred)"
+    )
+
+
 def _input_range(array: np.ndarray, in_range: tuple[float, float] | None) -> tuple[float, float]:
     if in_range is not None:
         low, high = float(in_range[0]), float(in_range[1])
         if not high > low:
             raise ValueError(f"in_range must be (low, high) with high > low, got {in_range!r}")
         return low, high
-    if array.dtype == np.uint8:
-        return 0.0, 255.0
-    if array.dtype == np.uint16:
-        return 0.0, 65535.0
-    if np.issubdtype(array.dtype, np.floating):
-        return 0.0, 1.0
-    raise ValueError(
-        f"cannot infer the value range of dtype {array.dtype}; pass in_range=(low, high) "
-        "(uint8, uint16 and float in [0, 1] are inferred)"
-    )
+    return dtype_range(array.dtype)
 
 
 def check_finite(block: np.ndarray, where: str) -> np.ndarray:

@@ -28,14 +28,16 @@ from satikit.arrays import (
     open_partial,
     output_array,
     partial_files,
+    reported_as,
 )
 from satikit.atomic import read_json, write_json
 from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
 from satikit.crops import spatial_channels
 from satikit.data.io import list_images
 from satikit.devices import resolve_device
-from satikit.encoding import check_finite, decode, encode
+from satikit.encoding import check_finite, decode, dtype_range, encode
 from satikit.grid import TileGrid
+from satikit.inputs import format_range, resolve_input_range
 from satikit.ome import (
     PyramidOptions,
     open_viewer_partial,
@@ -47,6 +49,9 @@ from satikit.protocols import Adapter
 from satikit.stitching import Pipeline, stitch_on_grid
 
 __all__ = [
+    "OUTPUT_SUFFIXES",
+    "check_target",
+    "describe",
     "open_input",
     "tile_grid",
     "translate_array",
@@ -56,19 +61,34 @@ __all__ = [
 ]
 
 
-def _input_view(raw: Any, config: RunConfig, name: str) -> ChannelFirst:
-    """``(C, *spatial)`` encoded float32 view of an on-disk ``(*spatial[, C])`` X image."""
+def _input_view(
+    raw: Any, config: RunConfig, name: str, input_range: Any = None
+) -> tuple[ChannelFirst, tuple[float, float] | None]:
+    """``(C, *spatial)`` encoded float32 view of an on-disk ``(*spatial[, C])`` X image, and
+    the range of its values mapped onto the run's (None: its dtype's; see
+    :func:`satikit.inputs.resolve_input_range`, which checks a sample of the values against
+    the run's for ``input_range`` None or ``"auto"``).
+
+    Raises:
+        ValueError: channels or dims that do not fit the run; values it was not trained on.
+    """
     dims, encoding = int(config.data.dims), config.encoding
     _, channels = spatial_channels(raw.shape, dims, name=name)
     if channels != config.data.in_channels:
         raise ValueError(
             f"{name} has {channels} channels; the run was trained on {config.data.in_channels}"
         )
-    return ChannelFirst(
+    in_range = resolve_input_range(
+        raw, dims=dims, name=name, expected=config.data.trained_dtype, given=input_range
+    )
+    view = ChannelFirst(
         raw,
         channel_last=len(raw.shape) == dims + 1,
-        transform=lambda block: encode(check_finite(block, name), "x", enabled=encoding),
+        transform=lambda block: encode(
+            check_finite(block, name), "x", enabled=encoding, in_range=in_range
+        ),
     )
+    return view, in_range
 
 
 def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -242,20 +262,24 @@ def translate_array(
               pixel between tile centres (``dense``); see
               :func:`satikit.stitching.stitch`. Tiled strategies only;
             * ``norm_kernel``: ``kernel``: size in tiles or spec such as ``"5:gaussian"``;
-            * ``thumbnail_scale``: ``thumbnail``: thumbnail size / image size, in (0, 1].
+            * ``thumbnail_scale``: ``thumbnail``: thumbnail size / image size, in (0, 1];
+            * ``input_range``: ``(low, high)`` of the input values to map onto the range the
+              run was trained on, or ``"auto"`` (the image's sampled min and max); default:
+              integer images of the run's dtype at their full range, float images on [0, 1]
+              (see :mod:`satikit.inputs`).
 
     Returns:
         translated image ``(*spatial[, C_out])`` in the run's output dtype (no channel axis
         when ``C_out == 1``).
 
     Raises:
-        ValueError: the input's channels or dims do not match the run.
+        ValueError: the input's channels, dims or values do not fit the run.
         TypeError: an unknown setting in ``given``, or both ``settings`` and ``given``.
     """
     if settings is not None and given:
         raise TypeError("pass either resolved settings or settings to resolve, not both")
     settings = settings or config.inference_settings(given)
-    view = _input_view(raw, config, name)
+    view, _ = _input_view(raw, config, name, settings.input_range)
     result = _stitch(adapter, config, view, settings, out=None, device=device, progress=progress)
     _, dtype = _output_layout(config, view.shape[1:])
     image = decode(result, "y", enabled=config.encoding, dtype=dtype)
@@ -336,6 +360,7 @@ def translate_file(
     pyramid_tile: int | None = None,
     compression: str | None = None,
     say: Callable[[str], object] = _stderr,
+    announce: Callable[[str], object] | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
     **given: Any,
@@ -351,6 +376,9 @@ def translate_file(
     used and the engine's resume state, so an interrupted translation (Ctrl-C, a killed process)
     can continue with ``resume=True``; otherwise a stale partial is replaced. ``device``,
     ``progress`` and the inference settings ``given`` are those of :func:`translate_array`.
+    The target is checked (:func:`check_target`) and the input's values against the run's
+    (:func:`satikit.inputs.resolve_input_range`) before any work; errors name ``target``,
+    never its hidden partial files.
 
     Args:
         resume: continue the interrupted translation into ``target`` with the settings it
@@ -361,12 +389,18 @@ def translate_file(
             recorded one when resuming).
         compression: viewer outputs: ``"zlib"`` (default) or ``"none"``.
         say: where notices go (a skipped or replaced output); default: stderr.
+        announce: if given, called with one line (:func:`describe`): the settings resolved
+            for this file and how its values are read.
 
     Raises:
         FileExistsError: ``target`` exists and ``overwrite`` is False.
-        ValueError: ``resume`` with settings (or an input) other than the recorded ones;
+        FileNotFoundError / NotADirectoryError / PermissionError: ``target``'s folder does not
+            exist, is a file, or cannot be written.
+        ValueError: an unsupported output suffix; an input that does not fit the run;
+            ``resume`` with settings (or an input) other than the recorded ones;
             ``pyramid_tile``/``compression`` for a target that is not a viewer output.
     """
+    check_target(target)
     files = partial_files(target)
     if resume and Path(target).exists() and not files.data.exists():
         say(f"{target} is complete; skipped")
@@ -374,15 +408,21 @@ def translate_file(
     if not resume and files.data.exists():
         say(f"replacing the partial output of an interrupted translation into {target}")
     output = _pyramid_options(target, pyramid_tile, compression)
-    view = open_input(config, source)
-    partial = files.data.exists()
     job = _job(config, source, target, given, output, resume)
-    with _output(
-        target, source, view.shape[1:], config, job, overwrite=overwrite, resume=resume
-    ) as sink:
+    run = InferenceSettings.from_dict(job)
+    raw = _open_raw(source)
+    view, in_range = _input_view(raw, config, str(source), run.input_range)
+    if announce is not None:
+        announce(f"{Path(source).name}: {describe(run, config, raw.dtype, in_range)}")
+    partial = files.data.exists()
+    with (
+        reported_as(target),
+        _output(
+            target, source, view.shape[1:], config, job, overwrite=overwrite, resume=resume
+        ) as sink,
+    ):
         write_json(files.settings, job)
         if not (resume and partial and job.get("stitched")):
-            run = InferenceSettings.from_dict(job)
             common = dict(device=device, progress=progress, state_path=files.state)
             _stitch(adapter, config, view, run, out=sink, resume=resume, **common)
             sink.flush()  # the last band is on disk before the marker says so
@@ -390,13 +430,116 @@ def translate_file(
     return Path(target)
 
 
-def open_input(config: RunConfig, source: str | os.PathLike[str]) -> ChannelFirst:
+def _open_raw(source: str | os.PathLike[str]) -> NamedReads:
+    return NamedReads(open_array(source), str(source))
+
+
+def open_input(
+    config: RunConfig, source: str | os.PathLike[str], input_range: Any = None
+) -> ChannelFirst:
     """``source`` opened lazily as the engine's encoded ``(C, *spatial)`` float32 view.
 
+    Args:
+        input_range: as :class:`~satikit.checkpoint.InferenceSettings`'s: ``(low, high)``,
+            ``"auto"`` or None (the values must be those the run was trained on).
+
     Raises:
-        ValueError: unreadable, or its channels do not fit the run.
+        ValueError: unreadable, or its channels, dims or values do not fit the run.
     """
-    return _input_view(NamedReads(open_array(source), str(source)), config, str(source))
+    return _input_view(_open_raw(source), config, str(source), input_range)[0]
+
+
+#: The suffixes of plain array outputs (the viewer outputs: :func:`satikit.ome.viewer_format`).
+OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr", ".npy")
+
+
+def check_target(target: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output satikit cannot write: an unknown suffix, or a folder
+    that does not exist, is a file or cannot be written into.
+
+    Raises:
+        ValueError: an unsupported suffix.
+        FileNotFoundError / NotADirectoryError / PermissionError: the folder's problem.
+    """
+    path = Path(target)
+    suffix = path.suffix.lower()
+    if viewer_format(path) is None and suffix not in OUTPUT_SUFFIXES:
+        kind = f"type {suffix!r}" if suffix else "type (no suffix)"
+        raise ValueError(
+            f"{path}: unsupported output {kind}; use .tif/.tiff, .ome.tif, .zarr, .ome.zarr or .npy"
+        )
+    folder = path.parent
+    if not folder.exists():
+        raise FileNotFoundError(f"{path}: its folder {folder} does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: cannot write into its folder {folder} (permission denied)")
+
+
+def describe(
+    settings: InferenceSettings,
+    config: RunConfig,
+    dtype: Any,
+    in_range: tuple[float, float] | None,
+) -> str:
+    """The settings of a translation (resolved: :meth:`RunConfig.inference_settings`) and how
+    its input's values are read, in one line: what ``satikit translate`` prints per image.
+
+    Args:
+        dtype: the input's dtype.
+        in_range: the input values mapped onto the run's range (None: its dtype's), see
+            :func:`satikit.inputs.resolve_input_range`.
+    """
+    s = settings
+    if s.strategy == "none":
+        parts = ["strategy none (the whole image in one pass)"]
+    else:
+        parts = [f"strategy {s.strategy}", f"tile {_size(s.tile)}", f"overlap {_size(s.overlap)}"]
+        if s.strategy == "sati":
+            parts += [f"margin {_size(s.margin)}", f"seam {s.seam}", f"order {s.order}"]
+        elif s.strategy == "weighted":
+            parts.append(f"window {s.window}")
+        elif any(_sizes(s.overlap)):
+            parts.append(f"seam {s.seam}")
+        parts.append(_statistics(s))
+    if s.style_ref is not None:
+        parts.append(f"style of {s.style_ref}")
+    elif s.style_seed is not None:
+        parts.append(f"style seed {s.style_seed}")
+    return ", ".join(parts) + "; " + _values(config, np.dtype(dtype), in_range, s.input_range)
+
+
+def _sizes(value: Any) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),)
+
+
+def _size(value: Any) -> str:
+    """A size as the CLI spells it: ``128``, or ``128,64`` per dim."""
+    sizes = _sizes(value)
+    return str(sizes[0]) if len(set(sizes)) == 1 else ",".join(map(str, sizes))
+
+
+def _statistics(s: InferenceSettings) -> str:
+    if s.norm == "thumbnail":
+        return f"norm thumbnail (scale {s.thumbnail_scale:g})"
+    if s.norm == "kernel":
+        return f"norm kernel ({s.norm_kernel})"
+    return "norm tile (each tile's own statistics)"
+
+
+def _values(
+    config: RunConfig, dtype: np.dtype, in_range: tuple[float, float] | None, given: Any
+) -> str:
+    """How the input's values are read: ``input uint8 0..255, as trained``."""
+    trained = f"{config.data.trained_dtype} {format_range(*config.data.trained_range)}"
+    if in_range is not None:
+        option = "--input-range auto" if given == "auto" else "--input-range"
+        return f"input {dtype} {format_range(*in_range)} ({option}) read as {trained}"
+    seen = f"input {dtype} {format_range(*dtype_range(dtype))}"
+    if dtype == np.dtype(config.data.trained_dtype):
+        return f"{seen}, as trained"
+    return f"{seen} read as {trained}"
 
 
 def _pyramid_options(
@@ -453,8 +596,11 @@ _PYRAMID_FIELDS = (("tile", "pyramid_tile"), ("compression", "compression"))
 
 
 def _option(value: Any) -> str:
-    """A setting as the CLI spells it (``[32, 32]`` -> ``32,32``)."""
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    """A setting as the CLI spells it (``[32, 32]`` -> ``32,32``, ``[0.0, 1000.0]`` ->
+    ``0,1000``)."""
+    if isinstance(value, list):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return str(value)
 
 
 def _recorded(
@@ -534,11 +680,14 @@ def translate_path(
     Raises:
         FileNotFoundError: ``source`` does not exist or ``run_dir`` holds no run.
         FileExistsError: an output exists and ``overwrite`` is False.
-        ValueError: a folder holds no TIFF, or an input does not fit the run.
+        ValueError: a folder holds no TIFF, an input does not fit the run, or an output's
+            suffix is unsupported (checked first, with its folder: :func:`check_target`).
     """
+    pairs = translation_pairs(source, target)
+    for _, dst in pairs:
+        check_target(dst)
     torch_device = resolve_device(device or "auto")
     adapter, config = load_adapter(run_dir, device=torch_device)
-    pairs = translation_pairs(source, target)
     return [
         translate_file(
             adapter, config, src, dst, device=torch_device, overwrite=overwrite, **kwargs

@@ -42,7 +42,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from satikit.arrays import partial_files
+from satikit.arrays import partial_files, reported_as
 from satikit.atomic import write_json
 from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
 from satikit.comm import Comm
@@ -53,10 +53,14 @@ from satikit.stitching.pipeline import saved_band
 from satikit.stitching.statistics import CACHING_NORMS, NormSettings
 from satikit.translate import (
     _attach,
+    _input_view,
     _job,
+    _open_raw,
     _output,
     _pyramid_options,
     _stitch,
+    check_target,
+    describe,
     open_input,
     tile_grid,
     translate_file,
@@ -133,6 +137,8 @@ def translate_path_distributed(
     def prepare() -> list[tuple[Path, Path]]:  # rank 0 first, so a bad run is refused once
         loaded.append(load_adapter(run_dir, device=torch_device))
         pairs = translation_pairs(source, target)
+        for _, dst in pairs:
+            check_target(dst)
         if not (overwrite or resume):
             for _, dst in pairs:
                 if dst.exists():
@@ -164,6 +170,7 @@ def _translate_image(
     overwrite: bool,
     resume: bool,
     say: Callable[[str], object],
+    announce: Callable[[str], object] | None = None,
     pyramid_tile: int | None = None,
     compression: str | None = None,
     device: Any = None,
@@ -181,10 +188,16 @@ def _translate_image(
             if not resume and files.data.exists():
                 say(f"replacing the partial output of an interrupted translation into {target}")
             output = _pyramid_options(target, pyramid_tile, compression)
-            spatial = open_input(config, source).shape[1:]  # a bad input is refused once
-            partial = files.data.exists()
             job = _job(config, source, target, given, output, resume)
+            run = InferenceSettings.from_dict(job)
+            raw = _open_raw(source)
+            view, in_range = _input_view(raw, config, str(source), run.input_range)
+            spatial = view.shape[1:]  # a bad input is refused once
+            if announce is not None:
+                announce(f"{source.name}: {describe(run, config, raw.dtype, in_range)}")
+            partial = files.data.exists()
             _check_job(spatial, job)
+            stack.enter_context(reported_as(target))
             stack.enter_context(
                 _output(target, source, spatial, config, job, overwrite=overwrite, resume=resume)
             )
@@ -199,9 +212,9 @@ def _translate_image(
         plan = comm.share(prepare)
         if plan is None:
             return target
-        view = open_input(config, source)
-        spatial = view.shape[1:]
         job = plan["job"]
+        view = open_input(config, source, job.get("input_range"))
+        spatial = view.shape[1:]
         if not plan["stitched"]:
             sink = _attach(target, spatial, config)  # every rank: its own handle on the output
             run = InferenceSettings.from_dict(job)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 import satikit.arrays
 import satikit.checkpoint.files
+import satikit.translate
 from satikit.checkpoint import load_adapter, load_config
 from satikit.cli import cli
 from satikit.data.io import write_image
@@ -39,13 +40,27 @@ class Paths:
             "--quiet", *options, *extra,
         ]  # fmt: skip
 
-    def translate(self, source: str = "test.tif", *extra: str, run: Path | None = None):
+    def translate(
+        self, source: str = "test.tif", *extra: str, run: Path | None = None, out: str = "out.tif"
+    ):
         run = run or self.run
-        return ["translate", str(run), str(self.data / source), str(self.tmp / "out.tif"), *extra]
+        return ["translate", str(run), str(self.data / source), str(self.tmp / out), *extra]
+
+    def evaluate(self, predictions: str, *extra: str) -> list[str]:
+        return ["evaluate", str(self.data / predictions), str(self.data / "labels"),
+                "--json", str(self.tmp / "report.json"), "--no-progress", *extra]  # fmt: skip
 
     def copied_run(self) -> Path:
         """A copy of the trained run this test may damage."""
         return Path(shutil.copytree(self.run, self.tmp / "run"))
+
+
+def spread(image: np.ndarray, low: float, high: float, dtype) -> np.ndarray:
+    """``image`` as ``dtype`` with ``low`` and ``high`` among its first pixels (so the sample
+    that the value checks read sees exactly that range)."""
+    image = image.astype(dtype)
+    image.flat[:2] = low, high
+    return image
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +74,18 @@ def shared(tmp_path_factory) -> tuple[Path, Path]:
         "test.tif": rng.integers(0, 256, (40, 40, 3), np.uint8),
         "grey.tif": rng.integers(0, 256, (40, 40), np.uint8),
         "volume.tif": rng.integers(0, 256, (8, 40, 40, 3), np.uint8),
+    }
+    images |= {
+        "float1000.tif": spread(rng.random((40, 40, 3)) * 1000, 0, 1000, np.float32),
+        "uint16.tif": spread(rng.integers(0, 4096, (40, 40, 3)), 0, 4095, np.uint16),
+        "int16.tif": spread(rng.integers(-100, 100, (40, 40, 3)), -100, 99, np.int16),
+        "constant.tif": np.full((40, 40, 3), 7, np.uint16),
+        "float1000/a.tif": spread(rng.random((32, 32, 3)) * 1000, 0, 1000, np.float32),
+        "mixed/a.tif": rng.integers(0, 256, (32, 32, 3), np.uint8),
+        "mixed/b.tif": rng.integers(0, 4096, (32, 32, 3), np.uint16),
+        "int16/a.tif": rng.integers(-100, 100, (32, 32, 3), np.int16),
+        "labels/a.tif": np.repeat(np.arange(4, dtype=np.uint16), 256).reshape(32, 32),
+        "predictions16/a.tif": rng.integers(0, 65536, (32, 32, 3), np.uint16),
     }
     for name, value in (("nan", np.nan), ("inf", np.inf)):
         image = rng.random((16, 16, 3)).astype(np.float32)
@@ -126,6 +153,37 @@ def tampered_state(p: Paths) -> list[str]:
 def existing_output(p: Paths) -> list[str]:
     (p.tmp / "out.tif").write_bytes(b"keep me")
     return p.translate()
+
+
+def into_a_file(p: Paths) -> list[str]:
+    (p.tmp / "file").write_bytes(b"")
+    return p.translate(out="file/out.tif")
+
+
+def read_only_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output folder cannot be written (as root, permissions do not stop writes)."""
+    import os
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.W_OK and real(path, mode))
+
+
+def damaged_partial(p: Paths) -> list[str]:
+    (p.tmp / ".out.tif.partial.tif").write_bytes(b"not a tiff " * 10)
+    return p.translate("test.tif", "--resume")
+
+
+def disk_full_on(owner: object, name: str) -> Callable[[pytest.MonkeyPatch], None]:
+    """Make ``owner.name(path, ...)`` raise ENOSPC naming the file it was given, as the OS
+    does (here: one of the output's hidden partial files)."""
+
+    def patch(monkeypatch: pytest.MonkeyPatch) -> None:
+        def full(path, *args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+        monkeypatch.setattr(owner, name, full)
+
+    return patch
 
 
 def existing_run(p: Paths) -> list[str]:
@@ -223,6 +281,66 @@ CASES: dict[str, Case] = {
     # existing outputs
     "translate onto an existing file": Case(existing_output, "exists"),
     "train into an existing run": Case(existing_run, "already holds a run"),
+    # values the run was not trained on
+    "translate float32 0..1000": Case(
+        lambda p: p.translate("float1000.tif"),
+        "float32 values 0..1000 (sampled), outside [0, 1], where float images are read (1.0 is "
+        "white: 255 in the uint8 images the run was trained on); pass --input-range LO,HI to map "
+        "[LO, HI] to 0..255 (e.g. --input-range 0,1000,",
+    ),
+    "translate uint16": Case(
+        lambda p: p.translate("uint16.tif"),
+        "uint16 values 0..4095 (sampled), but the run was trained on uint8 images (0..255); pass "
+        "--input-range LO,HI to map [LO, HI] to 0..255 (e.g. --input-range 0,4095,",
+    ),
+    "translate int16": Case(lambda p: p.translate("int16.tif"), "int16 values -100..99"),
+    "translate --input-range 5,1": Case(
+        lambda p: p.translate("test.tif", "--input-range", "5,1"),
+        "Invalid value for '--input-range': expected LO,HI (two numbers, LO < HI) or auto",
+    ),
+    "translate --input-range auto of one value": Case(
+        lambda p: p.translate("constant.tif", "--input-range", "auto"),
+        "--input-range auto found only the value 7 in its sample",
+    ),
+    "train on float32 0..1000": Case(
+        lambda p: p.train(x="float1000"), "float32 values 0..1000 (sampled), outside [0, 1]"
+    ),
+    "train on mixed dtypes": Case(lambda p: p.train(x="mixed"), "must share one dtype"),
+    "train on int16": Case(lambda p: p.train(x="int16"), "int16 images cannot be trained on"),
+    "evaluate uint16 predictions": Case(
+        lambda p: p.evaluate("predictions16"),
+        "but evaluate scores uint8 images (0..255); pass --input-range LO,HI",
+    ),
+    # the output path, as typed
+    "translate into .png": Case(
+        lambda p: p.translate(out="out.png"),
+        "out.png: unsupported output type '.png'; use .tif/.tiff, .ome.tif, .zarr, .ome.zarr",
+    ),
+    "translate into a name without suffix": Case(
+        lambda p: p.translate(out="out"), "out: unsupported output type (no suffix)"
+    ),
+    "translate into a missing folder": Case(
+        lambda p: p.translate(out="nonexist/dir/out.tif"),
+        "nonexist/dir/out.tif: its folder ",  # ... /nonexist/dir does not exist
+    ),
+    "translate into a file's folder": Case(into_a_file, "file/out.tif: "),
+    "translate into a read-only folder": Case(
+        lambda p: p.translate(), "cannot write into its folder", read_only_folder
+    ),
+    "translate resuming a damaged partial output": Case(
+        damaged_partial,
+        "out.tif: the partial output of the interrupted translation cannot be read",
+    ),
+    "disk full creating the output": Case(
+        lambda p: p.translate(),
+        "No space left on device: ",  # + the output the user typed (checked below)
+        disk_full_on(satikit.arrays, "_create"),
+    ),
+    "disk full writing the settings beside the output": Case(
+        lambda p: p.translate(),
+        "No space left on device: ",
+        disk_full_on(satikit.translate, "write_json"),
+    ),
     # full disk
     "disk full while translating": Case(
         lambda p: p.translate(), "No space left on device", disk_full(*WRITE_TILE)
@@ -247,6 +365,14 @@ def test_bad_input_gives_one_clear_line(shared, tmp_path, monkeypatch, name):
     assert "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and case.message in errors[0], result.output
+    # names what the user typed, never a hidden temporary file
+    assert ".partial" not in result.output and ".resume." not in result.output, errors
+    if args[0] == "translate":
+        target = Path(args[3])
+        if case.message == "No space left on device: ":  # the OS named a file: which one
+            assert errors[0].split("No space left on device: ")[1].startswith(f"{target} ")
+        if target.parent.is_dir():
+            assert not [p.name for p in target.parent.iterdir() if p.name.startswith(".")]
 
 
 def test_full_disk_leaves_no_partial_output(shared, tmp_path, monkeypatch):

@@ -1,12 +1,17 @@
 """Fuzz the engine's arguments: every valid combination works (an identity generator gives the
 input back), every invalid one fails with a clear ValueError, and which is which follows the
-documented rules (:func:`satikit.stitching.stitch`, :meth:`satikit.grid.TileGrid.create`)."""
+documented rules (:func:`satikit.stitching.stitch`, :meth:`satikit.grid.TileGrid.create`).
+Fuzz ``satikit translate`` the same way over its options and inputs (dtypes, value ranges,
+shapes, file types): a complete output, or one line and nothing left behind."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from satikit.stitching import stitch
@@ -122,3 +127,188 @@ def test_non_finite_input_is_named_as_the_problem(strategy, bad):
     image[0, 13, 7] = bad
     with pytest.raises(ValueError, match="image contains non-finite"):
         stitch(image, lambda t: t, tile=8, overlap=2, strategy=strategy)
+
+
+# -- satikit translate: options and inputs ---------------------------------------------------
+#: What the fuzzed run records: tile 32, overlap 8 (weighted; simple tiles side by side).
+RUN_TILE, RUN_OVERLAP = 32, 8
+GOOD_OUTPUTS = (".tif", ".tiff", ".npy", ".zarr", ".ome.tif", ".ome.zarr")
+
+
+@pytest.fixture(scope="module")
+def fuzz_run(tmp_path_factory):
+    """An untrained RGB CycleGAN (the tiny test options) saved as a run: weighted, tile 32,
+    overlap 8, trained on uint8 images."""
+    from satikit_cyclegan.plugin import TEST_OPTIONS
+
+    from satikit.checkpoint import load_config, save_as_run
+    from satikit.plugins import create_adapter
+
+    adapter = create_adapter("cyclegan", dims=2, in_channels=3, out_channels=3, **TEST_OPTIONS)
+    run = save_as_run(adapter, tmp_path_factory.mktemp("fuzz") / "run", in_channels=3,
+                      out_channels=3, crop=16)  # fmt: skip
+    settings = load_config(run).run_inference
+    assert (settings.tile, settings.overlap) == ((RUN_TILE,) * 2, (RUN_OVERLAP,) * 2)
+    return run
+
+
+def _mostly(good, *bad, one_in: int = 8):
+    """``good`` (or one of several), but about one draw in ``one_in`` one of ``bad``."""
+    good = good if isinstance(good, list) else [good]
+    return st.sampled_from([*good * max(1, (one_in - 1) * len(bad) // len(good)), *bad])
+
+
+@st.composite
+def translations(draw):
+    """An input image (dtype, values, shape, file type), an output path and options, each
+    mostly valid so that the valid combinations are drawn often."""
+    dtype = draw(_mostly("uint8", "uint16", "int16", "float32", "float64", "bool", one_in=2))
+    case = {
+        "dtype": dtype,
+        "values": draw(_mostly("0,1", "0,1000", "-1,1", "constant", one_in=3)),
+        "spatial": (draw(st.integers(1, 40)), draw(st.integers(1, 40))),
+        "layout": draw(_mostly("rgb", "grey", "one", "rgba", "volume")),
+        "source": draw(st.sampled_from([".tif", ".npy"])),
+        "target": draw(_mostly(list(GOOD_OUTPUTS), ".png", "", ".jpg")),
+        "missing_folder": draw(_mostly(False, True)),
+        "quiet": draw(st.booleans()),
+    }
+    sizes = _mostly([8, 12, 16, 24, 32, 40], *range(1, 41), one_in=3)
+    options = {
+        "strategy": st.sampled_from(["none", "simple", "weighted", "sati"]),
+        "tile": sizes,
+        "overlap": st.integers(0, 20),
+        "margin": st.integers(0, 6),
+        "input-range": _mostly(["auto", "0,1000", "0,1"], "5,1", "a,b", one_in=4),
+        "norm": st.sampled_from(["tile", "thumbnail", "kernel"]),
+        "seam": st.sampled_from(["middle", "start"]),
+        "batch-size": st.integers(1, 3),
+    }
+    case["options"] = {
+        name: draw(values) for name, values in options.items() if draw(st.integers(0, 2)) == 0
+    }
+    return case
+
+
+def _image(case) -> np.ndarray:
+    h, w = case["spatial"]
+    shape = {"rgb": (h, w, 3), "grey": (h, w), "one": (h, w, 1), "rgba": (h, w, 4),
+             "volume": (4, h, w, 3)}[case["layout"]]  # fmt: skip
+    rng = np.random.default_rng(0)
+    dtype = np.dtype(case["dtype"])
+    if case["values"] == "constant":
+        return np.zeros(shape, dtype)
+    if dtype.kind == "f":
+        low, high = map(float, case["values"].split(","))
+        return (low + rng.random(shape) * (high - low)).astype(dtype)
+    if dtype.kind == "b":
+        return rng.random(shape) > 0.5
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+
+
+def _expected_errors(case, image: np.ndarray) -> list[str] | None:
+    """What ``satikit translate`` must say, in the order it checks (the option, the output
+    path, the input's layout and values, the settings, the network's sizes): one of these
+    substrings, or None where it must succeed."""
+    from satikit.stitching.thumbnail import thumbnail_shape
+
+    given = case["options"]
+    value_range = given.get("input-range")
+    if value_range in ("5,1", "a,b"):
+        return ["Invalid value for '--input-range'"]
+    if case["target"] not in GOOD_OUTPUTS:
+        return ["unsupported output type"]
+    if case["missing_folder"]:
+        return ["does not exist"]
+    if case["layout"] == "volume":
+        return ["expected 2 spatial axes"]
+    if case["layout"] != "rgb":
+        return ["channels; the run was trained on 3"]
+    kind, low, high = image.dtype.kind, float(image.min()), float(image.max())
+    if value_range is None and not (
+        image.dtype == np.uint8 or (kind == "f" and 0 <= low <= high <= 1)
+    ):
+        return ["--input-range LO,HI"]
+    if value_range == "auto" and low == high:
+        return ["found only the value"]
+    strategy, norm = given.get("strategy", "weighted"), given.get("norm", "tile")
+    if strategy == "none":
+        if norm != "tile":
+            return ["shares statistics between tiles"]
+        padded = [-(-s // 4) * 4 for s in case["spatial"]]
+        return ["ResnetGenerator needs"] if min(padded) < 8 else None
+    tile = given.get("tile", RUN_TILE)
+    overlap = given.get("overlap", 0 if strategy == "simple" else RUN_OVERLAP)
+    margin = given.get("margin", 0)
+    if overlap >= tile:
+        return ["overlap must be smaller than the tile"]
+    if margin and strategy != "sati":
+        return ["margin is a SATI setting"]
+    if strategy == "sati" and 2 * (overlap + margin) >= tile:
+        return ["SATI needs tile > 2 x"]
+    network = []
+    if norm == "thumbnail" and min(thumbnail_shape(case["spatial"], 0.25, 4)) < 8:
+        network.append("thumbnail (scale 0.25): ResnetGenerator needs")
+    if tile % 4 or tile < 8:
+        network.append("ResnetGenerator needs")
+    return network or None
+
+
+def _read_output(path: Path) -> np.ndarray:
+    import tifffile
+    import zarr
+
+    if path.name.endswith(".ome.zarr"):
+        return np.asarray(zarr.open_group(str(path), mode="r")["0"])
+    if path.suffix == ".zarr":
+        return np.asarray(zarr.open_array(str(path), mode="r"))
+    if path.suffix == ".npy":
+        return np.load(path)
+    return tifffile.imread(path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=translations())
+def test_translate_succeeds_completely_or_fails_with_one_line(fuzz_run, case):
+    """Every combination either writes a complete output (readable, the input's size in RGB
+    uint8) or fails with one line naming the problem and leaves nothing behind; which one,
+    and why, follows the documented rules."""
+    import tifffile
+    from click.testing import CliRunner
+
+    from satikit.cli import cli
+
+    image = _image(case)
+    expected = _expected_errors(case, image)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "out"
+        folder.mkdir()
+        source = Path(tmp) / f"in{case['source']}"
+        if case["source"] == ".npy":
+            np.save(source, image)
+        else:
+            rgb = image.shape[-1] == 3 and image.ndim > 2
+            tifffile.imwrite(source, image, photometric="rgb" if rgb else "minisblack")
+        target = (folder / "missing" if case["missing_folder"] else folder) / f"out{case['target']}"
+        args = ["translate", str(fuzz_run), str(source), str(target), "--device", "cpu"]
+        for name, value in case["options"].items():
+            args += [f"--{name}", str(value)]
+        result = CliRunner().invoke(cli, [*args, *(["--quiet"] if case["quiet"] else [])])
+        left = sorted(p.name for p in folder.iterdir() if p.name != target.name)
+        event("translated" if result.exit_code == 0 else f"refused: {(expected or ['?'])[0]}")
+        if result.exit_code == 0:
+            assert expected is None, (expected, result.output)
+            output = _read_output(target)
+            assert output.dtype == np.uint8 and sorted(output.shape) == sorted(
+                (*case["spatial"], 3)
+            )
+            assert left == [], left  # no partial or sidecar file left
+            assert ("strategy " in result.output) is not case["quiet"], result.output
+            return
+    assert isinstance(result.exception, SystemExit), result.output  # no traceback
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert expected is not None and any(text in errors[0] for text in expected), (expected, errors)
+    assert not target.exists() and left == [], left
+    assert ".partial" not in errors[0] and f"/.{target.name}" not in errors[0]

@@ -344,3 +344,24 @@ def test_resumable_output_is_removed_on_errors_and_checked_on_resume(tmp_path):
     with pytest.raises(ValueError, match="without resuming"):
         with output_array(target, (5, 4), np.uint8, resume=True):
             pass
+
+
+def test_cli_resume_keeps_the_input_range_it_started_with(trained, tmp_path, monkeypatch):
+    options = ("--input-range", "0,510")  # uint8 values read at half their brightness
+    assert translate(trained, "big/a.tif", tmp_path / "ref.tif", *options).exit_code == 0
+    target = tmp_path / "out.tif"
+    interrupt_after(monkeypatch, 2)
+    assert translate(trained, "big/a.tif", target, *options).exit_code == 1
+    monkeypatch.undo()
+    result = translate(trained, "big/a.tif", target, "--resume", "--input-range", "0,255")
+    assert result.exit_code == 2, result.output
+    assert "--input-range 0,255 (it used 0,510)" in result.output
+    assert translate(trained, "big/a.tif", target, "--resume").exit_code == 0
+    np.testing.assert_array_equal(read(target), read(tmp_path / "ref.tif"))
+    assert not np.array_equal(read(target), read_plain(trained, tmp_path))
+
+
+def read_plain(root: Path, tmp_path: Path) -> np.ndarray:
+    """``big/a.tif`` translated without an input range (its uint8 values as they are)."""
+    assert translate(root, "big/a.tif", tmp_path / "plain.tif").exit_code == 0
+    return read(tmp_path / "plain.tif")

@@ -118,6 +118,43 @@ def test_inference_settings_resolve_defaults_then_recorded_then_given() -> None:
     assert given.differences(plain, ["strategy", "seam"]) == ["strategy"]
 
 
+def test_simple_tiles_side_by_side_unless_an_overlap_is_given() -> None:
+    run = InferenceSettings("weighted", (128, 128), (96, 96))  # the shipped standard run's
+    assert InferenceSettings.resolve(run, {"strategy": "simple"}).overlap == 0  # paper's simple
+    assert InferenceSettings.resolve(run, {"strategy": "simple", "overlap": 8}).overlap == 8
+    assert InferenceSettings.resolve(run).overlap == (96, 96)
+    assert InferenceSettings.resolve(run, {"strategy": "sati"}).overlap == (96, 96)
+    recorded_simple = InferenceSettings("simple", 64, 16)
+    assert InferenceSettings.resolve(recorded_simple).overlap == 0
+
+
+def test_the_input_range_is_a_setting_in_its_cli_spelling() -> None:
+    assert InferenceSettings(input_range="0,1000").input_range == (0.0, 1000.0)
+    assert InferenceSettings(input_range=[0, 1]).to_dict(["input_range"]) == {
+        "input_range": [0.0, 1.0]
+    }
+    assert InferenceSettings.from_dict({"input_range": "auto"}).input_range == "auto"
+    with pytest.raises(ValueError, match="LO,HI"):
+        InferenceSettings(input_range="1,0")
+
+
+def test_a_run_records_the_values_it_was_trained_on(tiny_xy, tmp_path: Path) -> None:
+    shipped = RunConfig.from_dict(json.loads((DATA / "run-config-v1-shipped.json").read_text()))
+    assert shipped.data.input_dtype is None  # it predates the field: inferred
+    assert (shipped.data.trained_dtype, shipped.data.trained_range) == ("uint8", (0.0, 255.0))
+    sixteen = RunConfig().resolved(
+        options={}, plugin="p", plugin_version="1", channels=(1, 3), output_dtype="uint8",
+        world_size=1, version="v", input_dtype="uint16",
+    )  # fmt: skip
+    assert sixteen.to_dict()["data"]["input_dtype"] == "uint16"
+    assert sixteen.to_dict()["data"]["input_range"] == [0.0, 65535.0]
+    assert RunConfig.from_dict(sixteen.to_dict()).data == sixteen.data
+    result = _train(tiny_xy("--out", str(tmp_path / "run"), "--no-sati"))
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert (data["input_dtype"], data["input_range"]) == ("uint8", [0.0, 255.0])
+
+
 def _train(args: list[str]):
     return CliRunner().invoke(cli, args)
 

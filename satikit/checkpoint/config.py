@@ -166,6 +166,10 @@ class DataSpec:
         dims: spatial dimensions.
         in_channels / out_channels: channels of X / Y images (None until the data is read).
         x / y: the training folders or files (None: not recorded, e.g. a shipped model).
+        input_dtype: dtype of the X training images (None: not recorded, a run older than
+            this field; :attr:`trained_dtype` infers it).
+        input_range: the X values read as black and white, ``(low, high)``: 0..255 for
+            uint8, 0..65535 for uint16, 0..1 for floats (None: from the dtype).
         output_dtype: dtype of translated images (that of the Y training images).
     """
 
@@ -174,7 +178,29 @@ class DataSpec:
     out_channels: int | None = None
     x: tuple[str, ...] | None = None
     y: tuple[str, ...] | None = None
+    input_dtype: str | None = None
+    input_range: tuple[float, float] | None = None
     output_dtype: str = "uint8"
+
+    def __post_init__(self) -> None:
+        if self.input_range is not None:
+            low, high = (float(v) for v in self.input_range)
+            object.__setattr__(self, "input_range", (low, high))
+
+    @property
+    def trained_dtype(self) -> str:
+        """The dtype of the X images the run was trained on; a run that predates
+        :attr:`input_dtype` trained on X images of its output dtype (the shipped runs and
+        the circle benchmarks: uint8)."""
+        return self.input_dtype if self.input_dtype is not None else self.output_dtype
+
+    @property
+    def trained_range(self) -> tuple[float, float]:
+        """The X values the run read as black and white (:attr:`input_range`, else those of
+        :attr:`trained_dtype`, see :func:`satikit.encoding.dtype_range`)."""
+        from satikit.encoding import dtype_range
+
+        return self.input_range or dtype_range(self.trained_dtype)
 
 
 @dataclass(frozen=True)
@@ -255,6 +281,10 @@ class InferenceSettings:
         window: ``weighted``'s blending window, ``gaussian`` or ``pyramid``.
         style_seed / style_ref: one style for every tile (adapters with styles).
         norm / norm_kernel / thumbnail_scale: where instance norms take their statistics.
+        input_range: the input values to map onto the range the run was trained on,
+            ``(low, high)``, ``"auto"`` (each image's sampled min and max) or None (integer
+            images of the run's dtype at their full range, floats on [0, 1]); see
+            :mod:`satikit.inputs`.
     """
 
     strategy: str | None = None
@@ -270,6 +300,7 @@ class InferenceSettings:
     norm: str = "tile"
     norm_kernel: Any = 3
     thumbnail_scale: float = 0.25
+    input_range: Any = None
 
     #: What a run's ``config.json`` records (the rest always start from the defaults).
     RUN_FIELDS = ("strategy", "tile", "overlap", "margin")
@@ -279,6 +310,9 @@ class InferenceSettings:
             object.__setattr__(self, key, _sizes(getattr(self, key)))
         if self.style_ref is not None:
             object.__setattr__(self, "style_ref", str(self.style_ref))
+        from satikit.inputs import parse_input_range
+
+        object.__setattr__(self, "input_range", parse_input_range(self.input_range))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -306,7 +340,9 @@ class InferenceSettings:
     ) -> InferenceSettings:
         """The settings of one translation: the defaults, then what the ``run`` recorded
         (strategy, tile, overlap; a margin only for ``sati``, else 0), then ``given`` (a
-        ``None`` value counts as not given). ``norm_kernel`` takes its canonical spelling.
+        ``None`` value counts as not given). ``simple`` tiling without a given overlap has
+        none (tiles side by side, the paper's simple tiling): the run's overlap is that of its
+        weighted or SATI tiling. ``norm_kernel`` takes its canonical spelling.
 
         Raises:
             TypeError: a name in ``given`` that is no setting.
@@ -321,6 +357,8 @@ class InferenceSettings:
         chosen = {k: v for k, v in given.items() if v is not None}
         settings = replace(cls(), **{k: getattr(run, k) for k in ("strategy", "tile", "overlap")})
         settings = replace(settings, **chosen)
+        if settings.strategy == "simple" and "overlap" not in chosen:
+            settings = replace(settings, overlap=0)
         if settings.margin is None:
             recorded = run.margin if run.margin is not None else 0
             settings = replace(settings, margin=recorded if settings.strategy == "sati" else 0)
@@ -427,6 +465,7 @@ class RunConfig:
         output_dtype: str,
         world_size: int,
         version: str,
+        input_dtype: str | None = None,
     ) -> RunConfig:
         """This config with every derived field filled in, as a trainer stores it.
 
@@ -435,12 +474,17 @@ class RunConfig:
             plugin / plugin_version: who registered the adapter.
             channels: X and Y channels of the data (None: no data yet).
             output_dtype: dtype of the Y images.
+            input_dtype: dtype of the X images (None: the config's, if any; see
+                :attr:`DataSpec.trained_dtype`); the run records it with its range.
             world_size: training processes.
             version: the satikit version.
 
         Raises:
             ValueError: a bad crop or SATI overlap for it.
         """
+        from satikit.encoding import dtype_range
+
+        input_dtype = input_dtype if input_dtype is not None else self.data.input_dtype
         crop = self.crop
         sati = self.sati.resolve(crop)
         return replace(
@@ -454,6 +498,8 @@ class RunConfig:
                 out_channels=channels[1],
                 x=self.data.x if self.data.x is not None else (),
                 y=self.data.y if self.data.y is not None else (),
+                input_dtype=input_dtype,
+                input_range=None if input_dtype is None else dtype_range(input_dtype),
                 output_dtype=output_dtype,
             ),
             sati=sati,
@@ -483,6 +529,10 @@ class RunConfig:
         for key in ("x", "y"):
             if getattr(self.data, key) is not None:
                 data[key] = list(getattr(self.data, key))
+        if self.data.input_dtype is not None:  # runs without one keep their stored form
+            data["input_dtype"] = self.data.input_dtype
+        if self.data.input_range is not None:
+            data["input_range"] = list(self.data.input_range)
         data["output_dtype"] = self.data.output_dtype
         out: dict[str, Any] = {
             "format": FORMAT,

@@ -176,6 +176,7 @@ def save_as_run(
         plugin_version=info.version,
         channels=(int(in_channels), int(out_channels)),
         output_dtype="uint8",
+        input_dtype="uint8",  # the convention of the GANs' reference code: 8-bit images
         world_size=1,
         version=__version__,
     )

@@ -31,9 +31,12 @@ from tqdm.auto import tqdm
 import satikit
 from satikit.atomic import atomic_path, read_json, write_json
 from satikit.commands.errors import user_errors
+from satikit.commands.options import INPUT_RANGE
 from satikit.data.datasets import MANIFEST, TRUTH_KINDS
 from satikit.data.io import list_images, read_image
+from satikit.encoding import from_unit, to_unit
 from satikit.grid import TileGrid
+from satikit.inputs import InputRange, resolve_input_range
 from satikit.metrics import (
     PAPER_VALUE_THRESHOLD,
     ColourErrorResult,
@@ -54,6 +57,7 @@ __all__ = [
     "format_table",
     "format_truth_table",
     "pair_images",
+    "scored_values",
     "truth_scores",
 ]
 
@@ -168,6 +172,7 @@ def evaluate_folder(
     area_threshold: float | None = None,
     png_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    input_range: InputRange = None,
 ) -> dict[str, Any]:
     """Score every prediction in ``pred_dir`` against its labels in ``label_dir``.
 
@@ -181,6 +186,9 @@ def evaluate_folder(
         area_threshold: Override the area / voxel threshold.
         png_dir: If given, write ``<name>.png`` with erroneous objects ringed.
         progress: Show a progress bar (stderr).
+        input_range: The prediction values to read as 0..255, ``(low, high)`` or ``"auto"``
+            (each image's sampled min and max); None: predictions must be uint8, or floats
+            within [0, 1] (read as 0..255); see :mod:`satikit.inputs`.
 
     Returns:
         JSON-ready report: ``images`` (one summary per image, with ``name``), ``total``
@@ -188,7 +196,8 @@ def evaluate_folder(
         settings.
 
     Raises:
-        ValueError: If no file names match, or a pair has mismatching shapes / dtypes.
+        ValueError: If no file names match, a pair has mismatching shapes / dtypes, or a
+            prediction holds values other than uint8 ones without ``input_range``.
     """
     pred_dir, label_dir = Path(pred_dir), Path(label_dir)
     pairs, lonely_preds, lonely_labels = pair_images(pred_dir, label_dir)
@@ -200,7 +209,8 @@ def evaluate_folder(
         Path(png_dir).mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for pred_path, label_path in tqdm(pairs, desc="evaluate", unit="img", disable=not progress):
-        image, labels = read_image(pred_path), read_image(label_path)
+        labels = read_image(label_path)
+        image = scored_values(read_image(pred_path), pred_path.name, labels.ndim, input_range)
         try:
             result: ColourErrorResult = colour_error(
                 image,
@@ -230,6 +240,24 @@ def evaluate_folder(
         "total": _total(rows),
         "unmatched": {"predictions": lonely_preds, "labels": lonely_labels},
     }
+
+
+def scored_values(
+    image: np.ndarray, name: str, dims: int, input_range: InputRange = None
+) -> np.ndarray:
+    """A prediction as the uint8 values the colour error scores: uint8 as it is, floats in
+    [0, 1] times 255, or ``input_range`` mapped onto 0..255 (rounded, clipped).
+
+    Raises:
+        ValueError: another dtype, or floats outside [0, 1], without ``input_range`` (see
+            :func:`satikit.inputs.resolve_input_range`).
+    """
+    in_range = resolve_input_range(
+        image, dims=dims, name=name, expected=np.uint8, given=input_range, reader="evaluate scores"
+    )
+    if in_range is None and image.dtype == np.uint8:
+        return image
+    return from_unit(to_unit(image, in_range), np.uint8)
 
 
 def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -302,6 +330,7 @@ def evaluate_truth_folder(
     overlap: int = 0,
     png_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    input_range: InputRange = None,
 ) -> dict[str, Any]:
     """Score every prediction in ``pred_dir`` against its true Y in ``truth_dir``.
 
@@ -313,6 +342,7 @@ def evaluate_truth_folder(
         overlap: Its overlap (the seams lie in the middle of each overlap).
         png_dir: If given, write ``<name>.png``: prediction, truth and 4x the error.
         progress: Show a progress bar (stderr).
+        input_range: The prediction values to read as 0..255 (as for :func:`evaluate_folder`).
 
     Returns:
         JSON-ready report: ``metric`` (``"truth"``), ``images`` (one row per image, with
@@ -334,6 +364,7 @@ def evaluate_truth_folder(
     for pred_path, truth_path in tqdm(pairs, desc="evaluate", unit="img", disable=not progress):
         pred, truth = read_image(pred_path), read_image(truth_path)
         try:
+            pred = scored_values(pred, pred_path.name, max(pred.ndim - 1, 1), input_range)
             if pred.shape != truth.shape or pred.ndim < 2:
                 raise ValueError(f"shape {pred.shape} differs from the truth's {truth.shape}")
             grid = TileGrid.create(pred.shape[:-1], tile, overlap)
@@ -466,6 +497,13 @@ def format_table(report: dict[str, Any]) -> str:
     show_default=True,
     help="Truth metric: that grid's overlap (seams in its middle).",
 )
+@click.option(
+    "--input-range",
+    type=INPUT_RANGE,
+    metavar="LO,HI|auto",
+    help="Prediction values to read as 0..255 (e.g. 0,65535 for uint16 predictions; auto: each "
+    "image's own min and max, from a sample) [default: uint8 as it is, floats in [0, 1]].",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def evaluate(
     pred_dir: Path,
@@ -479,6 +517,7 @@ def evaluate(
     metric: str,
     tile: int | None,
     overlap: int,
+    input_range: InputRange,
     progress: bool,
 ) -> None:
     """Colour error (paper section II) of predictions in PRED_DIR against LABEL_DIR.
@@ -492,7 +531,13 @@ def evaluate(
             metric = choose_metric(pred_dir, label_dir)
         if metric == "truth":
             report = evaluate_truth_folder(
-                pred_dir, label_dir, tile=tile, overlap=overlap, png_dir=png_dir, progress=progress
+                pred_dir,
+                label_dir,
+                tile=tile,
+                overlap=overlap,
+                png_dir=png_dir,
+                progress=progress,
+                input_range=input_range,
             )
         else:
             report = evaluate_folder(
@@ -504,6 +549,7 @@ def evaluate(
                 area_threshold=area_threshold,
                 png_dir=png_dir,
                 progress=progress,
+                input_range=input_range,
             )
     for kind, names in report["unmatched"].items():
         if names:

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["threads_option"]
+__all__ = ["INPUT_RANGE", "threads_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,3 +29,21 @@ def threads_option(command: F) -> F:
         help="CPU threads for torch [default: torch's]; 1 is often fastest for small "
         "models on a busy machine.",
     )(command)
+
+
+class _InputRange(click.ParamType):
+    """``LO,HI`` (two numbers) or ``auto``."""
+
+    name = "LO,HI|auto"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        from satikit.inputs import parse_input_range
+
+        try:
+            return parse_input_range(value)
+        except ValueError:
+            self.fail(f"expected LO,HI (two numbers, LO < HI) or auto, got {value!r}", param, ctx)
+
+
+#: ``--input-range``'s type: a pair of floats, ``"auto"`` (see :mod:`satikit.inputs`).
+INPUT_RANGE = _InputRange()

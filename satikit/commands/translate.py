@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from satikit.commands.errors import user_errors
-from satikit.commands.options import threads_option
+from satikit.commands.options import INPUT_RANGE, threads_option
 
 __all__ = ["translate"]
 
@@ -68,7 +68,12 @@ def _interruption() -> Iterator[None]:
     help="Tiling strategy [default: the run's: sati for SATI runs, else weighted].",
 )
 @click.option("--tile", type=_Sizes(), help="Tile size [default: the run's].")
-@click.option("--overlap", type=_Sizes(), help="Tile overlap [default: the run's, 25% of tile].")
+@click.option(
+    "--overlap",
+    type=_Sizes(),
+    help="Tile overlap [default: 0 for simple (tiles side by side); the run's for weighted "
+    "and sati, 25% of the tile].",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option(
@@ -134,6 +139,15 @@ def _interruption() -> Iterator[None]:
     help="Reference Y image whose style every tile uses (adapters with styles, e.g. MUNIT); "
     "overrides --style-seed.",
 )
+@click.option(
+    "--input-range",
+    type=INPUT_RANGE,
+    metavar="LO,HI|auto",
+    help="Map input values LO..HI onto the range the run was trained on (clipping beyond), "
+    "e.g. 0,4095 for 12-bit data; auto: each image's own min and max (from a sample). Needed "
+    "for integer images of another dtype than the run's and float images outside [0, 1] "
+    "[default: integers of the run's dtype at their full range, floats on [0, 1]].",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option(
     "--resume",
@@ -152,14 +166,17 @@ def _interruption() -> Iterator[None]:
     type=click.Choice(["zlib", "none"]),
     help="OUTPUT.ome.tif / OUTPUT.ome.zarr: lossless zlib (deflate), or none [default: zlib].",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--quiet", is_flag=True, help="No progress bar, and no line of the settings used per image."
+)
 @threads_option
 def translate(**params: Any) -> None:
     """Translate INPUT (a TIFF or OME-TIFF, .zarr or OME-Zarr, or .npy image, or a folder of
     TIFFs) with the run in RUN_DIR into OUTPUT, out of core. OUTPUT's suffix picks the format:
     .ome.tif (tiled pyramidal OME-TIFF, for QuPath / OpenSlide-style readers), .ome.zarr
     (OME-Zarr multiscale image, for napari), .tif, .zarr or .npy (one plain array). The OME
-    outputs carry the input's pixel sizes and channel names.
+    outputs carry the input's pixel sizes and channel names. Before each image one line says
+    the settings used (strategy, tile, overlap, margin, statistics) and how its values are read.
 
     Started by torchrun (torchrun --standalone --nproc_per_node N -m satikit translate ...),
     the processes share the work: a folder's files, or one image's rows (none / simple /
@@ -191,7 +208,8 @@ def translate(**params: Any) -> None:
             pyramid_tile=params["pyramid_tile"],
             compression=params["compression"],
             progress=not params["quiet"] and ctx.is_main,
-            say=lambda message: click.echo(message, err=True),
+            say=_stderr,
+            announce=None if params["quiet"] else _stderr,
             **_settings(params),
         )
         written = _translate(ctx, params["run_dir"], params["source"], target, options)
@@ -201,6 +219,10 @@ def translate(**params: Any) -> None:
             f"translated {len(written)} image(s) in {time.perf_counter() - started:.1f} s"
             f"{processes} -> {target}"
         )
+
+
+def _stderr(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def _settings(params: dict[str, Any]) -> dict[str, Any]:

@@ -145,13 +145,14 @@ class ConvBlock(nn.Module):
         return self.act(self.norm(self.conv(self.pad(x))))
 
 
-def check_divisible(x: Tensor, multiple: int, who: str) -> None:
+def check_divisible(x: Tensor, multiple: int, who: str, minimum: int = 1) -> None:
     """Raise a ValueError naming ``who`` if a spatial size of ``x`` ``(B, C, *S)`` is not a
-    multiple of ``multiple``."""
-    bad = [size for size in x.shape[2:] if size % multiple]
+    multiple of ``multiple``, or below ``minimum``."""
+    bad = [size for size in x.shape[2:] if size % multiple or size < minimum]
     if bad:
+        least = f"at least {minimum} px, " if minimum > multiple else ""
         raise ValueError(
-            f"{who} needs spatial sizes divisible by {multiple}, got {tuple(x.shape[2:])}"
+            f"{who} needs spatial sizes {least}divisible by {multiple}, got {tuple(x.shape[2:])}"
         )
 
 

@@ -38,7 +38,9 @@ class ResnetGenerator(nn.Module):
     transposed convs, 7^N head with tanh.
 
     Input ``(B, in_channels, *spatial)`` with every spatial size divisible by
-    ``2 ** n_downsampling``; output ``(B, out_channels, *spatial)`` in [-1, 1].
+    ``2 ** n_downsampling`` and at least twice that (the residual blocks' reflection padding
+    and instance norms need 2 px), and at least 4 (the stem's padding); output
+    ``(B, out_channels, *spatial)`` in [-1, 1].
     """
 
     def __init__(
@@ -79,7 +81,8 @@ class ResnetGenerator(nn.Module):
         layers += [pad(3), conv(channels, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         self.multiple = 2**n_downsampling
+        self.minimum = max(4, 2 * self.multiple)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_divisible(x, self.multiple, "ResnetGenerator")
+        check_divisible(x, self.multiple, "ResnetGenerator", self.minimum)
         return self.model(x)

@@ -90,19 +90,31 @@ def create_level0(
     return _create_array(group, "0", shape, dtype, tile, compression)
 
 
-def reopen_level0(path: str | os.PathLike[str], shape: Sequence[int], dtype: Any) -> Any:
+def reopen_level0(
+    path: str | os.PathLike[str],
+    shape: Sequence[int],
+    dtype: Any,
+    *,
+    name: str | os.PathLike[str] | None = None,
+) -> Any:
     """Level ``"0"`` of a group made by :func:`create_level0`, writable, contents kept.
+
+    Args:
+        name: the output whose partial level 0 ``path`` is, for messages (default: ``path``).
 
     Raises:
         ValueError: unreadable, or of another shape or dtype than expected.
     """
+    from satikit.arrays import damaged_partial
+
+    name = path if name is None else name
     try:
         array = _zarr().open_array(str(Path(path) / "0"), mode="r+")
     except Exception as exc:  # a partial damaged by the crash: many reader errors
-        raise ValueError(f"{path}: cannot reopen the partial output ({exc})") from None
+        raise ValueError(damaged_partial(name, exc)) from None
     if tuple(array.shape) != tuple(shape) or np.dtype(array.dtype) != np.dtype(dtype):
         raise ValueError(
-            f"{path}: the partial output is {tuple(array.shape)} {np.dtype(array.dtype)}, "
+            f"{name}: its partial output is {tuple(array.shape)} {np.dtype(array.dtype)}, "
             f"expected {tuple(shape)} {np.dtype(dtype)}; translate again without resuming"
         )
     return array

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from satikit.arrays import ChannelLastSink, _create, _reopen, partial_files
+from satikit.arrays import ChannelLastSink, _create, _reopen, partial_files, reported_as
 from satikit.ome.metadata import SPATIAL_AXES, ImageMetadata
 
 __all__ = [
@@ -162,22 +162,25 @@ def viewer_output(
     transform = transform or (lambda block: block)
     files, scratch = partial_files(path), _scratch(path)
     reopen = resume and files.data.exists()
-    if not reopen:
-        files.remove()  # a stale partial of an earlier, interrupted run
-    _remove(scratch)
-    try:
-        sink = _level0(kind, files.data, (channels, *spatial), dtype, options, transform, reopen)
-        yield sink
-        sink.flush()
-        del sink
-        _finish(kind, files.data, path, scratch, len(spatial), metadata, options)
-        files.remove()
-    except BaseException as exc:
-        if isinstance(exc, Exception):  # interrupted: keep level 0 to resume
-            files.remove()
-        raise
-    finally:
+    with reported_as(path):  # errors name path, not its hidden partial files
+        if not reopen:
+            files.remove()  # a stale partial of an earlier, interrupted run
         _remove(scratch)
+        try:
+            sink = _level0(
+                kind, files.data, (channels, *spatial), dtype, options, transform, reopen, name=path
+            )
+            yield sink
+            sink.flush()
+            del sink
+            _finish(kind, files.data, path, scratch, len(spatial), metadata, options)
+            files.remove()
+        except BaseException as exc:
+            if isinstance(exc, Exception):  # interrupted: keep level 0 to resume
+                files.remove()
+            raise
+        finally:
+            _remove(scratch)
 
 
 def _check_target(path: Path, shape: Sequence[int], overwrite: bool) -> str:
@@ -209,14 +212,17 @@ def _level0(
     options: PyramidOptions,
     transform: Callable[[np.ndarray], np.ndarray],
     reopen: bool,
+    *,
+    name: Path,
 ) -> Any:
     """The ``(C, *spatial)`` sink over the full-resolution level at ``data`` (a partial
-    OME-TIFF's plain TIFF, or an OME-Zarr's level 0), created or reopened."""
+    OME-TIFF's plain TIFF, or an OME-Zarr's level 0), created or reopened; messages call it
+    the partial output of ``name``."""
     channels, *spatial = shape
     if kind == "ome-tiff":
         stored = (*spatial, channels) if channels > 1 else tuple(spatial)
         array = (
-            _reopen(data, ".tif", stored, dtype)
+            _reopen(data, ".tif", stored, dtype, name=name)
             if reopen
             else _create(data, ".tif", stored, dtype, None)
         )
@@ -224,7 +230,7 @@ def _level0(
     from satikit.ome import ngff
 
     array = (
-        ngff.reopen_level0(data, shape, dtype)
+        ngff.reopen_level0(data, shape, dtype, name=name)
         if reopen
         else ngff.create_level0(data, shape, dtype, tile=options.tile, compression=options.codec)
     )
@@ -253,16 +259,17 @@ def open_viewer_partial(
         raise ValueError(f"{path.name}: viewer outputs end in .ome.tif, .ome.tiff or .ome.zarr")
     data = partial_files(path).data
     if not data.exists():
-        raise ValueError(f"{path}: no partial output to write into ({data.name} is missing)")
+        raise ValueError(f"{path}: no partial output to write into (it was removed)")
     channels, *spatial = (int(s) for s in shape)
     transform = transform or (lambda block: block)
     if kind == "ome-tiff":
         stored = (*spatial, channels) if channels > 1 else tuple(spatial)
-        array = _reopen(data, ".tif", stored, np.dtype(dtype))
+        array = _reopen(data, ".tif", stored, np.dtype(dtype), name=path)
         return ChannelLastSink(array, channel_last=channels > 1, transform=transform)
     from satikit.ome import ngff
 
-    return _ChannelFirstSink(ngff.reopen_level0(data, (channels, *spatial), dtype), transform)
+    level0 = ngff.reopen_level0(data, (channels, *spatial), dtype, name=path)
+    return _ChannelFirstSink(level0, transform)
 
 
 def _image_name(path: Path) -> str:

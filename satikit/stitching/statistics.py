@@ -164,9 +164,13 @@ def _thumbnail_pass(
     roots: Sequence[nn.Module],
 ) -> None:
     """TIN: record every slot's statistics from one call on the thumbnail."""
-    small = thumbnail(image, thumbnail_shape(image.shape[1:], scale, multiple))
+    shape = thumbnail_shape(image.shape[1:], scale, multiple)
+    small = thumbnail(image, shape)
     with norm_hooks(layers, table, "record", roots) as context:
-        TileFn(fn, device, context=context)(small[None], None)
+        try:
+            TileFn(fn, device, context=context)(small[None], None)
+        except ValueError as exc:  # e.g. a thumbnail too small for the network
+            raise ValueError(f"the {shape} thumbnail (scale {scale:g}): {exc}") from None
 
 
 def _caching_pass(

@@ -92,6 +92,7 @@ class SATITrainer:
                 y_sampler.channels if y_sampler else None,
             ),
             output_dtype=str(y_sampler.dtype) if y_sampler else "uint8",
+            input_dtype=str(x_sampler.dtype) if x_sampler else None,
             world_size=self.dist.world_size,
             version=__version__,
         )
