@@ -69,7 +69,7 @@ def config_hash(config: dict[str, Any], *sections: str) -> str:
 
 
 # [data] keys of the validation set: they do not change the training data
-VALIDATION_KEYS = ("validation_seed", "n_validation")
+VALIDATION_KEYS = ("validation_seed", "n_validation", "validation_source")
 
 # [train] tables every run checks against its own saved config instead (see `_matches`)
 PER_RUN_TRAIN = ("options", "sati", "standard")
@@ -244,6 +244,9 @@ def validation_data(config: dict[str, Any], home: Path, seed: int | None = None)
     n_test = int(data.get("n_validation", data.get("n_test", 8)))
     changed = {k: v for k, v in data.items() if k not in VALIDATION_KEYS}
     changed.update(seed=seed, n_images=1, n_test=n_test)
+    if data.get("kind") == "restain":  # one test part per source image: another image's
+        del changed["n_test"]
+        changed.update(source=data.get("validation_source", "retina"), box=None)
     return ensure_dataset({**config, "data": changed}, home / f"validation-{seed}")
 
 
