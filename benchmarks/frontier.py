@@ -37,9 +37,14 @@ DEFAULT_METHODS = {
 
 def frontier_methods(config: dict[str, Any], run: planning.Run) -> list[str]:
     """Methods of the frontier for one model: the config's ``[frontier] standard`` list for
-    standard models, its ``sati`` list for every SATI model."""
+    models trained without SATI (standard, control), its ``sati`` list for every SATI model;
+    for averaged weights only those of them in ``[frontier] averaged``, if the config has it."""
     kind = "standard" if run.variant in planning.TRAINING_FREE else "sati"
-    return list(config.get("frontier", {}).get(kind, DEFAULT_METHODS[kind]))
+    frontier = config.get("frontier", {})
+    methods = list(frontier.get(kind, DEFAULT_METHODS[kind]))
+    if run.weights and "averaged" in frontier:
+        methods = [m for m in methods if m in frontier["averaged"]]
+    return methods
 
 
 def strategy_family(method: str, inference: dict[str, Any]) -> str:

@@ -399,3 +399,17 @@ def test_datasets_with_a_known_truth_are_scored_against_it(tmp_path):
     assert "MAE (0-255) | tile deviation (0-255)" in table
     (lineage,) = payload["lineages"]["lineages"]
     assert lineage["sati_method"] == "sati@25" and lineage["chosen_on"] == "validation"
+
+
+def test_averaged_weights_get_only_the_configs_averaged_methods():
+    config = {"frontier": {"standard": ["none", "gaussian@25"], "sati": ["none", "sati@25"]}}
+    ema = planning.Run("cyclegan", planning.CONTROL, 0, "ema")
+    assert frontier.frontier_methods(config, ema) == ["none", "gaussian@25"]
+    config["frontier"]["averaged"] = ["none"]
+    assert frontier.frontier_methods(config, ema) == ["none"]
+    assert frontier.frontier_methods(config, planning.Run("cyclegan", "control", 0)) == [
+        "none",
+        "gaussian@25",
+    ]
+    sati = planning.Run("cyclegan", planning.FINETUNE, 0, "ema")
+    assert frontier.frontier_methods(config, sati) == ["none"]
