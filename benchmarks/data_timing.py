@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/data_timing.py [--repeats 3] [--json PATH]``
 
-Measures (issue 4): generation of one 2048^2 circle image (paper preset) and one 256^3 volume
+Measures: generation of one 2048^2 circle image (paper preset) and one 256^3 volume
 (3D sphere preset and the paper's ellipsoid volume), the metric on one 2048^2 image and one
 256^3 volume; and the metric on a ground-truth Y image (must be 0 %) and on deliberately
 tiled-wrong images: every circle beyond a seam (one half-plane) or in each tile of a 4 x 4 grid

@@ -1,5 +1,5 @@
 """Out-of-core scaling: peak resident memory and throughput of a TIFF -> TIFF translation
-versus image size, for every strategy (issue 8).
+versus image size, for every strategy.
 
 Each measurement runs in a fresh subprocess (so its peak RSS is its own): a uint8 RGB TIFF of
 the given size is opened lazily (memory-mapped), encoded tile by tile, translated by a small

@@ -1,4 +1,4 @@
-"""Resident memory of a translation into a pyramidal OME-TIFF, versus the output's size (issue 19).
+"""Resident memory of a translation into a pyramidal OME-TIFF, versus the output's size.
 
 A uint8 RGB TIFF of ``size`` x ``size`` (default 16384: 768 MiB) with smooth, slide-like
 content is translated by a cheap per-pixel network (a 1 x 1 convolution and tanh) with the
@@ -127,7 +127,7 @@ def markdown(payload: dict) -> str:
             f"| {r['peak_rss_mib']} | {r['level0_growth_over_output']} "
             f"| {r['growth_over_output']} | {r['level0_seconds']} | {r['seconds']} |",
             "",
-            "Growth = peak RSS minus the RSS after imports and model; acceptance (issue 19): "
+            "Growth = peak RSS minus the RSS after imports and model; target: "
             "below 0.5 of the output size.",
             "",
         ]

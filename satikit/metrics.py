@@ -19,7 +19,7 @@ touching objects are judged on their own pixels only:
    no pixel is lost. Components not larger than the area threshold (specks) are dropped.
 5. A channel is present in the object that owns one of its remaining components.
 
-Scaling (issue 4): the paper's numbers are for 40 px circles. For other sizes the filter radius
+Scaling: the paper's numbers are for 40 px circles. For other sizes the filter radius
 is ``2 * d / 40`` rounded and the area threshold keeps the paper's share of the object,
 ``30 / 1257`` (1257 px^2 = pi * 20^2, the area of a 40 px circle) times the nominal size of a
 ball of diameter ``d``: its area in 2D, its volume in 3D / N-D. **3D choice**: the voxel

@@ -225,7 +225,7 @@ def test_ome_zarr_is_an_ngff_multiscale_image(tmp_path, spatial, channels, dtype
 
 @pytest.mark.parametrize("spatial,channels", [((130, 100), 3), ((5, 70, 90), 1)])
 def test_ome_zarr_output_is_read_by_ome_zarr_py_and_passes_its_schema(tmp_path, spatial, channels):
-    """Issue 19's outside check: ome-zarr-py's reader finds a multiscale image with >= 2 levels
+    """An outside check: ome-zarr-py's reader finds a multiscale image with >= 2 levels
     and the right axes, and ome-zarr-models validates it against the NGFF 0.4 image schema."""
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Multiscales, Reader

@@ -1,6 +1,6 @@
 """Write benchmark datasets to disk in the one layout every satikit command reads.
 
-Layout (issue 4)::
+Layout::
 
     OUT/manifest.json       parameters, seed, counts, satikit version, layout (written last)
     OUT/train/x/00000.tif   domain X images, (*spatial, 3) uint8   [ellipsoids: (*spatial) uint8]
