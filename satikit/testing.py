@@ -30,6 +30,11 @@ Checks (:data:`CHECKS`), each on a tiny batch of random encoded data, CPU by def
   losses and weights;
 * ``tiling[simple|weighted|sati]``: tile-wise translation of an image larger than a tile with
   :func:`satikit.stitching.stitch`; the first tile's own region equals ``translate`` of it.
+* ``shared_statistics``: weighted tiling with whole-image statistics (``norm="thumbnail"``)
+  runs, i.e. the engine reaches every normalisation of ``generator_xy`` whose statistics depend
+  on the tile (instance norms, :class:`~satikit.protocols.NormWithStatistics` layers); one it
+  cannot reach (e.g. a functional ``instance_norm`` call) fails, naming its module. Skipped
+  for a generator without such normalisations.
 
 SATI checks are skipped (not failed) when X and Y have different channel counts, which SATI
 cannot merge.
@@ -73,6 +78,7 @@ CHECKS: tuple[str, ...] = (
     "state_dict",
     "determinism",
     *(f"tiling[{s}]" for s in TILING_STRATEGIES),
+    "shared_statistics",
 )
 Status = Literal["pass", "fail", "skip"]
 _TOLERANCE = 1e-4
@@ -557,6 +563,38 @@ def _check_tiling(ctx: _Context, strategy: str) -> str:
     return f"{tuple(image.shape)} in tiles of {ctx.size}, overlap {ctx.overlap}"
 
 
+def _check_shared_statistics(ctx: _Context) -> str:
+    from satikit.stitching import stitch
+    from satikit.stitching.norm import find_norm_layers
+
+    adapter = ctx.build()
+    try:
+        layers = find_norm_layers(adapter)
+    except ValueError as exc:
+        if "no instance-norm layers" in str(exc):
+            raise _Skip("generator_xy has no per-tile normalisation to share") from None
+        raise
+    spatial = _image_spatial(ctx)
+    image = ctx.data("x", ctx.in_channels, spatial, batch=1, offset=5)[0].cpu().numpy()
+    with _eval(adapter):
+        out = stitch(
+            image,
+            lambda tiles: adapter.translate(tiles, seed=ctx.seed),
+            tile=ctx.size,
+            overlap=ctx.overlap,
+            strategy="weighted",
+            batch_size=2,
+            device=ctx.device,
+            norm="thumbnail",
+            thumbnail_scale=1.0,
+            norm_layers=adapter,
+        )
+    _expect_image(
+        ctx, "weighted output", torch.from_numpy(out)[None], (1, ctx.out_channels, *spatial)
+    )
+    return f"{len(layers)} normalisation layer(s) take whole-image statistics"
+
+
 _RUNNERS: dict[str, Callable[[_Context], str]] = {
     "build": _check_build,
     "generator_xy": _check_generator,
@@ -567,6 +605,7 @@ _RUNNERS: dict[str, Callable[[_Context], str]] = {
     "state_dict": _check_state_dict,
     "determinism": _check_determinism,
     **{f"tiling[{s}]": (lambda ctx, s=s: _check_tiling(ctx, s)) for s in TILING_STRATEGIES},
+    "shared_statistics": _check_shared_statistics,
 }
 
 
