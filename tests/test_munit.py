@@ -177,3 +177,26 @@ def test_style_ref_uses_the_reference_images_style_code(tmp_path, tiny_xy) -> No
         ],
     )
     assert bad.exit_code != 0 and "has no styles" in bad.output and "Traceback" not in bad.output
+
+
+def test_kaiming_generator_init_follows_the_reference_and_leaves_the_discriminators():
+    import torch
+
+    from satikit.plugins import create_adapter
+
+    options = dict(dims=2, in_channels=3, out_channels=3, dim=8, n_res=1, mlp_dim=16, ndf=8)
+    torch.manual_seed(0)
+    normal = create_adapter("munit", **options)
+    torch.manual_seed(0)
+    kaiming = create_adapter("munit", **options, gen_init="kaiming")
+    # He-normal with fan-in: std sqrt(2 / fan_in) for the style MLP's linear layers too
+    linear = kaiming.decoder_y.mlp[0]
+    assert abs(float(linear.weight.std()) - (2 / linear.in_features) ** 0.5) < 0.1
+    assert float(normal.decoder_y.mlp[0].weight.std()) < 0.3  # torch's default, untouched
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():  # the style encoder has no norm: N(0, 0.02) makes its codes vanish
+        assert (
+            kaiming.style_encoder_x(x).abs().mean() > 100 * normal.style_encoder_x(x).abs().mean()
+        )
+    for a, b in zip(normal.discriminator_y.parameters(), kaiming.discriminator_y.parameters()):
+        assert torch.equal(a, b)  # drawn first, from the same seed, and left alone

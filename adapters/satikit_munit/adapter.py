@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from satikit.encoding import Domain, to_domain
 from satikit.gan.autoencoder import Encoder
 from satikit.gan.base import TwoDomainAdapter
-from satikit.gan.layers import init_weights
 
 from .networks import StyleDecoder, StyleEncoder
 
@@ -116,7 +115,7 @@ class MUNITAdapter(TwoDomainAdapter):
         self.decoder_y = StyleDecoder(dims, latent, out_channels, **decoder)
         self.discriminator_x = self._discriminators(in_channels)
         self.discriminator_y = self._discriminators(out_channels)
-        init_weights(self, o["init_gain"])
+        self._initialise()
         default = self.style_from_seed(None)
         # Views over the modules above; kept out of _modules so the state dict has no duplicates.
         self._views = (

@@ -42,6 +42,12 @@ OPTIONS: dict[str, Option] = {
         0.5, "fraction of the steps after which the learning rate decays linearly to 0"
     ),
     "init_gain": Option(0.02, "std of the normal conv weight initialisation"),
+    "gen_init": Option(
+        "normal",
+        "generator weights: normal (N(0, init_gain), as the paper) or kaiming (He-normal conv "
+        "and linear layers, as the reference configurations)",
+        choices=("normal", "kaiming"),  # satikit.gan.layers.INIT_SCHEMES
+    ),
     "style_seed": Option(
         0,
         "seed of the style used at inference when none is given (one style "

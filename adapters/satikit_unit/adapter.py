@@ -21,7 +21,6 @@ from torch import Tensor, nn
 from satikit.encoding import Domain, to_domain
 from satikit.gan.autoencoder import Decoder, Encoder
 from satikit.gan.base import TwoDomainAdapter
-from satikit.gan.layers import init_weights
 from satikit.gan.resnet import ResnetBlock
 
 __all__ = ["UNITAdapter", "UNITTranslator", "build_unit", "kl_loss"]
@@ -104,7 +103,7 @@ class UNITAdapter(TwoDomainAdapter):
         self.decoder_y = Decoder(dims, latent, out_channels, down, res)
         self.discriminator_x = self._discriminators(in_channels)
         self.discriminator_y = self._discriminators(out_channels)
-        init_weights(self, o["init_gain"])
+        self._initialise()
         shared, encoding = (self.shared_encoder, self.shared_decoder), self.domain_encoding
         # Views over the modules above; kept out of _modules so the state dict has no duplicates.
         self._views = (

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from satikit.encoding import Domain, to_domain
 from satikit.gan.discriminators import MultiScaleDiscriminator, adversarial_loss
+from satikit.gan.layers import init_weights
 from satikit.optim import adam_with_linear_decay
 from satikit.protocols import Optimizers
 
@@ -108,6 +109,20 @@ class TwoDomainAdapter(AdapterBase):
         super().__init__(**kwargs)
         if self.dims not in (1, 2, 3):
             raise ValueError(f"dims must be 1, 2 or 3, got {self.dims!r}")
+
+    def _initialise(self) -> None:
+        """Discriminators (and, with ``gen_init="normal"``, everything) from N(0, init_gain);
+        with ``gen_init="kaiming"`` the generators' conv and linear layers He-normal, as the
+        UNIT / MUNIT reference configurations do (their discriminators stay N(0, 0.02))."""
+        o = self.options
+        init_weights(self, o["init_gain"])
+        if o.get("gen_init", "normal") != "normal":
+            skip = {
+                id(m) for d in (self.discriminator_x, self.discriminator_y) for m in d.modules()
+            }
+            for module in self.children():
+                if id(module) not in skip:
+                    init_weights(module, scheme=o["gen_init"])
 
     def _discriminators(self, channels: int) -> MultiScaleDiscriminator:
         o = self.options

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "Activation",
+    "INIT_SCHEMES",
     "ConvBlock",
     "LayerNorm",
     "Norm",
@@ -156,11 +157,26 @@ def check_divisible(x: Tensor, multiple: int, who: str, minimum: int = 1) -> Non
         )
 
 
-def init_weights(module: nn.Module, gain: float = 0.02) -> None:
-    """Initialise every conv weight of ``module`` from N(0, gain) and its bias with 0
-    (DCGAN-style, as the CycleGAN, UNIT and MUNIT papers do)."""
+#: weight initialisations :func:`init_weights` offers
+INIT_SCHEMES = ("normal", "kaiming")
+
+
+def init_weights(module: nn.Module, gain: float = 0.02, scheme: str = "normal") -> None:
+    """Initialise the weights of ``module``, biases with 0.
+
+    ``normal``: every conv weight from N(0, gain) (DCGAN-style, as the CycleGAN, UNIT and MUNIT
+    papers do; linear layers keep torch's default). ``kaiming``: every conv and linear weight
+    He-normal (fan-in, ReLU gain), as the UNIT / MUNIT reference configurations initialise
+    their generators (``init: kaiming``); ``gain`` is unused then.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"init scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
+    kinds = (nn.modules.conv._ConvNd,) + ((nn.Linear,) if scheme == "kaiming" else ())
     for layer in module.modules():
-        if isinstance(layer, nn.modules.conv._ConvNd):
-            nn.init.normal_(layer.weight, 0.0, gain)
+        if isinstance(layer, kinds):
+            if scheme == "kaiming":
+                nn.init.kaiming_normal_(layer.weight, a=0.0, mode="fan_in")
+            else:
+                nn.init.normal_(layer.weight, 0.0, gain)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
