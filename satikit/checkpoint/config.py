@@ -77,7 +77,7 @@ class SATISettings:
             border, shifted by ``crop - overlap`` so the strip is its trailing edge, as the
             predecessor tile is at inference. It samples crops ``2 * crop - overlap`` wide and
             costs one no-grad generator pass per spatial dim and step. On the ``cpu-small``
-            benchmark it did not lower the error (README, Benchmarks).
+            benchmark it did not lower the error (docs/benchmarks.md).
         lambda_consistency: final weight of the continuation term ``L_cons`` (beyond the
             paper): ``y_hat_z`` should reproduce ``y_hat_x`` (detached) outside the merged
             strips, which it can only do by reading the colours in the strip, since ``z`` hides

@@ -77,7 +77,7 @@ _TIN = {"norm": "thumbnail", "thumbnail_scale": 1.0}
 
 PRESETS: dict[str, DemoPreset] = {
     # the paper's weighted baseline: pyramid window shifted by a quarter tile (overlap 3/4);
-    # the fine-tune with the continuation term (README, Benchmarks)
+    # the fine-tune with the continuation term (docs/benchmarks.md)
     "small": DemoPreset(
         "demo-standard",
         "demo-sati",
@@ -161,8 +161,8 @@ def _train(
     preset: DemoPreset,
 ) -> tuple[Any, float]:
     """Train the standard model in ``runs/standard``, or fine-tune the SATI model from it in
-    ``runs/sati`` (the shipped protocol: half the steps, the preset's SATI settings; README,
-    Benchmarks)."""
+    ``runs/sati`` (the shipped protocol: half the steps, the preset's SATI settings;
+    docs/benchmarks.md)."""
     from satikit.checkpoint import (
         AdapterSpec,
         RunConfig,

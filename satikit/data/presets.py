@@ -104,7 +104,7 @@ CIRCLE_PRESETS: dict[tuple[str, int], CirclePreset] = {
     # only has to cover the spatial extent of the information needed, so here it does not).
     # 378 circles keep ~30 % cover; 14 test images hold > 5000 circles for a stable median.
     # (32 px circles for 128 px tiles were tried first: the small CycleGAN did not learn them
-    # in 2400 steps of 64 px crops; see the README.)
+    # in 2400 steps of 64 px crops; see docs/benchmarks.md.)
     ("large-objects", 2): CirclePreset(512, 378, 16, 58.0, 48, 14, 2),
     # Beyond the paper, for normalisation-aware tiling (TIN / KIN): small's geometry with the
     # circle density falling from 1.8x to 0.2x the mean down the image, so tiles differ in
