@@ -128,6 +128,22 @@ def test_simple_tiles_side_by_side_unless_an_overlap_is_given() -> None:
     assert InferenceSettings.resolve(recorded_simple).overlap == 0
 
 
+def test_a_run_records_how_its_strategy_is_best_run() -> None:
+    plain = InferenceSettings("weighted", (64, 64), (32, 32))
+    assert set(plain.run_dict()) == {"strategy", "tile", "overlap"}  # defaults stay unrecorded
+    run = replace(plain, norm="thumbnail", thumbnail_scale=1.0, window="pyramid")
+    recorded = run.run_dict()
+    assert recorded["norm"] == "thumbnail" and recorded["thumbnail_scale"] == 1.0
+    assert "norm_kernel" not in recorded
+    read = InferenceSettings.from_dict(json.loads(json.dumps(recorded)))
+    used = InferenceSettings.resolve(read)
+    assert (used.norm, used.thumbnail_scale, used.window) == ("thumbnail", 1.0, "pyramid")
+    assert InferenceSettings.resolve(read, {"norm": "tile"}).norm == "tile"  # given wins
+    other = InferenceSettings.resolve(read, {"strategy": "sati"})  # not the run's strategy
+    assert (other.norm, other.window) == ("tile", "gaussian")
+    assert InferenceSettings.resolve(read, {"strategy": "none"}).norm == "tile"
+
+
 def test_the_input_range_is_a_setting_in_its_cli_spelling() -> None:
     assert InferenceSettings(input_range="0,1000").input_range == (0.0, 1000.0)
     assert InferenceSettings(input_range=[0, 1]).to_dict(["input_range"]) == {

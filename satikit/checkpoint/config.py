@@ -304,6 +304,9 @@ class InferenceSettings:
 
     #: What a run's ``config.json`` records (the rest always start from the defaults).
     RUN_FIELDS = ("strategy", "tile", "overlap", "margin")
+    #: How the run's own strategy is best run (e.g. a shipped model's statistics): recorded
+    #: only where they differ from the defaults, and used only with the run's strategy.
+    RUN_METHOD_FIELDS = ("window", "norm", "norm_kernel", "thumbnail_scale")
 
     def __post_init__(self) -> None:
         for key in ("tile", "overlap", "margin"):
@@ -339,8 +342,9 @@ class InferenceSettings:
         cls, run: InferenceSettings, given: Mapping[str, Any] | None = None
     ) -> InferenceSettings:
         """The settings of one translation: the defaults, then what the ``run`` recorded
-        (strategy, tile, overlap; a margin only for ``sati``, else 0), then ``given`` (a
-        ``None`` value counts as not given). ``simple`` tiling without a given overlap has
+        (strategy, tile, overlap; a margin only for ``sati``, else 0; window and statistics
+        only for the run's own strategy), then ``given`` (a ``None`` value counts as not
+        given). ``simple`` tiling without a given overlap has
         none (tiles side by side, the paper's simple tiling): the run's overlap is that of its
         weighted or SATI tiling. ``norm_kernel`` takes its canonical spelling.
 
@@ -362,6 +366,9 @@ class InferenceSettings:
         if settings.margin is None:
             recorded = run.margin if run.margin is not None else 0
             settings = replace(settings, margin=recorded if settings.strategy == "sati" else 0)
+        if settings.strategy == run.strategy:
+            method = {k: getattr(run, k) for k in cls.RUN_METHOD_FIELDS if k not in chosen}
+            settings = replace(settings, **method)
         return replace(settings, norm_kernel=str(NormKernel.parse(settings.norm_kernel)))
 
     def to_dict(self, names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -374,8 +381,11 @@ class InferenceSettings:
         return cls(**{k: data[k] for k in cls.names() if k in data})
 
     def run_dict(self) -> dict[str, Any]:
-        """The run's section: strategy, tile, overlap, and the margin if it has one."""
+        """The run's section: strategy, tile, overlap, the margin if it has one, and the
+        window and statistics where they are not the defaults."""
         names = [k for k in self.RUN_FIELDS if k != "margin" or self.margin is not None]
+        default = type(self)()
+        names += self.differences(default, self.RUN_METHOD_FIELDS)
         return self.to_dict(names)
 
     def differences(self, other: InferenceSettings, names: Sequence[str]) -> list[str]:
