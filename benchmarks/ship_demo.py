@@ -1,5 +1,10 @@
 """Copy the median-seed standard and SATI models of a quality run into ``satikit/pretrained``.
 
+With ``--frontier RESULT.json`` (a :mod:`benchmarks.frontier` report that compared seed
+lineages) it ships one whole lineage instead: the median lineage's standard model, its control
+and its SATI fine-tune, each with the weights (last or averaged) and the method its validation
+rows chose recorded as the run's default (:func:`ship_lineage`).
+
 ``satikit demo`` uses them by default. The model of each kind whose colour error (its own
 method) is the median over the benchmark's seeds is shipped, with a ``trained_by`` record in
 its config.json. What ships comes from the config's ``[ship]`` table (default: the pair
@@ -112,10 +117,107 @@ def ship(
     return shipped
 
 
+def median_lineage(comparison: dict, adapter: str) -> dict:
+    """The lineage of ``adapter`` whose SATI / training-free ratio is the median (the lower
+    middle one for an even count) in a :func:`benchmarks.lineages.compare_lineages` result."""
+    lineages = sorted(
+        (item for item in comparison["lineages"] if item["adapter"] == adapter and "ratio" in item),
+        key=lambda item: (item["ratio"], item["seed"]),
+    )
+    if not lineages:
+        raise ValueError(f"no compared lineage of {adapter!r} in the frontier result")
+    return lineages[(len(lineages) - 1) // 2]
+
+
+def chosen_model(rows: list[dict], variant: str, seed: int, inference: dict) -> dict:
+    """The row with the lowest (validation) error of one model of a lineage, among its tiled
+    methods: SATI inference for SATI models, any other tiling for models trained without SATI
+    (no tiling is no choice for an image larger than one pass)."""
+    from benchmarks.methods import parse_method
+
+    sati = variant not in planning.TRAINING_FREE
+    candidates = [
+        r
+        for r in rows
+        if r["seed"] == seed
+        and r["model"].split("+")[0] == variant
+        and (parse_method(r["method"], inference).strategy == "sati") == sati
+        and r["method"] != "none"
+    ]
+    if not candidates:
+        raise ValueError(f"no tiled rows of {variant} seed {seed} to choose from")
+    return min(candidates, key=lambda r: (r["error"], r["cost"], r["method"]))
+
+
+def ship_lineage(
+    config_name: str,
+    frontier_json: Path,
+    adapter: str = "cyclegan",
+    target: Path = PRETRAINED,
+) -> list[Path]:
+    """Ship the median lineage's standard model, control and SATI fine-tune (``[ship]``
+    ``standard`` / ``control`` / ``sati`` names), each with its chosen weights and method."""
+    from benchmarks.methods import parse_method
+
+    config = planning.load_config(config_name)
+    payload = json.loads(Path(frontier_json).read_text())
+    lineage = median_lineage(payload["lineages"], adapter)
+    seed, inference = lineage["seed"], config["inference"]
+    choice = payload.get("choice_rows") or payload["rows"]
+    names = {**SHIP_DEFAULTS, "control": "demo-control", **config.get("ship", {})}
+    root = planning.workdir(config)
+    shipped = []
+    for kind, variant in (
+        ("standard", "standard"),
+        ("control", planning.CONTROL),
+        ("sati", planning.FINETUNE),
+    ):
+        row = chosen_model(choice, variant, seed, inference)
+        weights = row["model"].split("+")[1] if "+" in row["model"] else ""
+        run = planning.Run(adapter, variant, seed, weights)
+        source = planning.run_dir(root, run)
+        settings = parse_method(row["method"], inference).settings()
+        run_config = shipped_config(read_config(source / CONFIG_NAME))
+        dims = run_config.data.dims
+        recorded = replace(
+            settings,
+            tile=(settings.tile,) * dims,
+            overlap=(settings.overlap,) * dims,
+            margin=(settings.margin,) * dims if settings.strategy == "sati" else None,
+            batch_size=1,
+        )
+        trained_by = {
+            "command": payload["command"],
+            "run": run.name,
+            "method": row["method"],
+            "why_this_lineage": f"the median SATI / training-free ratio of the "
+            f"{adapter} lineages ({lineage['ratio']:.2f}, seed {seed})",
+            "why_this_method": f"the lowest {row['split']} error of this model's tiled methods "
+            f"({100 * row['error']:.2f} %)",
+            "satikit_commit": git_commit(),
+        }
+        run_config = replace(
+            run_config, inference=recorded, extra={**run_config.extra, "trained_by": trained_by}
+        )
+        out = target / names[kind]
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / WEIGHTS_NAME, out / WEIGHTS_NAME)
+        (out / CONFIG_NAME).write_text(json.dumps(run_config.to_dict(), indent=1) + "\n")
+        shipped.append(out)
+        print(f"{names[kind]}: {run.name} ({row['method']})")
+    return shipped
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="cpu-small")
     parser.add_argument("--adapter", default="cyclegan")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to choose from")
+    parser.add_argument(
+        "--frontier", type=Path, help="a frontier result (JSON) with lineages: ship one lineage"
+    )
     args = parser.parse_args()
-    ship(args.config, args.adapter, seeds=args.seeds)
+    if args.frontier is not None:
+        ship_lineage(args.config, args.frontier, args.adapter)
+    else:
+        ship(args.config, args.adapter, seeds=args.seeds)

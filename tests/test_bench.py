@@ -626,3 +626,37 @@ def test_engine_speed_runs_of_one_commit_keep_their_own_files():
         "-2048-128x128x128-unet"
     )
     assert run_suffix(Namespace(sizes=[8192], volumes=[], model="small")) == "-8192"
+
+
+def test_ship_lineage_picks_the_median_lineage_and_each_models_tiled_method():
+    from benchmarks.ship_demo import chosen_model, median_lineage
+
+    comparison = {
+        "lineages": [
+            {"adapter": "cyclegan", "seed": s, "ratio": r}
+            for s, r in [(0, 0.9), (1, 0.4), (2, 0.6)]
+        ]
+        + [{"adapter": "cyclegan", "seed": 3, "missing": ["sati"]}]
+    }
+    assert median_lineage(comparison, "cyclegan")["seed"] == 2
+    with pytest.raises(ValueError, match="no compared lineage"):
+        median_lineage(comparison, "unit")
+    inference = {"tile": 64, "overlap": 16, "weighted_shift": 16, "gaussian_overlap": 32}
+    rows = [
+        {"model": m, "method": x, "error": e, "cost": c, "seed": 2}
+        for m, x, e, c in [
+            ("standard", "none", 0.01, 1.0),  # no tiling is no choice
+            ("standard", "gaussian@25", 0.08, 1.9),
+            ("standard+ema", "gaussian@50/thumbnail:1", 0.05, 4.5),
+            ("control", "gaussian@25", 0.04, 1.9),
+            ("sati-finetune", "gaussian@25", 0.01, 1.9),  # not SATI inference
+            ("sati-finetune+ema", "sati@25+m12", 0.06, 3.1),
+            ("sati-finetune", "sati@25+m8", 0.07, 2.6),
+        ]
+    ]
+    assert chosen_model(rows, "standard", 2, inference)["model"] == "standard+ema"
+    assert chosen_model(rows, "control", 2, inference)["method"] == "gaussian@25"
+    sati = chosen_model(rows, "sati-finetune", 2, inference)
+    assert (sati["model"], sati["method"]) == ("sati-finetune+ema", "sati@25+m12")
+    with pytest.raises(ValueError, match="no tiled rows"):
+        chosen_model(rows, "control", 0, inference)
