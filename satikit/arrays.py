@@ -34,12 +34,14 @@ __all__ = [
     "ChannelLastSink",
     "ImageLayoutError",
     "NamedReads",
+    "create_array",
     "open_array",
     "open_partial",
     "PartialFiles",
     "output_array",
     "partial_files",
     "release_pages",
+    "reopen_array",
     "reported_as",
 ]
 
@@ -355,9 +357,9 @@ def output_array(
         cleanup = files.remove if files else lambda: _remove(tmp)
         try:
             if resume and tmp.exists():
-                array = _reopen(tmp, suffix, shape, dtype, name=path)
+                array = reopen_array(tmp, suffix, shape, dtype, name=path)
             else:
-                array = _create(tmp, suffix, shape, dtype, chunks)
+                array = create_array(tmp, suffix, shape, dtype, chunks)
             yield array
             if hasattr(array, "flush"):
                 array.flush()
@@ -385,7 +387,7 @@ def open_partial(path: str | os.PathLike[str], shape: Sequence[int], dtype: Any)
     if not data.exists():
         raise ValueError(f"{path}: no partial output to write into (it was removed)")
     shape = tuple(int(s) for s in shape)
-    return _reopen(data, path.suffix.lower(), shape, np.dtype(dtype), name=path)
+    return reopen_array(data, path.suffix.lower(), shape, np.dtype(dtype), name=path)
 
 
 def _remove(path: Path) -> None:
@@ -393,7 +395,9 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _reopen(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype, *, name: Path) -> Any:
+def reopen_array(
+    tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype, *, name: Path
+) -> Any:
     """Open a partial output for writing, keeping its contents; it must match shape and dtype.
     Messages call it the partial output of ``name`` (the target)."""
     try:
@@ -426,7 +430,9 @@ def damaged_partial(name: str | os.PathLike[str], exc: Exception) -> str:
     )
 
 
-def _create(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype, chunks) -> Any:
+def create_array(tmp: Path, suffix: str, shape: tuple[int, ...], dtype: np.dtype, chunks) -> Any:
+    """Create a new output array of ``shape`` / ``dtype`` at ``tmp`` (TIFF memory map, zarr with
+    ``chunks``, or ``.npy`` memory map, by ``suffix``)."""
     if suffix in TIFF_SUFFIXES:
         import tifffile
 

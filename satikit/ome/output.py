@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from satikit.arrays import ChannelLastSink, _create, _reopen, partial_files, reported_as
+from satikit.arrays import ChannelLastSink, create_array, partial_files, reopen_array, reported_as
 from satikit.ome.metadata import SPATIAL_AXES, ImageMetadata
 
 __all__ = [
@@ -222,9 +222,9 @@ def _level0(
     if kind == "ome-tiff":
         stored = (*spatial, channels) if channels > 1 else tuple(spatial)
         array = (
-            _reopen(data, ".tif", stored, dtype, name=name)
+            reopen_array(data, ".tif", stored, dtype, name=name)
             if reopen
-            else _create(data, ".tif", stored, dtype, None)
+            else create_array(data, ".tif", stored, dtype, None)
         )
         return ChannelLastSink(array, channel_last=channels > 1, transform=transform)
     from satikit.ome import ngff
@@ -264,7 +264,7 @@ def open_viewer_partial(
     transform = transform or (lambda block: block)
     if kind == "ome-tiff":
         stored = (*spatial, channels) if channels > 1 else tuple(spatial)
-        array = _reopen(data, ".tif", stored, np.dtype(dtype), name=path)
+        array = reopen_array(data, ".tif", stored, np.dtype(dtype), name=path)
         return ChannelLastSink(array, channel_last=channels > 1, transform=transform)
     from satikit.ome import ngff
 

@@ -54,7 +54,7 @@ from satikit.atomic import atomic_path
 from satikit.grid import Index, TileGrid
 from satikit.stitching.band import Band
 from satikit.stitching.runner import TileFn
-from satikit.stitching.strategies import _flush, sati_bands, sati_chunks, sati_final, sati_tiles
+from satikit.stitching.strategies import flush_rows, sati_bands, sati_chunks, sati_final, sati_tiles
 
 __all__ = ["BandPlan", "Pipeline", "Ring", "saved_band"]
 
@@ -421,8 +421,8 @@ def _write_rows(plan: BandPlan, b: int, canvas: Band, tail: np.ndarray, out) -> 
     lo, hi = plan.rows(b)
     start, stop = plan.written(b - 1), plan.written(b)
     if stop > start:
-        _flush(out, lambda rows: tail[:, rows], start, start, min(lo, stop))
-        _flush(out, lambda rows: canvas.data[:, rows], canvas.origin, max(lo, start), stop)
+        flush_rows(out, lambda rows: tail[:, rows], start, start, min(lo, stop))
+        flush_rows(out, lambda rows: canvas.data[:, rows], canvas.origin, max(lo, start), stop)
         flush = getattr(out, "flush", None)
         if callable(flush):
             flush()

@@ -45,6 +45,7 @@ from satikit.weights import blend_window, strip_mask
 __all__ = [
     "Rows",
     "count_tiles",
+    "flush_rows",
     "run_none",
     "run_sati",
     "run_simple",
@@ -113,7 +114,7 @@ def _row_bands(grid: TileGrid, rows: int) -> list[list[Index]]:
 FLUSH_ROWS = 64
 
 
-def _flush(
+def flush_rows(
     out: np.ndarray,
     read: Callable[[slice], np.ndarray],
     origin: int,
@@ -337,7 +338,7 @@ def run_weighted(
             region = (slice(None), rows, *(slice(0, n) for n in columns))
             return numerator.data[region] / denominator.data[region]
 
-        _flush(out, ratio, denominator.origin, done, stop, rows, writer)
+        flush_rows(out, ratio, denominator.origin, done, stop, rows, writer)
         progress = Progress(b + 1, stop, 0, out.shape[0])
         _next_band(bands, b + 1, grid, carried, progress, resumer, out, writer)
         return stop
@@ -461,7 +462,9 @@ def run_sati(
                 sati_tiles(image, tile_fn, grid, canvas, chunk, tiles.read(chunk))
                 tick(len(chunk))
             stop = sati_final(grid, bands[b])
-            _flush(out, lambda rows: canvas.data[:, rows], canvas.origin, done, stop, None, writer)
+            flush_rows(
+                out, lambda rows: canvas.data[:, rows], canvas.origin, done, stop, None, writer
+            )
             done = stop
             progress = Progress(b + 1, done, 0, out.shape[0])
             _next_band(bands, b + 1, grid, {"canvas": canvas}, progress, resumer, out, writer)
