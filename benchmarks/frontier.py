@@ -36,12 +36,13 @@ DEFAULT_METHODS = {
 
 
 def frontier_methods(config: dict[str, Any], run: planning.Run) -> list[str]:
-    """Methods of the frontier for one model: the config's ``[frontier] standard`` list for
-    models trained without SATI (standard, control), its ``sati`` list for every SATI model;
-    for averaged weights only those of them in ``[frontier] averaged``, if the config has it."""
+    """Methods of the frontier for one model: the config's ``[frontier]`` list named after the
+    model (e.g. ``control``), else its ``standard`` list for models trained without SATI, its
+    ``sati`` list for every SATI model; for averaged weights only those of them in
+    ``[frontier] averaged``, if the config has it."""
     kind = "standard" if run.variant in planning.TRAINING_FREE else "sati"
     frontier = config.get("frontier", {})
-    methods = list(frontier.get(kind, DEFAULT_METHODS[kind]))
+    methods = list(frontier.get(run.variant, frontier.get(kind, DEFAULT_METHODS[kind])))
     if run.weights and "averaged" in frontier:
         methods = [m for m in methods if m in frontier["averaged"]]
     return methods
