@@ -413,3 +413,11 @@ def test_averaged_weights_get_only_the_configs_averaged_methods():
     ]
     sati = planning.Run("cyclegan", planning.FINETUNE, 0, "ema")
     assert frontier.frontier_methods(config, sati) == ["none"]
+    config["frontier"]["control"] = ["gaussian@25"]  # a list named after the model wins
+    assert frontier.frontier_methods(config, planning.Run("cyclegan", "control", 0)) == [
+        "gaussian@25"
+    ]
+    assert frontier.frontier_methods(config, planning.Run("cyclegan", "standard", 0)) == [
+        "none",
+        "gaussian@25",
+    ]
