@@ -72,7 +72,11 @@ def translate_with(
     Returns the run's output dtype (uint8 RGB for the circles)."""
     from satikit.translate import translate_array
 
+    from dataclasses import replace
+
     settings = parse_method(method, inference).settings(int(inference.get("batch_size", 4)))
+    # the tile order changes the speed only (wavefront: SATI's independent tiles in batches)
+    settings = replace(settings, order=str(inference.get("order", "auto")))
     return translate_array(adapter, run_config, image, settings)
 
 
