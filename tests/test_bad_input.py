@@ -334,7 +334,7 @@ CASES: dict[str, Case] = {
     "disk full creating the output": Case(
         lambda p: p.translate(),
         "No space left on device: ",  # + the output the user typed (checked below)
-        disk_full_on(satikit.arrays, "_create"),
+        disk_full_on(satikit.arrays, "create_array"),
     ),
     "disk full writing the settings beside the output": Case(
         lambda p: p.translate(),

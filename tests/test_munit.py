@@ -191,8 +191,8 @@ def test_kaiming_generator_init_follows_the_reference_and_leaves_the_discriminat
     kaiming = create_adapter("munit", **options, gen_init="kaiming")
     # He-normal with fan-in: std sqrt(2 / fan_in) for the style MLP's linear layers too
     linear = kaiming.decoder_y.mlp[0]
-    assert abs(float(linear.weight.std()) - (2 / linear.in_features) ** 0.5) < 0.1
-    assert float(normal.decoder_y.mlp[0].weight.std()) < 0.3  # torch's default, untouched
+    assert abs(float(linear.weight.detach().std()) - (2 / linear.in_features) ** 0.5) < 0.1
+    assert float(normal.decoder_y.mlp[0].weight.detach().std()) < 0.3  # torch's default, untouched
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():  # the style encoder has no norm: N(0, 0.02) makes its codes vanish
         assert (
