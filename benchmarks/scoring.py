@@ -235,26 +235,16 @@ def _row(run: Run, method: str, split: str, counts: dict[str, Any]) -> dict[str,
     """A scored row: ``error`` is the share of objects coloured wrong (circles), or for a
     dataset with a known truth the mean absolute error as a fraction of the 0-255 range (its
     "error %" is the MAE in % of full scale), with the truth scores beside it."""
+    row = {"adapter": run.adapter, "model": run.model, "method": method, "seed": run.seed}
+    row["split"] = split
     if "mae" in counts:
-        return {
-            "adapter": run.adapter,
-            "model": run.model,
-            "method": method,
-            "seed": run.seed,
-            "split": split,
-            "error": counts["mae"] / 255,
-            **counts,
-        }
+        return {**row, "error": counts["mae"] / 255, **counts}
 
     def rate(errors: str, objects: str) -> float:
         return counts[errors] / max(counts[objects], 1)
 
     return {
-        "adapter": run.adapter,
-        "model": run.model,
-        "method": method,
-        "seed": run.seed,
-        "split": split,
+        **row,
         "error": rate("n_errors", "n_objects"),
         "error_seam": rate("n_seam_errors", "n_seam_objects"),
         "error_interior": rate("n_interior_errors", "n_interior_objects"),
