@@ -70,9 +70,9 @@ def translate_with(
     :mod:`benchmarks.methods`) through :func:`satikit.translate.translate_array`, the library's
     inference path; ``run_config`` is the run's :class:`~satikit.checkpoint.RunConfig`.
     Returns the run's output dtype (uint8 RGB for the circles)."""
-    from satikit.translate import translate_array
-
     from dataclasses import replace
+
+    from satikit.translate import translate_array
 
     settings = parse_method(method, inference).settings(int(inference.get("batch_size", 4)))
     # the tile order changes the speed only (wavefront: SATI's independent tiles in batches)
