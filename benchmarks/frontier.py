@@ -161,13 +161,15 @@ def run_frontier(
     write: bool = True,
     train_only: bool = False,
     choose_on: str | None = "validation",
+    cached_only: bool = False,
 ) -> dict[str, Any]:
     """Train what is missing, score every model's frontier methods (``methods``: only these of
     them), write the report (``train_only``: stop after training).
 
     Where a lineage has both SATI and training-free models, the report compares them per
     lineage (:mod:`benchmarks.lineages`), each side's row chosen on the ``choose_on`` split
-    (scored too; None: on the reported split itself)."""
+    (scored too; None: on the reported split itself). ``cached_only``: train and score
+    nothing, report what is scored already (marked partial)."""
     from benchmarks.common import git_commit, machine, require_plotting, write_results
 
     config = planning.load_config(config_name)
@@ -193,7 +195,8 @@ def run_frontier(
             for r in planning.plan_runs(config, chosen)
             if (not models or r.variant in models) and (seeds is None or r.seed in seeds)
         ]
-        training_runs.train_all(config, root, data_dir, runs, echo)
+        if not cached_only:
+            training_runs.train_all(config, root, data_dir, runs, echo)
         if train_only:
             return {"runs": [r.name for r in runs]}
     else:  # a variant's trained models (benchmarks.variants trains them)
@@ -206,7 +209,14 @@ def run_frontier(
         chosen_methods = [m for m in frontier_methods(config, run) if not methods or m in methods]
         for name in splits:
             scored[name] += scoring.evaluate_run(
-                config, root, data_dir, run, methods=chosen_methods, split=name, home=home
+                config,
+                root,
+                data_dir,
+                run,
+                methods=chosen_methods,
+                split=name,
+                home=home,
+                cached_only=cached_only,
             )
             echo(f"  scored {run.name} ({len(chosen_methods)} methods, {name})")
     rows = scored[split]
@@ -224,6 +234,7 @@ def run_frontier(
         + [f"--model {m}" for m in models or []]
         + ([f"--seeds {' '.join(str(s) for s in seeds)}"] if seeds is not None else [])
         + [f"--method {m}" for m in methods or []]
+        + (["--cached-only"] if cached_only else [])
     )
     payload = {
         "config": config["name"],
@@ -232,6 +243,7 @@ def run_frontier(
         "commit": git_commit(),
         "machine": machine(),
         "command": command,
+        "partial": cached_only,
         "settings": config,
         "rows": rows,
         "summary": summary,
@@ -249,7 +261,14 @@ def run_frontier(
     if write:
         images = "test" if split == "test" else "validation"
         header = (
-            f"# Error versus cost, `{config['name']}` ({images} images)\n\n`{command}` on "
+            f"# Error versus cost, `{config['name']}` ({images} images)\n\n"
+            + (
+                "**Partial**: the evaluations scored when this report was written; rows and "
+                "lineages without them are missing.\n\n"
+                if cached_only
+                else ""
+            )
+            + f"`{command}` on "
             f"{payload['machine']}, commit {payload['commit']}\n\nCost: forward-pass pixels "
             "per image pixel (tiles x tile area / image area; 1 = one pass over the whole "
             "image). "
@@ -302,6 +321,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the split whose errors choose each lineage's SATI and training-free rows",
     )
     parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="train and score nothing: report the evaluations cached so far (a partial report)",
+    )
+    parser.add_argument(
         "--train-only", action="store_true", help="train the missing runs, score nothing"
     )
     args = parser.parse_args(argv)
@@ -315,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         methods=args.methods,
         train_only=args.train_only,
         choose_on=args.choose_on,
+        cached_only=args.cached_only,
     )
 
 

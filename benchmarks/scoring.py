@@ -196,6 +196,7 @@ def evaluate_run(
     split: str = "test",
     home: Path | None = None,
     images: Path | None = None,
+    cached_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Score ``methods`` (default: :func:`methods_for`) of ``run`` on a split's images, one
     cached file per method and split (so a new method or split reuses the others).
@@ -204,6 +205,7 @@ def evaluate_run(
         home: the config's cache folder, where the validation set lives (default: ``root``).
         images: another dataset whose ``test/`` images to score instead, cached under
             ``split`` as its name (e.g. ``density-gradient-4242``).
+        cached_only: return the rows already scored and score nothing (a partial report).
     """
     from satikit.atomic import write_json
     from satikit.checkpoint import load_adapter
@@ -222,6 +224,8 @@ def evaluate_run(
         cache = run_dir(root, run) / "evaluations" / split / f"{safe}-{key}.json"
         if cache.is_file():
             counts = json.loads(cache.read_text())
+        elif cached_only:
+            continue
         else:
             loaded = loaded or load_adapter(run_dir(root, run))
             counts = score_method(*loaded, images, method, inference)

@@ -421,3 +421,13 @@ def test_averaged_weights_get_only_the_configs_averaged_methods():
         "none",
         "gaussian@25",
     ]
+
+
+def test_a_partial_report_scores_nothing_new(config_path, tmp_path):
+    kwargs = dict(cache=tmp_path / "cache", echo=lambda _: None, write=False)
+    frontier.run_frontier(str(config_path), models=["standard"], methods=["none"], **kwargs)
+    partial = frontier.run_frontier(
+        str(config_path), models=["standard"], cached_only=True, **kwargs
+    )
+    assert partial["partial"] and {r["method"] for r in partial["rows"]} == {"none"}
+    assert partial["command"].endswith("--cached-only")
