@@ -107,14 +107,18 @@ def ship(
             f"({data['n_images']} images per domain)",
             "satikit_commit": git_commit(),
         }
-        run_config = replace(run_config, extra={**run_config.extra, "trained_by": trained_by})
-        out = target / name
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / WEIGHTS_NAME, out / WEIGHTS_NAME)
-        (out / CONFIG_NAME).write_text(json.dumps(run_config.to_dict(), indent=1) + "\n")
-        shipped.append(out)
+        shipped.append(_write(target / name, source, run_config, trained_by))
         print(f"{name}: {adapter}/{variant}/seed{seed} ({method})")
     return shipped
+
+
+def _write(out: Path, source: Path, run_config: RunConfig, trained_by: dict) -> Path:
+    """Copy a run's weights to ``out`` beside its config with the ``trained_by`` record."""
+    run_config = replace(run_config, extra={**run_config.extra, "trained_by": trained_by})
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source / WEIGHTS_NAME, out / WEIGHTS_NAME)
+    (out / CONFIG_NAME).write_text(json.dumps(run_config.to_dict(), indent=1) + "\n")
+    return out
 
 
 def median_lineage(comparison: dict, adapter: str) -> dict:
@@ -196,14 +200,8 @@ def ship_lineage(
             f"({100 * row['error']:.2f} %)",
             "satikit_commit": git_commit(),
         }
-        run_config = replace(
-            run_config, inference=recorded, extra={**run_config.extra, "trained_by": trained_by}
-        )
-        out = target / names[kind]
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / WEIGHTS_NAME, out / WEIGHTS_NAME)
-        (out / CONFIG_NAME).write_text(json.dumps(run_config.to_dict(), indent=1) + "\n")
-        shipped.append(out)
+        run_config = replace(run_config, inference=recorded)
+        shipped.append(_write(target / names[kind], source, run_config, trained_by))
         print(f"{names[kind]}: {run.name} ({row['method']})")
     return shipped
 
