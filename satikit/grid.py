@@ -19,6 +19,8 @@ from functools import cached_property
 
 import numpy as np
 
+from satikit.settings import SEAMS
+
 __all__ = ["TileGrid", "as_tuple", "read_tile", "reflect_indices", "sati_overlap_message"]
 
 Index = tuple[int, ...]
@@ -94,8 +96,8 @@ class TileGrid:
                 2 x (overlap + margin), margin < 0, a margin without ``sati``, or an unknown
                 ``seam``.
         """
-        if seam not in ("middle", "start"):
-            raise ValueError(f"seam must be 'middle' or 'start', got {seam!r}")
+        if seam not in SEAMS:
+            raise ValueError(f"seam must be one of {SEAMS}, got {seam!r}")
         shape = tuple(int(s) for s in shape)
         ndim = len(shape)
         if ndim < 1 or any(s < 1 for s in shape):

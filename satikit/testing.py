@@ -55,6 +55,7 @@ from torch import Tensor
 
 from satikit.encoding import domain_range
 from satikit.protocols import Adapter, AdapterInfo
+from satikit.settings import STRATEGIES
 
 __all__ = [
     "CHECKS",
@@ -67,7 +68,7 @@ __all__ = [
     "registered_cases",
 ]
 
-TILING_STRATEGIES = ("simple", "weighted", "sati")
+TILING_STRATEGIES = tuple(s for s in STRATEGIES if s != "none")
 CHECKS: tuple[str, ...] = (
     "build",
     "generator_xy",
@@ -526,9 +527,9 @@ def _image_spatial(ctx: _Context) -> tuple[int, ...]:
 
 def _check_tiling(ctx: _Context, strategy: str) -> str:
     from satikit.grid import TileGrid
-    from satikit.stitching import stitch
+    from satikit.stitching import get_strategy, stitch
 
-    if strategy == "sati" and not ctx.sati_possible:
+    if get_strategy(strategy).continues and not ctx.sati_possible:
         raise _Skip("SATI tiling needs as many X as Y channels")
     adapter = ctx.build()
     spatial = _image_spatial(ctx)
@@ -551,8 +552,9 @@ def _check_tiling(ctx: _Context, strategy: str) -> str:
         reference = fn(first_tile[None].to(ctx.device))[0].cpu()
     result = torch.from_numpy(out)
     _expect_image(ctx, f"{strategy} output", result[None], (1, ctx.out_channels, *spatial))
-    if strategy != "weighted":  # the first tile's own region is written from it alone
-        grid = TileGrid.create(spatial, ctx.size, ctx.overlap, sati=strategy == "sati")
+    chosen = get_strategy(strategy)
+    if not chosen.blends:  # the first tile's own region is written from it alone
+        grid = TileGrid.create(spatial, ctx.size, ctx.overlap, sati=chosen.continues)
         own = (slice(None), *grid.owned((0,) * ctx.dims))
         diff = float((result[own] - reference[own]).abs().max())
         if diff > _TOLERANCE:

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from satikit.arrays import (
     ChannelFirst,
     ChannelLastSink,
     NamedReads,
+    PartialFiles,
     open_array,
     open_partial,
     output_array,
@@ -46,7 +48,7 @@ from satikit.ome import (
     viewer_output,
 )
 from satikit.protocols import Adapter
-from satikit.stitching import Pipeline, stitch_on_grid
+from satikit.stitching import StitchCall, get_strategy, stitch_on_grid
 
 __all__ = [
     "OUTPUT_SUFFIXES",
@@ -56,6 +58,7 @@ __all__ = [
     "tile_grid",
     "translate_array",
     "translate_file",
+    "Translation",
     "translate_path",
     "translation_pairs",
 ]
@@ -134,21 +137,14 @@ def reference_style(
         return encode_style(torch.from_numpy(np.ascontiguousarray(crop))[None].to(device))
 
 
-def tile_grid(settings: InferenceSettings, spatial: Sequence[int]) -> TileGrid:
-    """The tile grid of resolved ``settings`` (:meth:`RunConfig.inference_settings`, a tiled
-    strategy) over an image of ``spatial`` shape.
+def tile_grid(settings: InferenceSettings, spatial: Sequence[int]) -> TileGrid | None:
+    """The tile grid of resolved ``settings`` (:meth:`RunConfig.inference_settings`) over an
+    image of ``spatial`` shape (None for ``strategy="none"``).
 
     Raises:
         ValueError: an invalid tile, overlap, seam or margin (see :meth:`TileGrid.create`).
     """
-    return TileGrid.create(
-        spatial,
-        settings.tile,  # type: ignore[arg-type]
-        settings.overlap,  # type: ignore[arg-type]
-        sati=settings.strategy == "sati",
-        seam=settings.seam,
-        margin=settings.margin,  # type: ignore[arg-type]
-    )
+    return get_strategy(settings.strategy).grid(tuple(int(n) for n in spatial), settings)
 
 
 def _stitch(
@@ -160,17 +156,14 @@ def _stitch(
     out: Any,
     device: str | torch.device | None = None,
     progress: bool = False,
-    state_path: Path | None = None,
-    resume: bool = False,
-    rows: tuple[int, int] | None = None,
-    pipeline: Pipeline | None = None,
+    call: StitchCall | None = None,
 ) -> np.ndarray:
     """Run the engine with resolved ``settings``; returns encoded ``(C_out, *spatial)`` (also
     written to ``out``).
 
-    The adapter is where the normalisation layers of ``settings.norm`` are found.
-    ``state_path``/``resume``/``rows``/``pipeline``: see
-    :func:`satikit.stitching.stitch_on_grid` (``none`` restarts).
+    The adapter is where the normalisation layers of ``settings.norm`` are found; ``call``:
+    the resume state, rows or pipeline (:class:`~satikit.stitching.StitchCall`; ``none``
+    restarts).
     """
     s = settings
     style_ref = s.style_ref
@@ -181,37 +174,22 @@ def _stitch(
             return adapter.translate(tiles, style=style)  # type: ignore[call-arg]
         return adapter.translate(tiles, seed=s.style_seed)
 
-    common = dict(
-        batch_size=s.batch_size, order=s.order, window=s.window, device=device, progress=progress
-    )
-    if s.norm != "tile" and s.strategy == "none":
+    call = replace(call or StitchCall(), norm_layers=adapter)
+    strategy = get_strategy(s.strategy)
+    if s.norm != "tile" and not strategy.tiled:
         raise ValueError(
-            f"--norm {s.norm} shares statistics between tiles; --strategy none runs the whole "
-            "image in one pass (use --norm tile)"
+            f"--norm {s.norm} shares statistics between tiles; --strategy {s.strategy} runs "
+            "the whole image in one pass (use --norm tile)"
         )
-    if s.strategy == "none":  # one pass over the whole image: pad it to a size the net accepts
+    if not strategy.tiled:  # one pass over the whole image: pad it to a size the net accepts
         image = _pad_to_multiple(view[...], getattr(adapter, "size_multiple", 1))
-        result = stitch_on_grid(image, fn, None, strategy="none", **common)  # type: ignore[arg-type]
+        result = stitch_on_grid(image, fn, None, s, device=device, progress=progress, call=call)
         result = result[(slice(None), *(slice(0, n) for n in view.shape[1:]))]
         if out is not None:
             out[...] = result
         return result
-    return stitch_on_grid(
-        view,
-        fn,
-        tile_grid(s, view.shape[1:]),
-        strategy=s.strategy,  # type: ignore[arg-type]
-        out=out,
-        state_path=state_path,
-        resume=resume,
-        norm=s.norm,  # type: ignore[arg-type]
-        norm_kernel=s.norm_kernel,
-        thumbnail_scale=s.thumbnail_scale,
-        norm_layers=adapter,
-        rows=rows,
-        pipeline=pipeline,
-        **common,  # type: ignore[arg-type]
-    )
+    grid = tile_grid(s, view.shape[1:])
+    return stitch_on_grid(view, fn, grid, s, out=out, device=device, progress=progress, call=call)
 
 
 def _output_layout(config: RunConfig, spatial: Sequence[int]) -> tuple[tuple, np.dtype]:
@@ -400,34 +378,142 @@ def translate_file(
             ``resume`` with settings (or an input) other than the recorded ones;
             ``pyramid_tile``/``compression`` for a target that is not a viewer output.
     """
-    check_target(target)
-    files = partial_files(target)
-    if resume and Path(target).exists() and not files.data.exists():
-        say(f"{target} is complete; skipped")
+    translation = Translation(
+        adapter,
+        config,
+        Path(source),
+        Path(target),
+        given,
+        overwrite=overwrite,
+        resume=resume,
+        pyramid_tile=pyramid_tile,
+        compression=compression,
+        say=say,
+        announce=announce,
+    )
+    job = translation.prepare()
+    if job is None:
         return Path(target)
-    if not resume and files.data.exists():
-        say(f"replacing the partial output of an interrupted translation into {target}")
-    output = _pyramid_options(target, pyramid_tile, compression)
-    job = _job(config, source, target, given, output, resume)
-    run = InferenceSettings.from_dict(job)
-    raw = _open_raw(source)
-    view, in_range = _input_view(raw, config, str(source), run.input_range)
-    if announce is not None:
-        announce(f"{Path(source).name}: {describe(run, config, raw.dtype, in_range)}")
-    partial = files.data.exists()
-    with (
-        reported_as(target),
-        _output(
-            target, source, view.shape[1:], config, job, overwrite=overwrite, resume=resume
-        ) as sink,
-    ):
-        write_json(files.settings, job)
-        if not (resume and partial and job.get("stitched")):
-            common = dict(device=device, progress=progress, state_path=files.state)
-            _stitch(adapter, config, view, run, out=sink, resume=resume, **common)
-            sink.flush()  # the last band is on disk before the marker says so
-            write_json(files.settings, {**job, "stitched": True})  # a resume skips the engine
+    view = translation.view(job)
+    with translation.create_output(job, view.shape[1:]) as sink:
+        if not translation.stitched(job):
+            call = StitchCall(state_path=translation.files.state, resume=resume)
+            translation.run(job, view, sink, device=device, progress=progress, call=call)
+            translation.mark_stitched(job)  # a resume skips the engine
     return Path(target)
+
+
+@dataclass
+class Translation:
+    """Translating one image ``source`` into one output ``target`` with a loaded run.
+
+    :meth:`prepare` decides and checks what the output depends on before any work,
+    :meth:`create_output` creates the (resumable, partial) output, :meth:`attach_output` opens
+    it from another process, :meth:`run` runs the engine, or one process's share of it, into it.
+    One process does all of it (:func:`translate_file`); under torchrun rank 0 prepares and
+    creates, and every rank attaches and runs its share (:mod:`satikit.translate_distributed`).
+    Arguments as :func:`translate_file`'s; ``given``: the inference settings given.
+    """
+
+    adapter: Adapter
+    config: RunConfig
+    source: Path
+    target: Path
+    given: Mapping[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
+    resume: bool = False
+    pyramid_tile: int | None = None
+    compression: str | None = None
+    say: Callable[[str], object] = _stderr
+    announce: Callable[[str], object] | None = None
+    _view: ChannelFirst | None = field(default=None, repr=False)
+
+    @property
+    def files(self) -> PartialFiles:
+        """The partial output's files (data, settings, resume states)."""
+        return partial_files(self.target)
+
+    def prepare(self) -> dict[str, Any] | None:
+        """The job (what decides the output, as JSON values: the input, the resolved settings,
+        the pyramid options; see :func:`_job`), after checking the target, the settings and the
+        input's values; announces the settings. None: nothing to do (``resume`` of a finished
+        output). Says when a stale partial output will be replaced."""
+        check_target(self.target)
+        files = self.files
+        if self.resume and self.target.exists() and not files.data.exists():
+            self.say(f"{self.target} is complete; skipped")
+            return None
+        if not self.resume and files.data.exists():
+            self.say(
+                f"replacing the partial output of an interrupted translation into {self.target}"
+            )
+        output = _pyramid_options(self.target, self.pyramid_tile, self.compression)
+        job = _job(self.config, self.source, self.target, self.given, output, self.resume)
+        settings = InferenceSettings.from_dict(job)
+        raw = _open_raw(self.source)
+        self._view, in_range = _input_view(raw, self.config, str(self.source), settings.input_range)
+        if self.announce is not None:
+            line = describe(settings, self.config, raw.dtype, in_range)
+            self.announce(f"{self.source.name}: {line}")
+        resumed = self.resume and files.data.exists()
+        return {**job, "stitched": bool(resumed and job.get("stitched"))}
+
+    def view(self, job: Mapping[str, Any]) -> ChannelFirst:
+        """The input as the engine reads it (opened by :meth:`prepare`, or here)."""
+        if self._view is None:
+            self._view = open_input(self.config, self.source, job.get("input_range"))
+        return self._view
+
+    def stitched(self, job: Mapping[str, Any]) -> bool:
+        """Whether the engine already finished (a resume only completes the output)."""
+        return bool(job.get("stitched"))
+
+    @contextmanager
+    def create_output(self, job: Mapping[str, Any], spatial: Sequence[int]) -> Iterator[Any]:
+        """The engine's sink over a new (or, resuming, the partial) output; the job is recorded
+        beside it. Leaving the block completes the output (renamed; a viewer output gets its
+        pyramid); an error leaves the partial output for ``resume``."""
+        recorded = {k: v for k, v in job.items() if k != "stitched"}
+        if self.stitched(job):
+            recorded["stitched"] = True
+        with (
+            reported_as(self.target),
+            _output(
+                self.target,
+                self.source,
+                spatial,
+                self.config,
+                job,
+                overwrite=self.overwrite,
+                resume=self.resume,
+            ) as sink,
+        ):
+            write_json(self.files.settings, recorded)
+            yield sink
+
+    def attach_output(self, spatial: Sequence[int]) -> Any:
+        """This process's sink over the partial output another process created."""
+        return _attach(self.target, spatial, self.config)
+
+    def run(
+        self,
+        job: Mapping[str, Any],
+        view: ChannelFirst,
+        sink: Any,
+        *,
+        device: str | torch.device | None = None,
+        progress: bool = False,
+        call: StitchCall | None = None,
+    ) -> None:
+        """Run the engine (``call``: a share of it, a resume state) into ``sink``."""
+        settings = InferenceSettings.from_dict(job)
+        args = (self.adapter, self.config, view, settings)
+        _stitch(*args, out=sink, device=device, progress=progress, call=call)
+        sink.flush()  # the last band is on disk before the marker says so
+
+    def mark_stitched(self, job: Mapping[str, Any]) -> None:
+        """Record that the engine finished (a resume then only completes the output)."""
+        write_json(self.files.settings, {**job, "stitched": True})
 
 
 def _open_raw(source: str | os.PathLike[str]) -> NamedReads:
@@ -492,16 +578,14 @@ def describe(
             :func:`satikit.inputs.resolve_input_range`.
     """
     s = settings
-    if s.strategy == "none":
-        parts = ["strategy none (the whole image in one pass)"]
+    strategy = get_strategy(s.strategy)
+    if not strategy.tiled:
+        parts = [f"strategy {s.strategy} (the whole image in one pass)"]
     else:
         parts = [f"strategy {s.strategy}", f"tile {_size(s.tile)}", f"overlap {_size(s.overlap)}"]
-        if s.strategy == "sati":
-            parts += [f"margin {_size(s.margin)}", f"seam {s.seam}", f"order {s.order}"]
-        elif s.strategy == "weighted":
-            parts.append(f"window {s.window}")
-        elif any(_sizes(s.overlap)):
-            parts.append(f"seam {s.seam}")
+        for name in strategy.relevant(s):
+            value = getattr(s, name)
+            parts.append(f"{name} {value if isinstance(value, str) else _size(value)}")
         parts.append(_statistics(s))
     if s.style_ref is not None:
         parts.append(f"style of {s.style_ref}")
@@ -525,6 +609,8 @@ def _statistics(s: InferenceSettings) -> str:
         return f"norm thumbnail (scale {s.thumbnail_scale:g})"
     if s.norm == "kernel":
         return f"norm kernel ({s.norm_kernel})"
+    if s.norm == "dense":
+        return "norm dense (interpolated between tile centres)"
     return "norm tile (each tile's own statistics)"
 
 

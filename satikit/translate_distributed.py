@@ -42,26 +42,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from satikit.arrays import partial_files, reported_as
-from satikit.atomic import write_json
 from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
 from satikit.comm import Comm
 from satikit.devices import resolve_device
 from satikit.protocols import Adapter
-from satikit.stitching import Pipeline
+from satikit.stitching import Pipeline, StitchCall, get_strategy
 from satikit.stitching.pipeline import saved_band
 from satikit.stitching.statistics import CACHING_NORMS, NormSettings
 from satikit.translate import (
-    _attach,
-    _input_view,
-    _job,
-    _open_raw,
-    _output,
-    _pyramid_options,
-    _stitch,
+    Translation,
     check_target,
-    describe,
-    open_input,
     tile_grid,
     translate_file,
     translation_pairs,
@@ -178,52 +168,50 @@ def _translate_image(
     **given: Any,
 ) -> Path:
     """One image into one output, shared out over the ranks (see the module docstring)."""
-    files = partial_files(target)
+    translation = Translation(
+        adapter,
+        config,
+        source,
+        target,
+        given,
+        overwrite=overwrite,
+        resume=resume,
+        pyramid_tile=pyramid_tile,
+        compression=compression,
+        say=say,
+        announce=announce,
+    )
+    files = translation.files
     with ExitStack() as stack:
 
-        def prepare() -> dict[str, Any] | None:  # rank 0: check the job, create the output
-            if resume and target.exists() and not files.data.exists():
-                say(f"{target} is complete; skipped")
+        def prepare() -> tuple[dict[str, Any], int | None] | None:  # rank 0: check, create
+            job = translation.prepare()
+            if job is None:
                 return None
-            if not resume and files.data.exists():
-                say(f"replacing the partial output of an interrupted translation into {target}")
-            output = _pyramid_options(target, pyramid_tile, compression)
-            job = _job(config, source, target, given, output, resume)
-            run = InferenceSettings.from_dict(job)
-            raw = _open_raw(source)
-            view, in_range = _input_view(raw, config, str(source), run.input_range)
-            spatial = view.shape[1:]  # a bad input is refused once
-            if announce is not None:
-                announce(f"{source.name}: {describe(run, config, raw.dtype, in_range)}")
-            partial = files.data.exists()
+            spatial = translation.view(job).shape[1:]  # a bad input is refused once
             _check_job(spatial, job)
-            stack.enter_context(reported_as(target))
-            stack.enter_context(
-                _output(target, source, spatial, config, job, overwrite=overwrite, resume=resume)
-            )
-            write_json(files.settings, job)
+            stack.enter_context(translation.create_output(job, spatial))
             if not resume:
                 shutil.rmtree(files.shards, ignore_errors=True)
             files.shards.mkdir(exist_ok=True)
-            stitched = resume and partial and bool(job.get("stitched"))
-            band = saved_band(files.shards) if resume and partial else None  # one view for all
-            return {"job": job, "stitched": stitched, "band": band}
+            partial = resume and files.data.exists()
+            return job, saved_band(files.shards) if partial else None  # one view for all
 
         plan = comm.share(prepare)
         if plan is None:
             return target
-        job = plan["job"]
-        view = open_input(config, source, job.get("input_range"))
-        spatial = view.shape[1:]
-        if not plan["stitched"]:
-            sink = _attach(target, spatial, config)  # every rank: its own handle on the output
-            run = InferenceSettings.from_dict(job)
-            shared = (files.shards, resume, plan["band"])
-            _run_share(adapter, config, view, sink, comm, shared, (run, device, progress))
-            sink.flush()
+        job, band = plan
+        view = translation.view(job)
+        if not translation.stitched(job):
+            sink = translation.attach_output(view.shape[1:])  # every rank: its own handle
+            call = _share(comm, job, sink, view.shape[1], files.shards, resume, band)
+            if call is not None:
+                translation.run(job, view, sink, device=device, progress=progress, call=call)
+            else:
+                sink.flush()
             comm.barrier()
             if comm.rank == 0:
-                write_json(files.settings, {**job, "stitched": True})
+                translation.mark_stitched(job)
     return target  # rank 0 has renamed the output / built its pyramid on leaving the stack
 
 
@@ -237,7 +225,7 @@ def _check_job(spatial: tuple[int, ...], job: dict[str, Any]) -> None:
     """
     settings = InferenceSettings.from_dict(job)
     NormSettings.create(settings.norm, settings.norm_kernel, settings.thumbnail_scale)
-    if settings.strategy == "none":
+    if not get_strategy(settings.strategy).tiled:
         return
     tile_grid(settings, spatial)
     if settings.norm in CACHING_NORMS:
@@ -248,39 +236,27 @@ def _check_job(spatial: tuple[int, ...], job: dict[str, Any]) -> None:
         )
 
 
-def _run_share(
-    adapter: Adapter,
-    config: RunConfig,
-    view: Any,
-    sink: Any,
+def _share(
     comm: Comm,
-    shared: tuple[Path, bool, int | None],
-    run: tuple[InferenceSettings, Any, bool],
-) -> None:
-    """This rank's part of the engine step for one image; ``shared``: the folder of the ranks'
-    resume states, whether to resume, the SATI band to resume after; ``run``: the settings,
-    the device and whether to show progress."""
-    shards, resume, band = shared
-    settings, device, progress = run
-    common = dict(out=sink, device=device, progress=progress)
-    if settings.strategy == "none":
-        if comm.rank == 0:
-            _stitch(adapter, config, view, settings, **common)
-        return
-    if settings.strategy == "sati":
-        pipeline = Pipeline(comm.ring(), sink.row_chunk, state_dir=shards, resume_after=band)
-        _stitch(adapter, config, view, settings, pipeline=pipeline, **common)
-        return
-    start, stop = row_ranges(view.shape[1], comm.size, sink.row_chunk)[comm.rank]
-    if stop > start:
-        state = shards / f"rank{comm.rank}of{comm.size}.safetensors"
-        _stitch(
-            adapter,
-            config,
-            view,
-            settings,
-            rows=(start, stop),
-            state_path=state,
-            resume=resume,
-            **common,
+    job: dict[str, Any],
+    sink: Any,
+    height: int,
+    shards: Path,
+    resume: bool,
+    band: int | None,
+) -> StitchCall | None:
+    """What this rank runs of the engine for one image (None: nothing): ``none`` on rank 0
+    only; ``sati`` its bands, pipelined; ``simple`` / ``weighted`` its range of output rows,
+    with its own resume state in ``shards``; ``height``: the image's first spatial size."""
+    strategy = get_strategy(job["strategy"])
+    if not strategy.tiled:
+        return StitchCall() if comm.rank == 0 else None
+    if strategy.continues:
+        return StitchCall(
+            pipeline=Pipeline(comm.ring(), sink.row_chunk, state_dir=shards, resume_after=band)
         )
+    start, stop = row_ranges(height, comm.size, sink.row_chunk)[comm.rank]
+    if stop <= start:
+        return None
+    state = shards / f"rank{comm.rank}of{comm.size}.safetensors"
+    return StitchCall(rows=(start, stop), state_path=state, resume=resume)

@@ -20,7 +20,7 @@ import satikit.stitching.pipeline as pipeline_module
 from satikit.grid import TileGrid
 from satikit.stitching import Pipeline, stitch_on_grid
 from satikit.stitching.pipeline import BandPlan, saved_band
-from satikit.stitching.strategies import count_tiles
+from satikit.stitching.registry import count_tiles
 
 CASES_2D = ((45, 38), 12, 4)
 CASES_3D = ((21, 18, 15), 8, 2)

@@ -6,19 +6,21 @@ switches (:class:`SATISettings`, paper III and IV-B1), the training settings and
 defaults. :meth:`RunConfig.to_dict` / :meth:`RunConfig.from_dict` map it to and from the JSON a
 run folder stores (format ``satikit-run/<version>``; older versions are read, newer refused).
 
-:class:`InferenceSettings` are the settings of one translation (strategy, tile, overlap, seam,
-margin, ...). :meth:`InferenceSettings.resolve` is the one place their values are decided: the
-library defaults, overridden by what the run recorded (strategy, tile, overlap, margin), then
-by what the caller gave.
+:class:`InferenceSettings` (defined in :mod:`satikit.settings`, re-exported here) are the
+settings of one translation; :meth:`InferenceSettings.resolve` is the one place their values
+are decided: the library defaults, overridden by what the run recorded (strategy, tile,
+overlap, margin), then by what the caller gave.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from satikit.settings import InferenceSettings, Sizes
+from satikit.settings import sizes as as_sizes
 
 __all__ = [
     "FORMAT",
@@ -36,19 +38,6 @@ FORMAT_VERSION = 1
 FORMAT = f"satikit-run/{FORMAT_VERSION}"
 _FORMAT_PREFIX = "satikit-run/"
 STRIP_SOURCES = ("crop", "neighbour")
-Sizes = int | tuple[int, ...]
-
-
-def _sizes(value: Any) -> Any:
-    """An int stays an int; a sequence of sizes becomes a tuple of ints; None stays None."""
-    if value is None or isinstance(value, int):
-        return value
-    return tuple(int(v) for v in value)
-
-
-def _json(value: Any) -> Any:
-    """``value`` as it reads back from JSON (tuples become lists)."""
-    return json.loads(json.dumps(value))
 
 
 @dataclass(frozen=True)
@@ -237,7 +226,7 @@ class TrainingSettings:
     world_size: int = 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "crop", _sizes(self.crop))
+        object.__setattr__(self, "crop", as_sizes(self.crop))
         if not 0.0 <= float(self.ema) < 1.0:
             raise ValueError(f"training.ema (an EMA decay) must be in [0, 1), got {self.ema}")
 
@@ -260,137 +249,6 @@ class TrainingSettings:
         keys += ("ema",) if self.ema else ()  # runs without one keep their stored form
         crop = self.crop if not isinstance(self.crop, tuple) else list(self.crop)
         return {key: crop if key == "crop" else getattr(self, key) for key in keys}
-
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    """The settings that decide a translation's output (see
-    :func:`satikit.translate.translate_array` for each one's meaning).
-
-    ``None`` for ``strategy``, ``tile``, ``overlap`` and ``margin`` means "the run's";
-    :meth:`resolve` fills them. Tile sizes are an int (every dim) or a tuple per dim.
-
-    Attributes:
-        strategy: ``none``, ``simple``, ``weighted`` or ``sati``.
-        tile / overlap: tile size and overlap, px.
-        seam: cut in the ``middle`` of the overlap (paper III-E) or at its ``start``.
-        margin: ``sati`` only: extra overlap so each strip ends inside its predecessor.
-        batch_size: tiles per generator call.
-        order: ``auto``, ``raster`` or ``wavefront`` (same output; ``auto``: wavefront with
-            ``batch_size > 1`` on a GPU or for a volume, else raster).
-        window: ``weighted``'s blending window, ``gaussian`` or ``pyramid``.
-        style_seed / style_ref: one style for every tile (adapters with styles).
-        norm / norm_kernel / thumbnail_scale: where instance norms take their statistics.
-        input_range: the input values to map onto the range the run was trained on,
-            ``(low, high)``, ``"auto"`` (each image's sampled min and max) or None (integer
-            images of the run's dtype at their full range, floats on [0, 1]); see
-            :mod:`satikit.inputs`.
-    """
-
-    strategy: str | None = None
-    tile: Sizes | None = None
-    overlap: Sizes | None = None
-    seam: str = "middle"
-    margin: Sizes | None = None
-    batch_size: int = 1
-    order: str = "auto"
-    window: str = "gaussian"
-    style_seed: int | None = None
-    style_ref: str | None = None
-    norm: str = "tile"
-    norm_kernel: Any = 3
-    thumbnail_scale: float = 0.25
-    input_range: Any = None
-
-    #: What a run's ``config.json`` records (the rest always start from the defaults).
-    RUN_FIELDS = ("strategy", "tile", "overlap", "margin")
-    #: How the run's own strategy is best run (e.g. a shipped model's statistics): recorded
-    #: only where they differ from the defaults, and used only with the run's strategy.
-    RUN_METHOD_FIELDS = ("window", "norm", "norm_kernel", "thumbnail_scale")
-
-    def __post_init__(self) -> None:
-        for key in ("tile", "overlap", "margin"):
-            object.__setattr__(self, key, _sizes(getattr(self, key)))
-        if self.style_ref is not None:
-            object.__setattr__(self, "style_ref", str(self.style_ref))
-        from satikit.inputs import parse_input_range
-
-        object.__setattr__(self, "input_range", parse_input_range(self.input_range))
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every setting's name, in order."""
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    @classmethod
-    def for_run(cls, crop: Sequence[int], sati: bool) -> InferenceSettings:
-        """The inference defaults a newly trained run records.
-
-        2D: tile = 2 x crop, overlap = 25 % of the tile (paper IV-A: 512 / 128 for 256 crops);
-        3D: tile = crop, overlap 25 % (paper IV-C: 64 / 16). Runs without SATI default to the
-        weighted strategy, SATI runs to ``sati``.
-        """
-        tile = tuple(2 * c for c in crop) if len(crop) == 2 else tuple(crop)
-        return cls(
-            strategy="sati" if sati else "weighted",
-            tile=tile,
-            overlap=tuple(t // 4 for t in tile),
-        )
-
-    @classmethod
-    def resolve(
-        cls, run: InferenceSettings, given: Mapping[str, Any] | None = None
-    ) -> InferenceSettings:
-        """The settings of one translation: the defaults, then what the ``run`` recorded
-        (strategy, tile, overlap; a margin only for ``sati``, else 0; window and statistics
-        only for the run's own strategy), then ``given`` (a ``None`` value counts as not
-        given). ``simple`` tiling without a given overlap has
-        none (tiles side by side, the paper's simple tiling): the run's overlap is that of its
-        weighted or SATI tiling. ``norm_kernel`` takes its canonical spelling.
-
-        Raises:
-            TypeError: a name in ``given`` that is no setting.
-            ValueError: a bad ``norm_kernel``.
-        """
-        from satikit.stitching import NormKernel
-
-        given = given or {}
-        unknown = sorted(set(given) - set(cls.names()))
-        if unknown:
-            raise TypeError(f"unknown inference setting(s) {unknown}; known: {cls.names()}")
-        chosen = {k: v for k, v in given.items() if v is not None}
-        settings = replace(cls(), **{k: getattr(run, k) for k in ("strategy", "tile", "overlap")})
-        settings = replace(settings, **chosen)
-        if settings.strategy == "simple" and "overlap" not in chosen:
-            settings = replace(settings, overlap=0)
-        if settings.margin is None:
-            recorded = run.margin if run.margin is not None else 0
-            settings = replace(settings, margin=recorded if settings.strategy == "sati" else 0)
-        if settings.strategy == run.strategy:
-            method = {k: getattr(run, k) for k in cls.RUN_METHOD_FIELDS if k not in chosen}
-            settings = replace(settings, **method)
-        return replace(settings, norm_kernel=str(NormKernel.parse(settings.norm_kernel)))
-
-    def to_dict(self, names: Sequence[str] | None = None) -> dict[str, Any]:
-        """The settings (or the ``names`` ones) as JSON values (tuples become lists)."""
-        return {k: _json(getattr(self, k)) for k in names or self.names()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> InferenceSettings:
-        """Read :meth:`to_dict`'s output (other keys are ignored)."""
-        return cls(**{k: data[k] for k in cls.names() if k in data})
-
-    def run_dict(self) -> dict[str, Any]:
-        """The run's section: strategy, tile, overlap, the margin if it has one, and the
-        window and statistics where they are not the defaults."""
-        names = [k for k in self.RUN_FIELDS if k != "margin" or self.margin is not None]
-        default = type(self)()
-        names += self.differences(default, self.RUN_METHOD_FIELDS)
-        return self.to_dict(names)
-
-    def differences(self, other: InferenceSettings, names: Sequence[str]) -> list[str]:
-        """The ``names`` whose values differ from ``other``'s."""
-        return [k for k in names if _json(getattr(self, k)) != _json(getattr(other, k))]
 
 
 @dataclass(frozen=True)

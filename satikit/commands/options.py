@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["INPUT_RANGE", "threads_option"]
+__all__ = ["INPUT_RANGE", "SIZES", "inference_options", "threads_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,3 +47,64 @@ class _InputRange(click.ParamType):
 
 #: ``--input-range``'s type: a pair of floats, ``"auto"`` (see :mod:`satikit.inputs`).
 INPUT_RANGE = _InputRange()
+
+
+class _Sizes(click.ParamType):
+    """An int, or comma-separated ints (one per spatial dim)."""
+
+    name = "N[,N...]"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, (int, tuple)):
+            return value
+        try:
+            sizes = tuple(int(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(f"expected an integer or comma-separated integers, got {value!r}", param, ctx)
+        return sizes[0] if len(sizes) == 1 else sizes
+
+
+#: Tile sizes: ``128`` or ``128,64`` (one per spatial dim).
+SIZES = _Sizes()
+
+
+def _click_type(metadata: Any) -> Any:
+    """The click type of a setting's ``kind`` (see :mod:`satikit.settings`)."""
+    kind = metadata["kind"]
+    if kind == "choice":
+        return click.Choice(list(metadata["choices"]))
+    types = {
+        "sizes": SIZES,
+        "count": click.IntRange(min=1),
+        "fraction": click.FloatRange(0, 1, min_open=True),
+        "int": int,
+        "text": str,
+        "path": click.Path(exists=True),
+        "range": INPUT_RANGE,
+    }
+    return types[kind]
+
+
+def inference_options(command: F) -> F:
+    """One option per :class:`~satikit.settings.InferenceSettings` field (``--batch-size`` for
+    ``batch_size``), its type, default and help from the field: the settings are written once."""
+    import dataclasses
+
+    from satikit.settings import InferenceSettings
+
+    for f in reversed(dataclasses.fields(InferenceSettings)):
+        default = f.default
+        extra: dict[str, Any] = {}
+        if default is not None:
+            extra = {"default": str(default) if f.metadata["kind"] == "text" else default}
+            extra["show_default"] = True
+        if "metavar" in f.metadata:
+            extra["metavar"] = f.metadata["metavar"]
+        command = click.option(
+            "--" + f.name.replace("_", "-"),
+            f.name,
+            type=_click_type(f.metadata),
+            help=f.metadata["help"],
+            **extra,
+        )(command)
+    return command

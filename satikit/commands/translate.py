@@ -10,24 +10,9 @@ from typing import Any
 import click
 
 from satikit.commands.errors import user_errors
-from satikit.commands.options import INPUT_RANGE, threads_option
+from satikit.commands.options import inference_options, threads_option
 
 __all__ = ["translate"]
-
-
-class _Sizes(click.ParamType):
-    """An int, or comma-separated ints (one per spatial dim)."""
-
-    name = "N[,N...]"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        if isinstance(value, (int, tuple)):
-            return value
-        try:
-            sizes = tuple(int(part) for part in str(value).split(","))
-        except ValueError:
-            self.fail(f"expected an integer or comma-separated integers, got {value!r}", param, ctx)
-        return sizes[0] if len(sizes) == 1 else sizes
 
 
 @contextmanager
@@ -62,92 +47,8 @@ def _interruption() -> Iterator[None]:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("source", metavar="INPUT", type=click.Path(exists=True))
 @click.argument("target", metavar="OUTPUT", type=click.Path())
-@click.option(
-    "--strategy",
-    type=click.Choice(["none", "simple", "weighted", "sati"]),
-    help="Tiling strategy [default: the run's: sati for SATI runs, else weighted].",
-)
-@click.option("--tile", type=_Sizes(), help="Tile size [default: the run's].")
-@click.option(
-    "--overlap",
-    type=_Sizes(),
-    help="Tile overlap [default: 0 for simple (tiles side by side); the run's for weighted "
-    "and sati, 25% of the tile].",
-)
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@inference_options
 @click.option("--device", default="auto", show_default=True)
-@click.option(
-    "--order",
-    type=click.Choice(["auto", "raster", "wavefront"]),
-    default="auto",
-    show_default=True,
-    help="SATI tile order (same output): auto = wavefront with --batch-size > 1 on a GPU or "
-    "for a volume, else raster.",
-)
-@click.option(
-    "--window",
-    type=click.Choice(["gaussian", "pyramid"]),
-    default="gaussian",
-    show_default=True,
-    help="Blending window of the weighted strategy.",
-)
-@click.option(
-    "--seam",
-    type=click.Choice(["middle", "start"]),
-    default="middle",
-    show_default=True,
-    help="Cut tiles in the middle of the overlap (paper III-E) or at its start "
-    "(the 'w/o stitching strategy' ablation).",
-)
-@click.option(
-    "--margin",
-    type=_Sizes(),
-    help="SATI only (beyond the paper): tiles overlap by --overlap plus this many px, so the "
-    "strip each tile takes from its predecessors ends inside them, not at their border "
-    "[default: the run's, else 0].",
-)
-@click.option(
-    "--norm",
-    type=click.Choice(["tile", "thumbnail", "kernel", "dense"]),  # stitching.norm.NORMS
-    default="tile",
-    show_default=True,
-    help="Where the generator's instance norms take their statistics from: each tile's own "
-    "(tile), one pass over a downscaled whole image (thumbnail: TIN, Chen et al. AAAI 2022), "
-    "a kernel average over neighbouring tiles' (kernel: KIN, Ho et al. ECCV 2022; a "
-    "second pass over all tiles), or per pixel, interpolated between the tile centres around "
-    "it (dense: Dense Normalization, Ho et al. ECCV 2024; the same second pass). Tiled "
-    "strategies only.",
-)
-@click.option(
-    "--norm-kernel",
-    default="3",
-    show_default=True,
-    metavar="SIZE[,SIZE...][:constant|gaussian[:SIGMA]]",
-    help="--norm kernel: odd kernel size in tiles (per dim if several) and its weights.",
-)
-@click.option(
-    "--thumbnail-scale",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=0.25,
-    show_default=True,
-    help="--norm thumbnail: thumbnail size / image size per dim (1: full resolution).",
-)
-@click.option("--style-seed", type=int, help="Image-level seed for adapters with styles.")
-@click.option(
-    "--style-ref",
-    type=click.Path(exists=True),
-    help="Reference Y image whose style every tile uses (adapters with styles, e.g. MUNIT); "
-    "overrides --style-seed.",
-)
-@click.option(
-    "--input-range",
-    type=INPUT_RANGE,
-    metavar="LO,HI|auto",
-    help="Map input values LO..HI onto the range the run was trained on (clipping beyond), "
-    "e.g. 0,4095 for 12-bit data; auto: each image's own min and max (from a sample). Needed "
-    "for integer images of another dtype than the run's and float images outside [0, 1] "
-    "[default: integers of the run's dtype at their full range, floats on [0, 1]].",
-)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option(
     "--resume",
@@ -228,7 +129,7 @@ def _stderr(message: str) -> None:
 def _settings(params: dict[str, Any]) -> dict[str, Any]:
     """The inference settings among the options; with ``--resume`` only those given (the
     recorded ones stand in for the others)."""
-    from satikit.checkpoint import InferenceSettings
+    from satikit.settings import InferenceSettings
 
     settings = {key: params[key] for key in InferenceSettings.names()}
     if params["resume"]:

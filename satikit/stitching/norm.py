@@ -51,6 +51,7 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from satikit.protocols import NormWithStatistics
+from satikit.settings import NORMS
 from satikit.stitching.runner import BatchContext
 
 __all__ = [
@@ -66,7 +67,6 @@ __all__ = [
     "size_multiple_of",
 ]
 
-NORMS = ("tile", "thumbnail", "kernel", "dense")
 Norm = Literal["tile", "thumbnail", "kernel", "dense"]
 KERNEL_WEIGHTS = ("constant", "gaussian")
 Index = tuple[int, ...]

@@ -44,8 +44,9 @@ from satikit.weights import blend_window, strip_mask
 
 __all__ = [
     "Rows",
-    "count_tiles",
     "flush_rows",
+    "owned_rows",
+    "reaches_rows",
     "run_none",
     "run_sati",
     "run_simple",
@@ -53,6 +54,7 @@ __all__ = [
     "sati_bands",
     "sati_chunks",
     "sati_tiles",
+    "window_rows",
 ]
 
 Allocate = Callable[[int], np.ndarray]
@@ -74,16 +76,20 @@ def _clip(region: tuple[slice, ...], rows: Rows | None) -> tuple[slice, ...]:
     return (slice(max(first.start, rows[0]), min(first.stop, rows[1])), *region[1:])
 
 
-def _reach(grid: TileGrid, strategy: str) -> Callable[[Index], slice]:
-    """The rows of ``out`` a tile contributes to: its owned rows (``simple``), its window."""
-    if strategy == "simple":
-        return lambda index: grid.owned(index)[0]
+def owned_rows(grid: TileGrid) -> Callable[[Index], slice]:
+    """The rows of ``out`` a ``simple`` tile writes: its owned region's."""
+    return lambda index: grid.owned(index)[0]
+
+
+def window_rows(grid: TileGrid) -> Callable[[Index], slice]:
+    """The rows of ``out`` a blended tile contributes to: its window's."""
     return lambda index: grid.window(index)[0]
 
 
-def _needed(grid: TileGrid, strategy: str, rows: Rows | None) -> Callable[[list[Index]], bool]:
-    """``needed(chunk)``: whether a batch holds a tile that contributes to ``rows``."""
-    reach = _reach(grid, strategy)
+def reaches_rows(
+    reach: Callable[[Index], slice], rows: Rows | None
+) -> Callable[[list[Index]], bool]:
+    """``needed(chunk)``: whether a batch holds a tile whose ``reach`` meets ``rows``."""
     return lambda chunk: rows is None or any(_meets(reach(index), rows) for index in chunk)
 
 
@@ -92,13 +98,6 @@ def _weighted_bands(grid: TileGrid, batch_size: int) -> tuple[int, list[list[Ind
     per_row = grid.n_tiles // grid.counts[0]
     rows = min(grid.counts[0], math.ceil(batch_size / per_row))
     return rows, _row_bands(grid, rows)
-
-
-def count_tiles(grid: TileGrid, strategy: str, batch_size: int, rows: Rows | None = None) -> int:
-    """How many tiles ``simple``/``weighted`` hand to ``fn`` when restricted to ``rows``
-    (every tile of a batch that is run counts; both run ``batch_size`` tiles in raster order)."""
-    needed = _needed(grid, strategy, rows)
-    return sum(len(chunk) for chunk in batched(grid.raster(), batch_size) if needed(chunk))
 
 
 def _row_bands(grid: TileGrid, rows: int) -> list[list[Index]]:
@@ -174,7 +173,7 @@ def run_simple(
     ``rows``: compute and write only these output rows (see the module docstring). ``depth``:
     batches read ahead (:mod:`satikit.stitching.readahead`).
     """
-    needed = _needed(grid, "simple", rows)
+    needed = reaches_rows(owned_rows(grid), rows)
     saved = resumer.load()
     out = None if saved is None else allocate(saved.channels)
     finished = 0 if saved is None else saved.next
@@ -306,7 +305,7 @@ def run_weighted(
     """
     band_rows, bands = _weighted_bands(grid, batch_size)
     band_of = {index: b for b, band in enumerate(bands) for index in band}
-    needed = _needed(grid, "weighted", rows)
+    needed = reaches_rows(window_rows(grid), rows)
     chunks = [chunk for chunk in batched(grid.raster(), batch_size) if needed(chunk)]
     saved = resumer.load()
     carried = {"denominator": Band(1, grid, band_rows, np.float64)}
