@@ -1,9 +1,9 @@
 """A plugin package that lives outside the repository: built into a wheel in a temp dir,
 discovered through its entry point, checked by the conformance kit, trained with SATI.
 
-``PLUGIN_FILES`` is the complete minimal plugin of the README section "Writing an adapter";
-``test_readme_example_is_the_tested_plugin`` keeps the two identical, and
-``python tests/test_external_plugin.py`` prints the section (:func:`render_readme_section`).
+``PLUGIN_FILES`` is the complete minimal plugin of docs/adapters.md ("Writing an adapter");
+``test_adapter_doc_example_is_the_tested_plugin`` keeps the two identical, and
+``python tests/test_external_plugin.py`` prints the section (:func:`render_adapter_doc`).
 """
 
 from __future__ import annotations
@@ -282,8 +282,8 @@ def test_external_plugin_is_discovered_checked_and_trained_with_sati(
     assert (tmp_path / "out.tif").is_file()
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-README_INTRO = """\
+ADAPTER_DOC = Path(__file__).resolve().parent.parent / "docs" / "adapters.md"
+DOC_INTRO = """\
 An adapter wraps one GAN family so that the SATI trainer and the tiling engine can drive it without
 knowing it (`satikit.protocols.Adapter`): `generator_xy` (encoded X, or SATI's merged tile z, to encoded
 Y, `(B, C, *spatial)`), `discriminator_y`, the host's adversarial `criterion`,
@@ -294,7 +294,7 @@ Generators map their tanh output into the target domain's encoded range with
 `satikit.encoding.to_domain`. A plugin registers a factory through the entry-point group `satikit`,
 exactly like the built-in `cyclegan`, `unit`, `munit` and `timm` adapters. A complete minimal plugin:
 """
-README_OUTRO = """\
+DOC_OUTRO = """\
 After `pip install -e .` in that folder, `satikit adapters` lists `tinygan`,
 `satikit check-adapter tinygan` prints one PASS / FAIL / SKIP line per check, and
 `satikit train --adapter tinygan --x X_DIR --y Y_DIR --out RUN -o width 32` trains it with SATI.
@@ -325,29 +325,29 @@ the networks inside the factory) and never unpickle files: load weights with
 """
 
 
-def render_readme_section() -> str:
-    """The README section "Writing an adapter", built around ``PLUGIN_FILES``."""
+def render_adapter_doc() -> str:
+    """docs/adapters.md ("Writing an adapter"), built around ``PLUGIN_FILES``."""
     language = {"toml": "toml", "py": "python"}
-    parts = ["## Writing an adapter", "", README_INTRO]
+    parts = ["# Writing an adapter", "", DOC_INTRO]
     for name, text in PLUGIN_FILES.items():
         fence = language[name.rsplit(".", 1)[1]]
         parts += [f"`{name}`:", "", f"```{fence}", text.rstrip("\n"), "```", ""]
-    return "\n".join(parts) + README_OUTRO
+    return "\n".join(parts) + DOC_OUTRO
 
 
-def readme_section() -> str | None:
-    """The README's "Writing an adapter" section, if it has one."""
-    text = README.read_text(encoding="utf-8") if README.is_file() else ""
-    match = re.search(r"^## Writing an adapter\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+def adapter_doc_section() -> str | None:
+    """docs/adapters.md's text below its title, if it has one."""
+    text = ADAPTER_DOC.read_text(encoding="utf-8") if ADAPTER_DOC.is_file() else ""
+    match = re.search(r"^# Writing an adapter\n(.*?)\Z", text, re.M | re.S)
     return match[1] if match else None
 
 
-def test_readme_example_is_the_tested_plugin() -> None:
-    section = readme_section()
-    assert section is not None, "README.md lost its 'Writing an adapter' section"
+def test_adapter_doc_example_is_the_tested_plugin() -> None:
+    section = adapter_doc_section()
+    assert section is not None, "docs/adapters.md lost its 'Writing an adapter' title"
     blocks = dict(re.findall(r"^`([\w./-]+)`:?\n\n```\w*\n(.*?)^```", section, re.M | re.S))
     assert blocks == PLUGIN_FILES
 
 
 if __name__ == "__main__":
-    print(render_readme_section(), end="")
+    print(render_adapter_doc(), end="")
