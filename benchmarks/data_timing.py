@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,11 +103,11 @@ def check_metric(
     return row
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None, help="also write the numbers here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     report: dict[str, Any] = {"timings_s": {}, "metric_checks": []}
     t = report["timings_s"]
 

@@ -63,9 +63,9 @@ class Method:
     norm_value: str | None = None
 
     def settings(self, batch_size: int = 1):
-        """The :class:`satikit.checkpoint.InferenceSettings` of this method (tiles per
+        """The :class:`satikit.settings.InferenceSettings` of this method (tiles per
         generator call: ``batch_size``), for :func:`satikit.translate.translate_array`."""
-        from satikit.checkpoint import InferenceSettings
+        from satikit.settings import InferenceSettings
 
         options: dict[str, Any] = {}
         if self.window is not None:
@@ -88,15 +88,10 @@ class Method:
 
     def grid(self, shape: tuple[int, ...]):
         """The :class:`satikit.grid.TileGrid` over an image of spatial ``shape`` (None for
-        ``none``)."""
-        from satikit.grid import TileGrid
+        ``none``): the grid :func:`satikit.translate.tile_grid` makes of :meth:`settings`."""
+        from satikit.translate import tile_grid
 
-        if self.strategy == "none":
-            return None
-        sati = self.strategy == "sati"
-        return TileGrid.create(
-            shape, self.tile, self.overlap, sati=sati, seam=self.seam, margin=self.margin
-        )
+        return tile_grid(self.settings(), shape)
 
     def tiles(self, shape: tuple[int, ...]) -> int:
         """Forward passes per image (1 for ``none``)."""

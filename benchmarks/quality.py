@@ -14,7 +14,7 @@ The pieces: :mod:`benchmarks.planning` (configs, runs, cache folders, datasets),
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +89,15 @@ def run_benchmark(
     return payload
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="satikit quality benchmark")
     parser.add_argument("--config", default="cpu-small")
     parser.add_argument("--adapter", dest="adapters", action="append", help="repeatable")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     run_benchmark(args.config, adapters=args.adapters)
+
+
+if __name__ == "__main__":
+    main()

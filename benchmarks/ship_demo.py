@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -206,7 +207,7 @@ def ship_lineage(
     return shipped
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="cpu-small")
     parser.add_argument("--adapter", default="cyclegan")
@@ -214,8 +215,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--frontier", type=Path, help="a frontier result (JSON) with lineages: ship one lineage"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.frontier is not None:
         ship_lineage(args.config, args.frontier, args.adapter)
     else:
         ship(args.config, args.adapter, seeds=args.seeds)
+
+
+if __name__ == "__main__":
+    main()

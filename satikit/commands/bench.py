@@ -53,8 +53,41 @@ def quality(config_name: str, adapters: tuple[str, ...]) -> None:
         module.run_benchmark(config_name, adapters=adapters, echo=click.echo)
 
 
-@bench.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def speed(args: tuple[str, ...]) -> None:
-    """Engine timing ratios (arguments go to benchmarks/engine_speed.py; try --help)."""
-    _benchmarks("engine_speed").main(list(args))
+#: ``satikit bench NAME [ARGS...]``: the module under ``benchmarks/`` and what it measures;
+#: the arguments go to the module's ``main(argv)`` (``satikit bench NAME --help`` lists them).
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "frontier": ("frontier", "Error versus cost per seed lineage: SATI against the best tiling without training."),
+    "variants": ("variants", "What-if runs beside a quality config: one model variant with other settings."),
+    "learning-curve": ("learning_curve", "Error of the kept weights at every checkpoint of a quality run."),
+    "speed": ("engine_speed", "Every strategy timed on the same model and image, as ratios."),
+    "memory": ("memory_scaling", "Peak memory and throughput of a TIFF -> TIFF translation as images grow."),
+    "ome-memory": ("ome_memory", "Memory of a translation into a pyramidal OME-TIFF versus its size."),
+    "distributed": ("distributed_translate", "torchrun with N processes against one process, per case."),
+    "norm-seams": ("norm_seams", "Per-tile against shared statistics (TIN / KIN) on circles of varying density."),
+    "seam-profile": ("seam_profile", "Error rate by distance from a tile's leading edge on the SATI grid."),
+    "strip-probe": ("strip_probe", "What a SATI model takes from its leading strip (strip swapped)."),
+    "stat-probe": ("stat_probe", "How much per-tile statistics differ on each dataset, before training."),
+    "adapter-steps": ("adapter_step_time", "Training step time of every built-in adapter, with and without SATI."),
+    "data-timing": ("data_timing", "Time the dataset generators and the colour metric; check the metric."),
+    "ship-demo": ("ship_demo", "Copy a benchmark's chosen models into satikit/pretrained/."),
+    "results-index": ("results_index", "Regenerate benchmarks/results/README.md, the index of result files."),
+}  # fmt: skip
+
+
+def _passthrough(name: str, module: str, summary: str) -> click.Command:
+    @click.command(
+        name=name,
+        help=f"{summary} (arguments go to benchmarks/{module}.py; try --help)",
+        context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        sys.argv[0] = f"satikit bench {name}"  # what argparse's usage line names
+        with user_errors():
+            _benchmarks(module).main(list(args))
+
+    return command
+
+
+for _name, (_module, _summary) in BENCHMARKS.items():
+    bench.add_command(_passthrough(_name, _module, _summary))
