@@ -253,6 +253,24 @@ def test_demo_large_objects_preset_uses_its_tiles_circles_and_statistics(tmp_pat
     ]
 
 
+def test_demo_restain_preset_scores_against_the_truth(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--quick", "--steps", 2, "--preset", "restain", "--out", out)
+    assert "immunohistochemistry" in result.output
+    results = json.loads((out / "results.json").read_text())
+    rows = {r["method"]: r for r in results["rows"]}
+    assert rows["Standard + no tiling"]["seam_score"] is None
+    for row in rows.values():
+        assert 0 <= row["mae"] <= 255 and row["tile_deviation"] >= 0
+    assert rows["Standard + simple + dense"]["seam_score"] > 0
+    # the held-out image is the mosaic of the slide's test part, beside its true Y
+    manifest = json.loads((out / "data" / "restain" / "manifest.json").read_text())
+    assert manifest["kind"] == "restain" and manifest["params"]["crop"] == 32
+    sati = json.loads((out / "runs" / "restain" / "sati" / "config.json").read_text())
+    assert sati["inference"]["tile"] == [128, 128] and sati["inference"]["overlap"] == [32, 32]
+    assert (out / "seams.png").is_file()
+
+
 def test_demo_uses_shipped_models_by_default(tmp_path, monkeypatch):
     from satikit.commands import demo as demo_module
 

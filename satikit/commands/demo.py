@@ -1,11 +1,14 @@
 """``satikit demo``: the whole method on a laptop CPU in a few minutes.
 
 Makes a circle benchmark (``--preset small``: the paper's, scaled by 1/4; ``large-objects``:
-circles as wide as the tile overlap), takes a small CycleGAN trained without SATI (standard)
-and the same CycleGAN fine-tuned from it with SATI -- by default the pretrained pair shipped in
-``satikit/pretrained/`` (chosen by ``benchmarks.ship_demo``), with ``--train`` trained here --
-translates one large held-out image with every strategy, prints the colour-error table (paper
-II) and writes a side-by-side PNG around a tile corner.
+circles as wide as the tile overlap) or the re-staining task with a known truth (``restain``:
+scikit-image's bundled immunohistochemistry slide, re-stained), takes a small CycleGAN trained
+without SATI (standard) and the same CycleGAN fine-tuned from it with SATI -- by default the
+pretrained pair shipped in ``satikit/pretrained/`` (chosen by ``benchmarks.ship_demo``), with
+``--train`` trained here -- translates one large held-out image with every strategy, prints
+the error table (circles: the colour error of paper II; restain: the mean absolute error
+against the truth and the tile-level deviation) and writes a side-by-side PNG around a tile
+corner.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class DemoPreset:
             (the protocol each preset's benchmark chose on its validation images).
         shared: extra rows with shared instance-norm statistics, as ``(label, model, strategy,
             settings)``.
+        kind: ``circles`` (scored by the colour error) or ``restain`` (a known true Y).
     """
 
     standard: str
@@ -70,10 +74,13 @@ class DemoPreset:
     weighted: dict[str, Any]
     finetune: dict[str, Any]
     shared: tuple[tuple[str, str, str, dict[str, Any]], ...] = ()
+    kind: str = "circles"
 
 
 # whole-image statistics (TIN at full resolution): every tile normalised like the whole image
 _TIN = {"norm": "thumbnail", "thumbnail_scale": 1.0}
+# kernel-averaged statistics over 5 x 5 neighbouring tiles (KIN)
+_KIN = {"norm": "kernel", "norm_kernel": "5"}
 
 PRESETS: dict[str, DemoPreset] = {
     # the paper's weighted baseline: pyramid window shifted by a quarter tile (overlap 3/4);
@@ -103,6 +110,29 @@ PRESETS: dict[str, DemoPreset] = {
             ),
             ("SATI + TIN", "sati", "sati", dict(_TIN)),
         ),
+    ),
+    # a real slide whose colours vary across it: per-tile statistics against whole-image (TIN),
+    # neighbourhood (KIN) and per-pixel (dense) statistics, on 128 px tiles side by side and
+    # blended, and SATI with them
+    "restain": DemoPreset(
+        "restain-standard",
+        "restain-sati",
+        (128, 32),
+        {"window": "gaussian", "overlap_fraction": 0.25},
+        {"domain_encoding": False},
+        (
+            ("Standard + simple + TIN", "standard", "simple", {"overlap": 0, **_TIN}),
+            ("Standard + simple + KIN 5", "standard", "simple", {"overlap": 0, **_KIN}),
+            ("Standard + simple + dense", "standard", "simple", {"overlap": 0, "norm": "dense"}),
+            (
+                "Standard + weighted + dense",
+                "standard",
+                "weighted",
+                {"window": "gaussian", "overlap_fraction": 0.25, "norm": "dense"},
+            ),
+            ("SATI + dense", "sati", "sati", {"norm": "dense"}),
+        ),
+        kind="restain",
     ),
 }
 
@@ -134,13 +164,22 @@ PAPER = {
 
 
 def _make_data(root: Path, plan: DemoPlan, seed: int, preset: str) -> tuple[Path, Path]:
-    """The preset's circles in ``root/data/<preset>``, made unless a dataset with the same
-    parameters and seed is there (the held-out image is drawn like the preset's test images)."""
+    """The preset's data in ``root/data/<preset>``, made unless a dataset with the same
+    parameters and seed is there; returns the training folder and the folder of the held-out
+    image (circles: drawn like the preset's test images; restain: the mirrored mosaic of the
+    slide's test part, with its true Y in ``y_true``)."""
     from satikit.atomic import read_json
-    from satikit.data.datasets import MANIFEST, make_circle_dataset
+    from satikit.data.datasets import MANIFEST, make_circle_dataset, make_restain_dataset
     from satikit.data.presets import get_preset
 
     data = root / "data" / preset
+    if PRESETS[preset].kind == "restain":
+        wanted = {"crop": plan.crop, "n_images": 6 * plan.n_images}  # crops are cheap
+        manifest = read_json(data / MANIFEST) if (data / MANIFEST).is_file() else {}
+        known = {k: manifest.get("params", {}).get(k) for k in wanted}
+        if known != wanted or manifest.get("seed") != seed:
+            make_restain_dataset(data, seed=seed, force=True, tile=128, **wanted)
+        return data / "train", data / "mosaic"
     # the preset's 512^2 images; smaller sizes keep its density
     params = get_preset(preset)
     count = round(params.count * (plan.size / params.size) ** 2)
@@ -233,10 +272,13 @@ def _translate_all(
     from satikit.translate import translate_array
 
     source = list_images(test / "x")[0]  # one held-out image
-    labels = read_image(test / "labels" / source.name)
+    restain = PRESETS[preset].kind == "restain"
+    truth = read_image(test / ("y_true" if restain else "labels") / source.name)
     raw = open_array(source)
     models = {name: load_adapter(runs / name, device=device) for name in ("standard", "sati")}
     rows, images = [], {"X input": np.asarray(raw)}
+    if restain:
+        images["Y truth"] = truth
     for label, run, strategy, settings in rows_for(preset):
         adapter, config = models[run]
         started = time.perf_counter()
@@ -247,25 +289,49 @@ def _translate_all(
             settings["overlap"] = [round(t * fraction) for t in tile]
         image = translate_array(adapter, config, raw, strategy=strategy, **settings)
         seconds = time.perf_counter() - started
-        write_image(root / "translated" / f"{run}-{strategy}.tif", image)
-        result = colour_error(image, labels, diameter=diameter)
-        rows.append(
-            {
-                "method": label,
-                "model": run,
-                "strategy": strategy,
-                "error_percent": round(100 * result.error_rate, 2),
-                "errors": int(result.n_errors),
-                "objects": int(result.n_objects),
-                "seconds": round(seconds, 2),
-                "paper_median_percent": PAPER.get(label) if preset == "small" else None,
-            }
-        )
-        images[f"{run} {strategy}"] = image
+        slug = label.lower().replace(" + ", "-").replace(" ", "-")
+        write_image(root / "translated" / f"{slug}.tif", image)
+        row = {"method": label, "model": run, "strategy": strategy}
+        if restain:
+            row.update(_truth_scores(image, truth, config, strategy, settings))
+        else:
+            result = colour_error(image, truth, diameter=diameter)
+            row["error_percent"] = round(100 * result.error_rate, 2)
+            row["errors"], row["objects"] = int(result.n_errors), int(result.n_objects)
+            row["paper_median_percent"] = PAPER.get(label) if preset == "small" else None
+        rows.append({**row, "seconds": round(seconds, 2)})
+        images[label.removeprefix("Standard + ")] = image
     return rows, {"images": images, "config": models["sati"][1]}
 
 
+def _truth_scores(
+    image: np.ndarray, truth: np.ndarray, config: RunConfig, strategy: str, settings: dict
+) -> dict[str, Any]:
+    """Mean absolute error against the truth (0-255), the tile-level deviation on the run's
+    tile grid and the seam score (tiled strategies) of one translation."""
+    from satikit.metrics import mean_absolute_error, seam_score, tile_deviation
+    from satikit.translate import tile_grid
+
+    resolved = config.inference_settings({"strategy": strategy, **settings})
+    grid = tile_grid(resolved, truth.shape[:-1])
+    cells = tile_grid(config.inference_settings({"strategy": "simple"}), truth.shape[:-1])
+    return {
+        "mae": round(mean_absolute_error(image, truth), 2),
+        "tile_deviation": round(tile_deviation(image, truth, cells), 2),
+        "seam_score": None if grid is None else round(seam_score(image, grid, channel_axis=-1), 2),
+    }
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
+    if "mae" in rows[0]:
+        lines = [f"{'method':<30} {'MAE':>6} {'tile dev':>9} {'seam':>6} {'seconds':>8}"]
+        for r in rows:
+            seam = "" if r["seam_score"] is None else f"{r['seam_score']:.2f}"
+            lines.append(
+                f"{r['method']:<30} {r['mae']:>6.2f} {r['tile_deviation']:>9.2f} {seam:>6} "
+                f"{r['seconds']:>8.1f}"
+            )
+        return "\n".join(lines)
     lines = [f"{'method':<28} {'error %':>8} {'errors':>7} {'seconds':>8} {'paper %':>8}"]
     for r in rows:
         paper = "" if r["paper_median_percent"] is None else f"{r['paper_median_percent']:.2f}"
@@ -340,7 +406,8 @@ def _seam_png(path: Path, images: dict[str, np.ndarray], config: RunConfig) -> P
     default="small",
     show_default=True,
     help="small: the paper's circles scaled by 1/4 (10 px, tiles 128); large-objects: 16 px "
-    "circles as wide as the overlap of 64 px tiles, where overlapping tiling cuts them.",
+    "circles as wide as the overlap of 64 px tiles, where overlapping tiling cuts them; "
+    "restain: a real stained slide re-stained, scored against its known truth (128 px tiles).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, auto, ...")
@@ -361,7 +428,8 @@ def demo(
     device: str,
     threads: int,
 ) -> None:
-    """Train CycleGAN with and without SATI on circles and compare tiling strategies.
+    """Train CycleGAN with and without SATI (on circles, or a re-stained slide) and compare
+    tiling strategies.
 
     \b
     Example:
@@ -383,8 +451,11 @@ def demo(
     torch.set_num_threads(threads)
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    restain = PRESETS[preset].kind == "restain"
     click.echo(
-        f"[1/4] making the {preset} circle dataset ({get_preset(preset).diameter} px circles)"
+        "[1/4] making the re-staining task from scikit-image's immunohistochemistry slide"
+        if restain
+        else f"[1/4] making the {preset} circle dataset ({get_preset(preset).diameter} px circles)"
     )
     train, test = _make_data(root, plan, seed, preset)
     times = {}
@@ -402,7 +473,7 @@ def demo(
     click.echo("[4/4] translating one held-out image with every strategy")
     (root / "translated").mkdir(exist_ok=True)
     runs = shipped if pretrained else root / "runs" / preset
-    diameter = get_preset(preset).diameter
+    diameter = 0.0 if restain else get_preset(preset).diameter
     rows, extra = _translate_all(root, runs, test, device, diameter, preset)
     png = _seam_png(root / "seams.png", extra["images"], extra["config"])
     _report(root, plan, preset, rows, times, started, png, quick)
