@@ -10,6 +10,7 @@ names. Defaults (strategy, tile, overlap, encoding) come from the run's ``config
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -427,6 +428,21 @@ class Translation:
     say: Callable[[str], object] = _stderr
     announce: Callable[[str], object] | None = None
     _view: ChannelFirst | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        adapter: Adapter,
+        config: RunConfig,
+        source: str | os.PathLike[str],
+        target: str | os.PathLike[str],
+        **options: Any,
+    ) -> Translation:
+        """The translation :func:`translate_file` runs with the keyword arguments ``options``
+        (its output options and the inference settings; not ``device`` / ``progress``)."""
+        own = {f.name for f in dataclasses.fields(cls) if f.init} - {"given", "_view"}
+        named = {key: options.pop(key) for key in list(options) if key in own}
+        return cls(adapter, config, Path(source), Path(target), options, **named)
 
     @property
     def files(self) -> PartialFiles:

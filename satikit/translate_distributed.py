@@ -157,30 +157,14 @@ def _translate_image(
     target: Path,
     comm: Comm,
     *,
-    overwrite: bool,
-    resume: bool,
-    say: Callable[[str], object],
-    announce: Callable[[str], object] | None = None,
-    pyramid_tile: int | None = None,
-    compression: str | None = None,
     device: Any = None,
     progress: bool = False,
-    **given: Any,
+    **options: Any,
 ) -> Path:
-    """One image into one output, shared out over the ranks (see the module docstring)."""
-    translation = Translation(
-        adapter,
-        config,
-        source,
-        target,
-        given,
-        overwrite=overwrite,
-        resume=resume,
-        pyramid_tile=pyramid_tile,
-        compression=compression,
-        say=say,
-        announce=announce,
-    )
+    """One image into one output, shared out over the ranks (see the module docstring);
+    ``options``: :func:`~satikit.translate.translate_file`'s."""
+    translation = Translation.of(adapter, config, source, target, **options)
+    resume = translation.resume
     files = translation.files
     with ExitStack() as stack:
 

@@ -322,23 +322,33 @@ def _truth_scores(
     }
 
 
+def _number(key: str, digits: int) -> Any:
+    """A column cell: ``row[key]`` with ``digits`` decimals, blank where it is None."""
+    return lambda r: "" if r.get(key) is None else f"{r[key]:.{digits}f}"
+
+
+#: The table's columns per kind of data: (header, width, cell).
+_COLUMNS: dict[str, list[tuple[str, int, Any]]] = {
+    "circles": [
+        ("error %", 8, _number("error_percent", 2)),
+        ("errors", 9, lambda r: f"{r['errors']}/{r['objects']}"),
+        ("seconds", 8, _number("seconds", 1)),
+        ("paper %", 8, _number("paper_median_percent", 2)),
+    ],
+    "restain": [
+        ("MAE", 6, _number("mae", 2)),
+        ("tile dev", 9, _number("tile_deviation", 2)),
+        ("seam", 6, _number("seam_score", 2)),
+        ("seconds", 8, _number("seconds", 1)),
+    ],
+}
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
-    if "mae" in rows[0]:
-        lines = [f"{'method':<30} {'MAE':>6} {'tile dev':>9} {'seam':>6} {'seconds':>8}"]
-        for r in rows:
-            seam = "" if r["seam_score"] is None else f"{r['seam_score']:.2f}"
-            lines.append(
-                f"{r['method']:<30} {r['mae']:>6.2f} {r['tile_deviation']:>9.2f} {seam:>6} "
-                f"{r['seconds']:>8.1f}"
-            )
-        return "\n".join(lines)
-    lines = [f"{'method':<28} {'error %':>8} {'errors':>7} {'seconds':>8} {'paper %':>8}"]
+    columns = _COLUMNS["restain" if "mae" in rows[0] else "circles"]
+    lines = [f"{'method':<30}" + "".join(f" {h:>{w}}" for h, w, _ in columns)]
     for r in rows:
-        paper = "" if r["paper_median_percent"] is None else f"{r['paper_median_percent']:.2f}"
-        lines.append(
-            f"{r['method']:<28} {r['error_percent']:>8.2f} "
-            f"{r['errors']:>4}/{r['objects']:<4} {r['seconds']:>6.1f} {paper:>8}"
-        )
+        lines.append(f"{r['method']:<30}" + "".join(f" {cell(r):>{w}}" for _, w, cell in columns))
     return "\n".join(lines)
 
 
