@@ -87,9 +87,9 @@ class Method:
         )
 
     def grid(self, shape: tuple[int, ...]):
-        """The :class:`satikit.grid.TileGrid` over an image of spatial ``shape`` (None for
+        """The :class:`satikit.stitching.grid.TileGrid` over an image of spatial ``shape`` (None for
         ``none``)."""
-        from satikit.grid import TileGrid
+        from satikit.stitching.grid import TileGrid
 
         if self.strategy == "none":
             return None

@@ -110,8 +110,8 @@ def score_truth(
     per-tile statistics (:mod:`satikit.metrics`) on the method's own grid (``none``: the
     config's SATI grid), the seam score (None for ``none``), cost and tiles."""
     from satikit.data.io import list_images, read_image
-    from satikit.grid import TileGrid
     from satikit.metrics import mean_absolute_error, seam_score, tile_deviation, tile_stat_spread
+    from satikit.stitching.grid import TileGrid
 
     spec = parse_method(method, inference)
     images = list_images(data_dir / "test" / "x")

@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from satikit.grid import as_tuple
-from satikit.weights import overlap_weight, strip_mask
+from satikit.stitching.grid import as_tuple
+from satikit.stitching.windows import overlap_weight, strip_mask
 
 __all__ = ["border_cases", "draw_cases", "merge"]
 

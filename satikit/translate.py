@@ -38,7 +38,6 @@ from satikit.crops import spatial_channels
 from satikit.data.io import list_images
 from satikit.devices import resolve_device
 from satikit.encoding import check_finite, decode, dtype_range, encode
-from satikit.grid import TileGrid
 from satikit.inputs import format_range, resolve_input_range
 from satikit.ome import (
     PyramidOptions,
@@ -49,6 +48,7 @@ from satikit.ome import (
 )
 from satikit.protocols import Adapter
 from satikit.stitching import StitchCall, get_strategy, stitch_on_grid
+from satikit.stitching.grid import TileGrid
 
 __all__ = [
     "OUTPUT_SUFFIXES",

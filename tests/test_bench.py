@@ -516,8 +516,8 @@ def test_seam_profile_without_trained_runs_says_how_to_get_them(tiny_config, tmp
 
 def test_strip_swap_shows_the_generator_the_source_in_every_leading_strip():
     from benchmarks.strip_probe import StripSwap, sati_with_source
-    from satikit.grid import TileGrid
-    from satikit.weights import strip_mask
+    from satikit.stitching.grid import TileGrid
+    from satikit.stitching.windows import strip_mask
 
     grid = TileGrid.create((40, 36), 16, 4, sati=True)
     x = np.full((3, 40, 36), -1.0, dtype=np.float32)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from satikit.merger import border_cases, merge
-from satikit.weights import overlap_weight
+from satikit.stitching.windows import overlap_weight
 
 
 def _pair(shape, seed=0):

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 import satikit.stitching.resume as resume_module
-from satikit.grid import TileGrid, read_tile
 from satikit.protocols import DeclaresNormLayers, NormWithStatistics
 from satikit.stitching import NormKernel, stitch, stitch_on_grid
+from satikit.stitching.grid import TileGrid, read_tile
 from satikit.stitching.norm import DenseTable, NormTable, find_norm_layers
 from satikit.stitching.statistics import statistics_state_path
 from satikit.stitching.thumbnail import thumbnail, thumbnail_shape

@@ -19,8 +19,8 @@ import satikit.stitching.resume as resume_module
 from satikit.arrays import open_array, output_array, partial_files
 from satikit.cli import cli
 from satikit.data.io import write_image
-from satikit.grid import TileGrid
 from satikit.stitching import stitch_on_grid
+from satikit.stitching.grid import TileGrid
 
 CASES = {  # name -> (strategy, order, batch_size)
     "simple": ("simple", "wavefront", 3),

@@ -35,7 +35,6 @@ from satikit.commands.options import INPUT_RANGE
 from satikit.data.datasets import MANIFEST, TRUTH_KINDS
 from satikit.data.io import list_images, read_image
 from satikit.encoding import from_unit, to_unit
-from satikit.grid import TileGrid
 from satikit.inputs import InputRange, resolve_input_range
 from satikit.metrics import (
     PAPER_VALUE_THRESHOLD,
@@ -46,6 +45,7 @@ from satikit.metrics import (
     tile_deviation,
     tile_stat_spread,
 )
+from satikit.stitching.grid import TileGrid
 
 __all__ = [
     "DEFAULT_TILE",

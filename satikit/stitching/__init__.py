@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from satikit.choices import NORMS, ORDERS, STRATEGIES, check_choice
 from satikit.devices import resolve_device
-from satikit.grid import TileGrid
-from satikit.settings import NORMS, ORDERS, STRATEGIES, InferenceSettings, check_choice
+from satikit.settings import InferenceSettings
+from satikit.stitching.grid import TileGrid
 from satikit.stitching.norm import (
     NormKernel,
     find_norm_layers,

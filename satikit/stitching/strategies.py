@@ -34,13 +34,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from satikit.grid import Index, TileGrid
 from satikit.stitching.band import Band
+from satikit.stitching.grid import Index, TileGrid
 from satikit.stitching.readahead import check_finite, read_batch, reader
 from satikit.stitching.resume import Progress, Resumer
 from satikit.stitching.runner import TileFn, batched, write_region
+from satikit.stitching.windows import blend_window, strip_mask
 from satikit.stitching.writebehind import WriteBehind
-from satikit.weights import blend_window, strip_mask
 
 __all__ = [
     "Rows",
