@@ -109,7 +109,7 @@ def score_truth(
     (means over the images): mean absolute error (0-255), tile-level deviation and the spread of
     per-tile statistics (:mod:`satikit.metrics`) on the method's own grid (``none``: the
     config's SATI grid), the seam score (None for ``none``), cost and tiles."""
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
     from satikit.metrics import mean_absolute_error, seam_score, tile_deviation, tile_stat_spread
     from satikit.stitching.grid import TileGrid
 
@@ -149,7 +149,7 @@ def score_method(
     ``none``). Datasets with a known truth are scored by :func:`score_truth` instead."""
     if has_truth(data_dir):
         return score_truth(adapter, run_config, data_dir, method, inference)
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
     from satikit.metrics import colour_error, seam_score
 
     spec = parse_method(method, inference)
@@ -207,8 +207,8 @@ def evaluate_run(
             ``split`` as its name (e.g. ``density-gradient-4242``).
         cached_only: return the rows already scored and score nothing (a partial report).
     """
-    from satikit.atomic import write_json
     from satikit.checkpoint import load_adapter
+    from satikit.io.atomic import write_json
 
     if images is None:
         images = split_data(config, home or root, data_dir, split)

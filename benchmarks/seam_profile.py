@@ -108,7 +108,7 @@ def profile_rows(
         ValueError: no trained run under ``root``.
     """
     from satikit.checkpoint import load_adapter
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
     from satikit.metrics import colour_error
 
     runs = training_runs.found_runs(root, finished=True)  # a partial run saves weights too

@@ -132,7 +132,7 @@ class ProbeImages:
 
     @classmethod
     def load(cls, config: dict[str, Any], data_dir: Path) -> ProbeImages:
-        from satikit.data.io import list_images, read_image
+        from satikit.io.images import list_images, read_image
 
         tile, overlap = int(config["inference"]["tile"]), int(config["inference"]["overlap"])
         paths = list_images(data_dir / "test" / "x")

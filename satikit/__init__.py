@@ -27,11 +27,16 @@ __all__ = ["MOVED", "__version__", "hookimpl", "moved_to"]
 #: Old module path -> the module that holds its code now. An old package's submodules moved
 #: with it (see :func:`moved_to`).
 MOVED: dict[str, str] = {
+    "satikit.arrays": "satikit.io",
+    "satikit.atomic": "satikit.io.atomic",
+    "satikit.data.io": "satikit.io.images",
     "satikit.grid": "satikit.stitching.grid",
+    "satikit.inputs": "satikit.io.input_range",
+    "satikit.ome": "satikit.io.ome",
     "satikit.weights": "satikit.stitching.windows",
 }
 #: The old paths in :data:`MOVED` that were packages.
-MOVED_PACKAGES: tuple[str, ...] = ()
+MOVED_PACKAGES: tuple[str, ...] = ("satikit.ome",)
 
 
 def moved_to(name: str) -> str | None:

@@ -45,7 +45,7 @@ class PeerFailure(BaseException):
 
     Like :class:`KeyboardInterrupt` (and unlike :class:`Exception`) it says this process was
     interrupted, not that its own work went wrong: resumable outputs keep their partial files
-    (:func:`satikit.arrays.output_array`), so ``--resume`` continues.
+    (:func:`satikit.io.arrays.output_array`), so ``--resume`` continues.
 
     Attributes:
         quiet: the failed process has already said why (rank 0's setup errors); nothing to add.

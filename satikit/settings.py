@@ -165,7 +165,7 @@ class InferenceSettings:
             raise ValueError(f"thumbnail_scale must be in (0, 1], got {self.thumbnail_scale!r}")
         if self.style_ref is not None:
             object.__setattr__(self, "style_ref", str(self.style_ref))
-        from satikit.inputs import parse_input_range
+        from satikit.io.input_range import parse_input_range
 
         object.__setattr__(self, "input_range", parse_input_range(self.input_range))
 

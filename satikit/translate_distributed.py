@@ -26,7 +26,7 @@ are refused: their caching pass needs every tile's statistics before any tile is
 the image in one process, or a folder).
 
 Resume: the output's partial files are those of one process, plus the ranks' engine states in
-:attr:`satikit.arrays.PartialFiles.shards` (``simple``/``weighted``: one per rank and number of
+:attr:`satikit.io.arrays.PartialFiles.shards` (``simple``/``weighted``: one per rank and number of
 ranks; another number of ranks starts the image again; ``sati``: one per band, so any number
 of ranks continues). A rank that fails exits with its error; the others stop
 (:class:`~satikit.comm.PeerFailure`) and keep the partial output for ``--resume``.

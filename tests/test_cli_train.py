@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from satikit.cli import cli
 from satikit.data.circles import make_circle_image
-from satikit.data.io import read_image, write_image
+from satikit.io.images import read_image, write_image
 from satikit.metrics import colour_error
 
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()

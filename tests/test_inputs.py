@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from satikit.cli import cli
 from satikit.commands.evaluate import evaluate_folder
-from satikit.data.io import write_image
-from satikit.inputs import parse_input_range, resolve_input_range, sample, sample_windows
+from satikit.io.images import write_image
+from satikit.io.input_range import parse_input_range, resolve_input_range, sample, sample_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARD = ROOT / "satikit" / "pretrained" / "demo-standard"  # uint8, weighted 128 / 96

@@ -697,9 +697,9 @@ def test_cli_offers_every_norm_mode():
 
 
 def test_cli_norm_options_and_resume(imported, tmp_path, monkeypatch):
-    from satikit.arrays import partial_files
     from satikit.checkpoint import load_adapter, save_as_run
-    from satikit.data.io import read_image, write_image
+    from satikit.io.arrays import partial_files
+    from satikit.io.images import read_image, write_image
     from satikit.translate import translate_array
 
     run = save_as_run(imported, tmp_path / "run", in_channels=3, out_channels=3)

@@ -10,7 +10,6 @@ import torch
 from satikit_cyclegan.plugin import TEST_OPTIONS
 
 import satikit.training.hooks as hooks
-from satikit.arrays import ChannelFirst
 from satikit.checkpoint import (
     AdapterSpec,
     DataSpec,
@@ -19,9 +18,10 @@ from satikit.checkpoint import (
     SATISettings,
     TrainingSettings,
 )
-from satikit.crops import CropSampler, infer_dims
-from satikit.data.io import write_image
+from satikit.crops import CropSampler
 from satikit.encoding import encode
+from satikit.io.arrays import ChannelFirst, infer_dims
+from satikit.io.images import write_image
 from satikit.plugins import create_adapter
 from satikit.training import SATITrainer
 

@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from satikit.arrays import open_array, partial_files
 from satikit.cli import cli
-from satikit.data.io import write_image
+from satikit.io.arrays import partial_files
+from satikit.io.images import write_image
+from satikit.io.reading import open_array
 from satikit.translate_distributed import deal_files, row_ranges
 
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()

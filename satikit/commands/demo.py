@@ -136,9 +136,9 @@ PAPER = {
 def _make_data(root: Path, plan: DemoPlan, seed: int, preset: str) -> tuple[Path, Path]:
     """The preset's circles in ``root/data/<preset>``, made unless a dataset with the same
     parameters and seed is there (the held-out image is drawn like the preset's test images)."""
-    from satikit.atomic import read_json
     from satikit.data.datasets import MANIFEST, make_circle_dataset
     from satikit.data.presets import get_preset
+    from satikit.io.atomic import read_json
 
     data = root / "data" / preset
     # the preset's 512^2 images; smaller sizes keep its density
@@ -226,9 +226,9 @@ def _use_pretrained(runs: Path, preset: str) -> bool:
 def _translate_all(
     root: Path, runs: Path, test: Path, device: str, diameter: float, preset: str
 ) -> tuple[list[dict[str, Any]], dict]:
-    from satikit.arrays import open_array
     from satikit.checkpoint import load_adapter
-    from satikit.data.io import list_images, read_image, write_image
+    from satikit.io.images import list_images, read_image, write_image
+    from satikit.io.reading import open_array
     from satikit.metrics import colour_error
     from satikit.translate import translate_array
 
@@ -280,7 +280,7 @@ def _seam_png(path: Path, images: dict[str, np.ndarray], config: RunConfig) -> P
     """Side by side crops centred on the first interior tile corner (where 4 tiles meet)."""
     from PIL import Image, ImageDraw
 
-    from satikit.atomic import atomic_path
+    from satikit.io.atomic import atomic_path
 
     tile, overlap = config.run_inference.tile, config.run_inference.overlap
     tile = tile if isinstance(tile, int) else tile[0]
@@ -434,7 +434,7 @@ def _report(
     quick: bool,
 ) -> None:
     """Write ``results.json`` and print the table."""
-    from satikit.atomic import write_json
+    from satikit.io.atomic import write_json
 
     ratio = times["sati"] / times["standard"] if times.get("standard") else None
     results = {

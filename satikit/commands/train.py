@@ -80,8 +80,8 @@ def _flag_options(flags: dict[str, str | None]) -> tuple[tuple[str, str], ...]:
 
 
 def _dims_of(x_dirs: tuple[str, ...]) -> int:
-    from satikit.arrays import open_array
-    from satikit.crops import infer_dims
+    from satikit.io.arrays import infer_dims
+    from satikit.io.reading import open_array
     from satikit.training import domain_images
 
     return infer_dims(open_array(domain_images(x_dirs, "x")[0]).shape)

@@ -50,7 +50,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from satikit.atomic import atomic_path
+from satikit.io.atomic import atomic_path
 from satikit.stitching.band import Band
 from satikit.stitching.grid import Index, TileGrid
 from satikit.stitching.runner import TileFn

@@ -24,8 +24,8 @@ from satikit.checkpoint import (
     save_checkpoint,
 )
 from satikit.crops import CropSampler
-from satikit.data.io import list_images
 from satikit.devices import resolve_device
+from satikit.io.images import list_images
 from satikit.plugins import get_adapter_info
 from satikit.protocols import Adapter
 from satikit.training.callbacks import Callback
