@@ -29,10 +29,15 @@ __all__ = ["MOVED", "__version__", "hookimpl", "moved_to"]
 MOVED: dict[str, str] = {
     "satikit.arrays": "satikit.io",
     "satikit.atomic": "satikit.io.atomic",
+    "satikit.crops": "satikit.training.crops",
     "satikit.data.io": "satikit.io.images",
+    "satikit.distributed": "satikit.training.distributed",
     "satikit.grid": "satikit.stitching.grid",
     "satikit.inputs": "satikit.io.input_range",
+    "satikit.losses": "satikit.training.losses",
+    "satikit.merger": "satikit.training.sati_merge",
     "satikit.ome": "satikit.io.ome",
+    "satikit.optim": "satikit.training.optim",
     "satikit.weights": "satikit.stitching.windows",
 }
 #: The old paths in :data:`MOVED` that were packages.

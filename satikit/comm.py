@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from satikit.distributed import Context
+from satikit.devices import Context
 
 __all__ = ["TIMEOUT_ENV", "Comm", "GlooRing", "PeerFailure", "message_timeout"]
 

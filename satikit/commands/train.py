@@ -235,12 +235,12 @@ def train(**params: Any) -> None:
       satikit train --adapter cyclegan --x data/train/x --y data/train/y \\
           --out runs/sati --steps 2000 --crop 128 -o ngf 32 -o n_blocks 6
     """
-    from satikit import distributed
+    from satikit.devices import session
 
     run_dir = params["run_dir"]
     started = time.perf_counter()
     note = f"the last complete checkpoint in {run_dir} is kept; --resume continues from it"
-    with user_errors(note), distributed.session(params["device"]) as (ctx, device):
+    with user_errors(note), session(params["device"]) as (ctx, device):
         say = click.echo if ctx.is_main else _silent
         trainer = _resumed(params, device) if params["resume"] else _new(params, device, say)
         mode = "SATI" if trainer.sati.enabled else "standard"

@@ -91,7 +91,7 @@ def translate(**params: Any) -> None:
       satikit translate runs/sati big_x.tif big_y.tif --resume   # after an interruption
       satikit translate runs/cyclegan big_x.tif big_y.tif --strategy weighted --norm kernel
     """
-    from satikit import distributed
+    from satikit.devices import session
 
     target = params["target"]
     started = time.perf_counter()
@@ -100,7 +100,7 @@ def translate(**params: Any) -> None:
         _stopped(),
         user_errors(note),
         _interruption(),
-        distributed.session(params["device"]) as (ctx, device),
+        session(params["device"]) as (ctx, device),
     ):
         options = dict(
             device=device,

@@ -1,8 +1,10 @@
-"""The random crop sampler used for training, and the shape helpers of on-disk images.
+"""The random crop sampler used for training.
 
-Images on disk are ``(*spatial, C)`` or ``(*spatial)`` (see :mod:`satikit.io.images`). They are opened lazily with
-:func:`satikit.io.reading.open_array` (a memmap where the file allows it, else tifffile's zarr
-store), so a crop reads only its own pixels; open images are kept in a small cache.
+Images on disk are ``(*spatial, C)`` or ``(*spatial)`` (see :mod:`satikit.io.images`). They
+are opened lazily with :func:`satikit.io.reading.open_array` (a memmap where the file allows
+it, else tifffile's zarr store), so a crop reads only its own pixels; open images are kept in a
+small cache. The shape helpers (:func:`~satikit.io.arrays.spatial_channels`,
+:func:`~satikit.io.arrays.infer_dims`) are :mod:`satikit.io.arrays`'; re-exported here.
 """
 
 from __future__ import annotations
