@@ -67,12 +67,12 @@ def translate_with(
     adapter, run_config, image: np.ndarray, method: str, inference: dict[str, Any]
 ) -> np.ndarray:
     """Translate one ``(*spatial, C)`` uint8 X image with ``method`` (a name of
-    :mod:`benchmarks.methods`) through :func:`satikit.translate.translate_array`, the library's
+    :mod:`benchmarks.methods`) through :func:`satikit.translation.translate.translate_array`, the library's
     inference path; ``run_config`` is the run's :class:`~satikit.checkpoint.RunConfig`.
     Returns the run's output dtype (uint8 RGB for the circles)."""
     from dataclasses import replace
 
-    from satikit.translate import translate_array
+    from satikit.translation.translate import translate_array
 
     settings = parse_method(method, inference).settings(int(inference.get("batch_size", 4)))
     # the tile order changes the speed only (wavefront: SATI's independent tiles in batches)

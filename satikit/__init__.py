@@ -29,6 +29,7 @@ __all__ = ["MOVED", "__version__", "hookimpl", "moved_to"]
 MOVED: dict[str, str] = {
     "satikit.arrays": "satikit.io",
     "satikit.atomic": "satikit.io.atomic",
+    "satikit.comm": "satikit.translation.comm",
     "satikit.crops": "satikit.training.crops",
     "satikit.data.io": "satikit.io.images",
     "satikit.distributed": "satikit.training.distributed",
@@ -38,6 +39,8 @@ MOVED: dict[str, str] = {
     "satikit.merger": "satikit.training.sati_merge",
     "satikit.ome": "satikit.io.ome",
     "satikit.optim": "satikit.training.optim",
+    "satikit.translate": "satikit.translation.translate",
+    "satikit.translate_distributed": "satikit.translation.distributed",
     "satikit.weights": "satikit.stitching.windows",
 }
 #: The old paths in :data:`MOVED` that were packages.

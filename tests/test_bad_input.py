@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import satikit.checkpoint.files
 import satikit.io.arrays
-import satikit.translate
+import satikit.translation.translate
 from satikit.checkpoint import load_adapter, load_config
 from satikit.cli import cli
 from satikit.io.images import write_image
@@ -339,7 +339,7 @@ CASES: dict[str, Case] = {
     "disk full writing the settings beside the output": Case(
         lambda p: p.translate(),
         "No space left on device: ",
-        disk_full_on(satikit.translate, "write_json"),
+        disk_full_on(satikit.translation.translate, "write_json"),
     ),
     # full disk
     "disk full while translating": Case(

@@ -128,7 +128,7 @@ def test_translate_defaults_raster_order_and_folders(tmp_path, run):
 @pytest.mark.parametrize("strategy", ["none", "weighted", "sati"])
 def test_out_of_core_file_output_equals_in_memory(tmp_path, run, strategy):
     from satikit.checkpoint import load_adapter
-    from satikit.translate import translate_array, translate_file
+    from satikit.translation.translate import translate_array, translate_file
 
     adapter, config = load_adapter(run)
     expected = translate_array(

@@ -199,7 +199,7 @@ def test_imported_run_translates_from_the_cli_path_and_fine_tunes_with_sati(
     cyclegan_dir, tmp_path: Path
 ) -> None:
     from satikit.io.images import write_image
-    from satikit.translate import translate_path
+    from satikit.translation.translate import translate_path
 
     directory, _ = cyclegan_dir
     adapter = import_cyclegan(directory)

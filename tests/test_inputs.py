@@ -175,7 +175,7 @@ def test_the_values_reach_the_generator_as_those_of_the_uint8_image(circles, tmp
     """What the network sees (the outputs alone cannot tell: the CycleGAN's instance norms
     undo any affine map of its input)."""
     from satikit.checkpoint import load_config
-    from satikit.translate import open_input
+    from satikit.translation.translate import open_input
 
     config = load_config(STANDARD)
     image = tifffile.imread(circles[0] / "x.tif")

@@ -700,7 +700,7 @@ def test_cli_norm_options_and_resume(imported, tmp_path, monkeypatch):
     from satikit.checkpoint import load_adapter, save_as_run
     from satikit.io.arrays import partial_files
     from satikit.io.images import read_image, write_image
-    from satikit.translate import translate_array
+    from satikit.translation.translate import translate_array
 
     run = save_as_run(imported, tmp_path / "run", in_channels=3, out_channels=3)
     image = np.random.default_rng(0).integers(0, 256, (72, 56, 3), dtype=np.uint8)

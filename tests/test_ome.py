@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import satikit.io.ome.ngff
 import satikit.io.ome.tiff
 import satikit.stitching.resume as resume_module
-import satikit.translate
+import satikit.translation.translate
 from satikit.cli import cli
 from satikit.io.arrays import ChannelFirst, partial_files
 from satikit.io.images import write_image
@@ -403,7 +403,7 @@ def test_cli_resume_after_an_interrupted_pyramid_only_rebuilds_it(
     def no_engine(*args, **kwargs):
         raise AssertionError("the full resolution was complete: the engine must not run again")
 
-    monkeypatch.setattr(satikit.translate, "_stitch", no_engine)
+    monkeypatch.setattr(satikit.translation.translate, "_stitch", no_engine)
     result = translate(trained, "big.tif", target, "--resume")
     assert result.exit_code == 0, result.output
     for resumed, expected in zip(levels(target), levels(reference), strict=True):

@@ -230,7 +230,7 @@ def _translate_all(
     from satikit.io.images import list_images, read_image, write_image
     from satikit.io.reading import open_array
     from satikit.metrics import colour_error
-    from satikit.translate import translate_array
+    from satikit.translation.translate import translate_array
 
     source = list_images(test / "x")[0]  # one held-out image
     labels = read_image(test / "labels" / source.name)

@@ -224,7 +224,7 @@ class PartialFiles:
     @property
     def shards(self) -> Path:
         """The resume states of the processes of a ``torchrun`` translation,
-        ``.NAME.resume.shards/`` (see :mod:`satikit.translate_distributed`)."""
+        ``.NAME.resume.shards/`` (see :mod:`satikit.translation.distributed`)."""
         return self.state.with_name(f"{self.state.stem}.shards")
 
     @property

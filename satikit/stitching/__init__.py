@@ -172,7 +172,7 @@ def stitch(
             pass then each tile the ``norm_kernel``-weighted average of its neighbours';
             ``dense``: Dense Normalization, Ho et al. ECCV 2024, the same caching pass then
             per-pixel statistics interpolated between the tile centres). Style and input range
-            are the caller's business (:func:`satikit.translate.translate_array`).
+            are the caller's business (:func:`satikit.translation.translate.translate_array`).
         out: optional ``(C_out, *spatial)`` array to fill (e.g. a memmap); float32 expected.
         device: where tiles run; default: ``fn``'s parameters' device, else CPU.
         progress: show a tqdm progress bar.

@@ -20,7 +20,7 @@ without a state path) and can continue from it; see :mod:`satikit.stitching.resu
 spatial dim): the batches that hold no tile reaching those rows are skipped and ``out`` is
 written only there. Batches are the same as in a whole run and contributions are summed in
 the same order, so the rows come out bit-identical; several processes can so share one output
-(:mod:`satikit.translate_distributed`). ``sati`` shares its work through
+(:mod:`satikit.translation.distributed`). ``sati`` shares its work through
 :mod:`satikit.stitching.pipeline`, which reuses the band, wave and tile steps below.
 """
 

@@ -16,7 +16,7 @@ Per step, on a batch of random crops ``x`` (domain X) and ``y`` (domain Y):
 With ``SATISettings(enabled=False)`` only the host steps run, so baselines share this code.
 Every adaptation of the paper is a switch: overlap sampling (III-B), domain encoding (III-C),
 loss ramping (III-D), pixel overlap weighting (III-F); the stitching strategy (III-E) is an
-inference switch (:mod:`satikit.translate`). ``SATISettings.start`` delays the SATI terms to a
+inference switch (:mod:`satikit.translation.translate`). ``SATISettings.start`` delays the SATI terms to a
 fraction of the run (the authors' code has such a start-epoch switch; the paper starts at 0).
 
 Modules: :mod:`~satikit.training.trainer` (the loop), :mod:`~satikit.training.hooks` (the SATI

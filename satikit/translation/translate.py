@@ -411,7 +411,7 @@ class Translation:
     :meth:`create_output` creates the (resumable, partial) output, :meth:`attach_output` opens
     it from another process, :meth:`run` runs the engine, or one process's share of it, into it.
     One process does all of it (:func:`translate_file`); under torchrun rank 0 prepares and
-    creates, and every rank attaches and runs its share (:mod:`satikit.translate_distributed`).
+    creates, and every rank attaches and runs its share (:mod:`satikit.translation.distributed`).
     Arguments as :func:`translate_file`'s; ``given``: the inference settings given.
     """
 
