@@ -64,7 +64,8 @@ class Method:
 
     def settings(self, batch_size: int = 1):
         """The :class:`satikit.checkpoint.InferenceSettings` of this method (tiles per
-        generator call: ``batch_size``), for :func:`satikit.translation.translate.translate_array`."""
+        generator call: ``batch_size``), for
+        :func:`satikit.translation.translate.translate_array`."""
         from satikit.checkpoint import InferenceSettings
 
         options: dict[str, Any] = {}

@@ -67,8 +67,8 @@ def translate_with(
     adapter, run_config, image: np.ndarray, method: str, inference: dict[str, Any]
 ) -> np.ndarray:
     """Translate one ``(*spatial, C)`` uint8 X image with ``method`` (a name of
-    :mod:`benchmarks.methods`) through :func:`satikit.translation.translate.translate_array`, the library's
-    inference path; ``run_config`` is the run's :class:`~satikit.checkpoint.RunConfig`.
+    :mod:`benchmarks.methods`) through :func:`satikit.translation.translate.translate_array`, the
+    library's inference path; ``run_config`` is the run's :class:`~satikit.checkpoint.RunConfig`.
     Returns the run's output dtype (uint8 RGB for the circles)."""
     from dataclasses import replace
 

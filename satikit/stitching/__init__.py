@@ -9,6 +9,9 @@ fields as keywords). Strategies (:mod:`satikit.stitching.registry`): ``none``, `
 Several processes share one image through :class:`StitchCall`: ``simple``/``weighted`` each
 compute a range of output rows (``rows``), ``sati`` runs pipelined over a ring of processes
 (``pipeline``, :mod:`satikit.stitching.pipeline`).
+
+Building blocks: the N-D tile grid (:mod:`satikit.stitching.grid`) and the blending windows and
+weight maps (:mod:`satikit.stitching.windows`), both pure numpy.
 """
 
 from __future__ import annotations

@@ -53,8 +53,8 @@ def _set_requires_grad(optimizer: torch.optim.Optimizer, flag: bool) -> None:
 class SATITrainer:
     """Trains an adapter with (or without) SATI; see :mod:`satikit.training`.
 
-    In a process group (``torchrun``, :mod:`satikit.training.distributed`) every rank starts from rank
-    0's weights, draws the same global batch of ``batch_size * world_size`` crop positions and
+    In a process group (``torchrun``, :mod:`satikit.training.distributed`) every rank starts from
+    rank 0's weights, draws the same global batch of ``batch_size * world_size`` crop positions and
     merger cases and keeps its own share, and averages gradients before each optimizer step;
     only rank 0 writes logs, samples and checkpoints. The host GAN's own randomness (noise,
     styles) is seeded per rank from ``(seed, rank, step)``.

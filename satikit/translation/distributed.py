@@ -109,8 +109,8 @@ def translate_path_distributed(
     """:func:`satikit.translation.translate.translate_path` shared out over the ranks of ``comm``.
 
     Every rank calls it with the same arguments (see the module docstring for who does what).
-    ``kwargs`` are those of :func:`~satikit.translation.translate.translate_file`; ``progress`` should be
-    True on rank 0 only.
+    ``kwargs`` are those of :func:`~satikit.translation.translate.translate_file`; ``progress``
+    should be True on rank 0 only.
 
     Returns:
         every written (or already complete) output, on every rank.
