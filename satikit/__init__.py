@@ -22,7 +22,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from satikit.hookspecs import hookimpl  # noqa: E402  (plugins write @satikit.hookimpl)
 
-__all__ = ["MOVED", "__version__", "hookimpl", "moved_to"]
+__all__ = ["MOVED", "MOVED_PACKAGES", "MovedModuleFinder", "__version__", "hookimpl", "moved_to"]
 
 #: Old module path -> the module that holds its code now. An old package's submodules moved
 #: with it (see :func:`moved_to`).

@@ -181,6 +181,7 @@ def ngff_attributes(
                 "type": "mean",
                 "metadata": {
                     "description": "each level: the mean of 2 x 2 blocks of the one before (y, x)",
+                    # the name every output has recorded; it still imports (satikit.MOVED)
                     "method": "satikit.ome.pyramid.downsample_yx",
                 },
             }
