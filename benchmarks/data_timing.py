@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from satikit.atomic import write_json
 from satikit.data.circles import make_circle_image, place_circles, render_y
 from satikit.data.ellipsoids import EllipsoidParams, make_ellipsoid_volume
 from satikit.data.presets import get_preset
+from satikit.io.atomic import write_json
 from satikit.metrics import colour_error
 
 

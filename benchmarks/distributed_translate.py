@@ -65,7 +65,7 @@ def _run(command: list[str], cwd: Path) -> tuple[float, float]:
 
 def prepare(work: Path, args: argparse.Namespace) -> Path:
     """The run and the images under ``work``; returns the run folder."""
-    from satikit.data.io import write_image
+    from satikit.io.images import write_image
 
     rng = np.random.default_rng(0)
     images = {
@@ -99,7 +99,7 @@ def _command(case: str, procs: int, args: argparse.Namespace, out: Path) -> list
 
 
 def _same(a: Path, b: Path) -> bool:
-    from satikit.arrays import open_array
+    from satikit.io.reading import open_array
 
     pairs = [(a, b)] if a.is_file() else [(p, b / p.name) for p in sorted(a.iterdir())]
     return all(

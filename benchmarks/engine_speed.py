@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from benchmarks.common import git_commit, machine, write_results
-from satikit.grid import TileGrid, read_tile
 from satikit.stitching import stitch
+from satikit.stitching.grid import TileGrid, read_tile
 
 MONAI = "monai weighted"  # the case that needs the benchmark-only MONAI dependency
 

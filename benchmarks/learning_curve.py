@@ -51,7 +51,7 @@ def curve_rows(
         ValueError: no run under ``root`` kept snapshots.
     """
     from satikit.checkpoint import load_adapter
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
     from satikit.metrics import colour_error
 
     kept = [(run, step, folder) for run, snaps in kept_runs(root) for step, folder in snaps]

@@ -23,7 +23,8 @@ CHILD = r"""
 import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(2)
-from satikit.arrays import ChannelFirst, ChannelLastSink, open_array, output_array
+from satikit.io.arrays import ChannelFirst, ChannelLastSink, output_array
+from satikit.io.reading import open_array
 from satikit.encoding import decode, encode
 from satikit.stitching import stitch
 src, dst, strategy, tile, overlap, ndim = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])

@@ -64,7 +64,7 @@ class Method:
 
     def settings(self, batch_size: int = 1):
         """The :class:`satikit.settings.InferenceSettings` of this method (tiles per
-        generator call: ``batch_size``), for :func:`satikit.translate.translate_array`."""
+        generator call: ``batch_size``), for :func:`satikit.translation.translate.translate_array`."""
         from satikit.settings import InferenceSettings
 
         options: dict[str, Any] = {}
@@ -87,9 +87,9 @@ class Method:
         )
 
     def grid(self, shape: tuple[int, ...]):
-        """The :class:`satikit.grid.TileGrid` over an image of spatial ``shape`` (None for
-        ``none``): the grid :func:`satikit.translate.tile_grid` makes of :meth:`settings`."""
-        from satikit.translate import tile_grid
+        """The :class:`satikit.stitching.grid.TileGrid` over an image of spatial ``shape`` (None for
+        ``none``): the grid :func:`satikit.translation.translate.tile_grid` makes of :meth:`settings`."""
+        from satikit.translation.translate import tile_grid
 
         return tile_grid(self.settings(), shape)
 

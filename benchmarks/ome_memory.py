@@ -2,7 +2,7 @@
 
 A uint8 RGB TIFF of ``size`` x ``size`` (default 16384: 768 MiB) with smooth, slide-like
 content is translated by a cheap per-pixel network (a 1 x 1 convolution and tanh) with the
-``simple`` strategy into ``OUT.ome.tif`` through :func:`satikit.ome.viewer_output`: the full
+``simple`` strategy into ``OUT.ome.tif`` through :func:`satikit.io.ome.viewer_output`: the full
 resolution is written band by band into a memory-mapped partial TIFF, then the pyramid is built
 from it on disk and written tile by tile, zlib-compressed. The run happens in a fresh subprocess
 so its peak RSS (``VmHWM``) is its own; the figure to watch is
@@ -29,9 +29,10 @@ CHILD = r"""
 import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(2)
-from satikit.arrays import ChannelFirst, open_array
+from satikit.io.arrays import ChannelFirst
+from satikit.io.reading import open_array
 from satikit.encoding import decode, encode
-from satikit.ome import PyramidOptions, viewer_output
+from satikit.io.ome import PyramidOptions, viewer_output
 from satikit.stitching import stitch
 src, dst, strategy, tile, overlap, compression = sys.argv[1:7]
 torch.manual_seed(0)

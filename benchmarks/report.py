@@ -106,7 +106,7 @@ def montage(
     from PIL import Image, ImageDraw
 
     from satikit.checkpoint import load_adapter
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
 
     inference = config["inference"]
     tile, overlap = int(inference["tile"]), int(inference["overlap"])

@@ -67,12 +67,12 @@ def translate_with(
     adapter, run_config, image: np.ndarray, method: str, inference: dict[str, Any]
 ) -> np.ndarray:
     """Translate one ``(*spatial, C)`` uint8 X image with ``method`` (a name of
-    :mod:`benchmarks.methods`) through :func:`satikit.translate.translate_array`, the library's
-    inference path; ``run_config`` is the run's :class:`~satikit.checkpoint.RunConfig`.
+    :mod:`benchmarks.methods`) through :func:`satikit.translation.translate.translate_array`, the
+    library's inference path; ``run_config`` is the run's :class:`~satikit.checkpoint.RunConfig`.
     Returns the run's output dtype (uint8 RGB for the circles)."""
     from dataclasses import replace
 
-    from satikit.translate import translate_array
+    from satikit.translation.translate import translate_array
 
     settings = parse_method(method, inference).settings(int(inference.get("batch_size", 4)))
     # the tile order changes the speed only (wavefront: SATI's independent tiles in batches)
@@ -109,9 +109,9 @@ def score_truth(
     (means over the images): mean absolute error (0-255), tile-level deviation and the spread of
     per-tile statistics (:mod:`satikit.metrics`) on the method's own grid (``none``: the
     config's SATI grid), the seam score (None for ``none``), cost and tiles."""
-    from satikit.data.io import list_images, read_image
-    from satikit.grid import TileGrid
+    from satikit.io.images import list_images, read_image
     from satikit.metrics import mean_absolute_error, seam_score, tile_deviation, tile_stat_spread
+    from satikit.stitching.grid import TileGrid
 
     spec = parse_method(method, inference)
     images = list_images(data_dir / "test" / "x")
@@ -149,7 +149,7 @@ def score_method(
     ``none``). Datasets with a known truth are scored by :func:`score_truth` instead."""
     if has_truth(data_dir):
         return score_truth(adapter, run_config, data_dir, method, inference)
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
     from satikit.metrics import colour_error, seam_score
 
     spec = parse_method(method, inference)
@@ -207,8 +207,8 @@ def evaluate_run(
             ``split`` as its name (e.g. ``density-gradient-4242``).
         cached_only: return the rows already scored and score nothing (a partial report).
     """
-    from satikit.atomic import write_json
     from satikit.checkpoint import load_adapter
+    from satikit.io.atomic import write_json
 
     if images is None:
         images = split_data(config, home or root, data_dir, split)

@@ -20,8 +20,8 @@ standard models with ``none`` and ``weighted``, SATI models (ablations too) with
 
 ``--margin M ...`` adds ``sati-margin-M`` for the SATI models: SATI inference on a grid whose
 tiles overlap by ``O + M`` while the strip stays ``O`` wide (beyond the paper, see
-:class:`satikit.grid.TileGrid`), so the strip edge lies ``M`` px inside the predecessor; its
-circles are binned on that grid (step ``T - O - M``).
+:class:`satikit.stitching.grid.TileGrid`), so the strip edge lies ``M`` px inside the
+predecessor; its circles are binned on that grid (step ``T - O - M``).
 ``--validation-seed S`` scores the test images of a second dataset drawn with seed ``S``
 instead (same parameters; generated once), for choosing ``M`` without looking at the test set.
 Writes ``results/<config>/<date>-<commit>-seam-profile[-variant-X][-validation-S].{json,md,png}``::
@@ -108,7 +108,7 @@ def profile_rows(
         ValueError: no trained run under ``root``.
     """
     from satikit.checkpoint import load_adapter
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
     from satikit.metrics import colour_error
 
     runs = training_runs.found_runs(root, finished=True)  # a partial run saves weights too

@@ -64,8 +64,8 @@ class StripSwap:
         self.order = iter(grid.raster())
 
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
-        from satikit.grid import read_tile
-        from satikit.weights import strip_mask
+        from satikit.stitching.grid import read_tile
+        from satikit.stitching.windows import strip_mask
 
         if tiles.shape[0] != 1:
             raise ValueError("StripSwap needs batch_size=1 (one tile per call, raster order)")
@@ -132,7 +132,7 @@ class ProbeImages:
 
     @classmethod
     def load(cls, config: dict[str, Any], data_dir: Path) -> ProbeImages:
-        from satikit.data.io import list_images, read_image
+        from satikit.io.images import list_images, read_image
 
         tile, overlap = int(config["inference"]["tile"]), int(config["inference"]["overlap"])
         paths = list_images(data_dir / "test" / "x")
@@ -154,7 +154,7 @@ def _translations(
     """``(condition, image index, (*spatial, 3) uint8 translation)`` for ``none`` and every
     condition of :data:`CONDITIONS`."""
     from satikit.encoding import decode, encode
-    from satikit.grid import TileGrid
+    from satikit.stitching.grid import TileGrid
 
     enabled = run_config.encoding
 

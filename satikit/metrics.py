@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 from skimage import measure
 
-from satikit.grid import TileGrid
+from satikit.stitching.grid import TileGrid
 
 __all__ = [
     "PAPER_AREA_FRACTION",

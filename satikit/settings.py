@@ -4,7 +4,7 @@
 tile, overlap, seam, margin, batch, order, window, statistics, style, input range). Each field
 carries its help text and kind in its metadata; ``satikit translate``'s options are generated
 from them (:func:`satikit.commands.options.inference_options`), so the list is written once.
-The choice lists below are the only spelling of each setting's names.
+The names each choice setting takes are those of :mod:`satikit.choices` (re-exported here).
 
 This module imports neither torch nor numpy, so the command line starts fast.
 """
@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from satikit.choices import NORMS, ORDERS, SEAMS, STRATEGIES, WINDOWS, check_choice
+
 __all__ = [
     "NORMS",
     "ORDERS",
@@ -28,25 +30,7 @@ __all__ = [
     "check_choice",
 ]
 
-#: The stitching strategies (:mod:`satikit.stitching.registry` holds one object per name).
-STRATEGIES = ("none", "simple", "weighted", "sati")
-#: SATI tile orders (same output): ``auto`` picks (:func:`satikit.stitching.resolve_order`).
-ORDERS = ("auto", "raster", "wavefront")
-#: The weighted strategy's blending windows (:mod:`satikit.weights`).
-WINDOWS = ("gaussian", "pyramid")
-#: Where tiles are cut: the middle of the overlap (paper III-E) or its start.
-SEAMS = ("middle", "start")
-#: Where instance norms take their statistics from (:mod:`satikit.stitching.norm`).
-NORMS = ("tile", "thumbnail", "kernel", "dense")
-
 Sizes = int | tuple[int, ...]
-
-
-def check_choice(kind: str, value: Any, choices: Sequence[str]) -> None:
-    """Raise ``ValueError("unknown <kind> 'x'; choose one of (...)")`` unless ``value`` is one
-    of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"unknown {kind} {value!r}; choose one of {tuple(choices)}")
 
 
 def sizes(value: Any) -> Any:
@@ -181,7 +165,7 @@ class InferenceSettings:
             raise ValueError(f"thumbnail_scale must be in (0, 1], got {self.thumbnail_scale!r}")
         if self.style_ref is not None:
             object.__setattr__(self, "style_ref", str(self.style_ref))
-        from satikit.inputs import parse_input_range
+        from satikit.io.input_range import parse_input_range
 
         object.__setattr__(self, "input_range", parse_input_range(self.input_range))
 

@@ -53,9 +53,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from satikit.choices import STRATEGIES
 from satikit.encoding import domain_range
 from satikit.protocols import Adapter, AdapterInfo
-from satikit.settings import STRATEGIES
 
 __all__ = [
     "CHECKS",
@@ -526,8 +526,8 @@ def _image_spatial(ctx: _Context) -> tuple[int, ...]:
 
 
 def _check_tiling(ctx: _Context, strategy: str) -> str:
-    from satikit.grid import TileGrid
     from satikit.stitching import get_strategy, stitch
+    from satikit.stitching.grid import TileGrid
 
     if get_strategy(strategy).continues and not ctx.sati_possible:
         raise _Skip("SATI tiling needs as many X as Y channels")

@@ -26,7 +26,7 @@ def _seed_everything() -> None:
 def tiny_xy(tmp_path):
     """Unpaired tiny RGB TIFFs in ``tmp_path/x`` and ``tmp_path/y``; returns a builder of
     ``satikit train`` arguments on them (1 step, 32 px crops, CPU, quiet) plus ``extra``."""
-    from satikit.data.io import write_image
+    from satikit.io.images import write_image
 
     rng = np.random.default_rng(0)
     for domain in ("x", "y"):

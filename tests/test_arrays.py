@@ -5,8 +5,9 @@ import pytest
 import tifffile
 import torch
 
-from satikit.arrays import ChannelFirst, ChannelLastSink, NamedReads, open_array, output_array
 from satikit.encoding import decode, encode
+from satikit.io.arrays import ChannelFirst, ChannelLastSink, NamedReads, output_array
+from satikit.io.reading import open_array
 from satikit.stitching import stitch
 
 
@@ -157,7 +158,7 @@ def test_truncated_and_damaged_tiffs_name_the_file(tmp_path):
 
 
 def test_release_pages_sees_through_the_file_naming_wrapper(tmp_path):
-    from satikit.arrays import NamedReads
+    from satikit.io.arrays import NamedReads
 
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, np.zeros((2048, 1024, 3), np.uint8), photometric="rgb")

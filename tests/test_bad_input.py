@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import satikit.arrays
 import satikit.checkpoint.files
-import satikit.translate
+import satikit.io.arrays
+import satikit.translation.translate
 from satikit.checkpoint import load_adapter, load_config
 from satikit.cli import cli
-from satikit.data.io import write_image
+from satikit.io.images import write_image
 
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()
 
@@ -209,7 +209,7 @@ def disk_full(owner: object, name: str, calls_before: int) -> Callable[[pytest.M
     return patch
 
 
-WRITE_TILE = (satikit.arrays.ChannelLastSink, "__setitem__", 1)  # fails on the 2nd row band
+WRITE_TILE = (satikit.io.arrays.ChannelLastSink, "__setitem__", 1)  # fails on the 2nd row band
 SECOND_STATE = (satikit.checkpoint.files, "save_file", 3)  # fails on the 2nd checkpoint's state
 
 
@@ -334,12 +334,12 @@ CASES: dict[str, Case] = {
     "disk full creating the output": Case(
         lambda p: p.translate(),
         "No space left on device: ",  # + the output the user typed (checked below)
-        disk_full_on(satikit.arrays, "create_array"),
+        disk_full_on(satikit.io.arrays, "create_array"),
     ),
     "disk full writing the settings beside the output": Case(
         lambda p: p.translate(),
         "No space left on device: ",
-        disk_full_on(satikit.translate, "write_json"),
+        disk_full_on(satikit.translation.translate, "write_json"),
     ),
     # full disk
     "disk full while translating": Case(

@@ -333,7 +333,7 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
         "cyclegan sati + sati",
     }
     assert all(list(c) == ["1", "2", "3", "4"] for c in curves.values())
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
 
     labels = read_image(list_images(data / "test" / "labels")[0])  # the one image scored
     n_objects = len(np.unique(labels[labels > 0]))
@@ -433,7 +433,7 @@ def test_edge_distance_is_the_centre_offset_from_the_nearest_leading_tile_edge()
 
 def test_seam_profile_bins_every_circle_outside_the_first_tile(tiny_config, tmp_path, monkeypatch):
     from benchmarks import common, seam_profile
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
 
     config = planning.load_config(str(tiny_config))
     root = planning.workdir(config, tmp_path / "cache")
@@ -516,8 +516,8 @@ def test_seam_profile_without_trained_runs_says_how_to_get_them(tiny_config, tmp
 
 def test_strip_swap_shows_the_generator_the_source_in_every_leading_strip():
     from benchmarks.strip_probe import StripSwap, sati_with_source
-    from satikit.grid import TileGrid
-    from satikit.weights import strip_mask
+    from satikit.stitching.grid import TileGrid
+    from satikit.stitching.windows import strip_mask
 
     grid = TileGrid.create((40, 36), 16, 4, sati=True)
     x = np.full((3, 40, 36), -1.0, dtype=np.float32)
@@ -551,7 +551,7 @@ def test_strip_probe_real_condition_is_the_quality_benchmarks_sati(
     tiny_config, tmp_path, monkeypatch
 ):
     from benchmarks import common, strip_probe
-    from satikit.data.io import list_images, read_image
+    from satikit.io.images import list_images, read_image
 
     config = planning.load_config(str(tiny_config))
     with pytest.raises(ValueError, match="satikit bench quality"):

@@ -136,8 +136,8 @@ def test_norm_suffix_adds_tin_or_kin_and_counts_its_pass_in_the_cost():
     ],
 )
 def test_translate_with_equals_the_engine_on_the_methods_grid(method):
-    """The benchmark translates through satikit.translate.translate_array; for its settings
-    that is exactly the engine on the method's grid (the benchmark's former own path)."""
+    """The benchmark translates through satikit.translation.translate.translate_array; for its
+    settings that is exactly the engine on the method's grid (the benchmark's former own path)."""
     import numpy as np
     import torch
 

@@ -22,7 +22,7 @@ from satikit.checkpoint import (
     save_checkpoint,
     unpack,
 )
-from satikit.data.io import write_image
+from satikit.io.images import write_image
 from satikit.training import SATITrainer
 
 

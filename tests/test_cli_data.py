@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from satikit.atomic import read_json
 from satikit.cli import cli
 from satikit.data import list_images, read_image, write_image
+from satikit.io.atomic import read_json
 
 SMALL = "--preset small --size 64 --count 12 --n-images 2 --n-test 2 --no-progress".split()
 # 3D circles, one training volume per domain; the tests add --n-test

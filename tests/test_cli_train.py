@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from satikit.cli import cli
 from satikit.data.circles import make_circle_image
-from satikit.data.io import read_image, write_image
+from satikit.io.images import read_image, write_image
 from satikit.metrics import colour_error
 
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()
@@ -128,7 +128,7 @@ def test_translate_defaults_raster_order_and_folders(tmp_path, run):
 @pytest.mark.parametrize("strategy", ["none", "weighted", "sati"])
 def test_out_of_core_file_output_equals_in_memory(tmp_path, run, strategy):
     from satikit.checkpoint import load_adapter
-    from satikit.translate import translate_array, translate_file
+    from satikit.translation.translate import translate_array, translate_file
 
     adapter, config = load_adapter(run)
     expected = translate_array(

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from satikit.checkpoint import PENDING_NAME, load_adapter, load_config, load_train_state
 from satikit.cli import cli
-from satikit.data.io import write_image
+from satikit.io.images import write_image
 
 STEPS = 6
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()

@@ -8,9 +8,9 @@ from satikit_cyclegan.adapter import CycleGANAdapter
 from satikit_cyclegan.plugin import OPTIONS, TEST_OPTIONS
 
 from satikit.gan import ImagePool, PatchDiscriminator, ResnetGenerator
-from satikit.optim import linear_decay
 from satikit.plugins import create_adapter
 from satikit.protocols import Adapter
+from satikit.training.optim import linear_decay
 
 
 def tiny(dims: int = 2, channels: int = 3, **overrides) -> CycleGANAdapter:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from satikit.atomic import atomic_path, read_json, write_json
 from satikit.data import (
     CIRCLE_PRESETS,
     LAYOUT,
@@ -28,6 +27,7 @@ from satikit.data import (
     render_y,
     write_image,
 )
+from satikit.io.atomic import atomic_path, read_json, write_json
 
 SIGMA = 58.0
 HALF_NORMAL_MEAN = SIGMA / math.sqrt(2 * math.pi)  # E[max(0, N(0, sigma))] = 23.1

@@ -16,11 +16,12 @@ from safetensors.torch import load_file
 from torch import nn
 
 from satikit.cli import cli
-from satikit.crops import CropSampler
 from satikit.data.circles import make_circle_image
-from satikit.data.io import write_image
-from satikit.distributed import Context, _buckets
+from satikit.devices import Context
+from satikit.io.images import write_image
 from satikit.plugins import create_adapter
+from satikit.training.crops import CropSampler
+from satikit.training.distributed import _buckets
 
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 2 -o pool_size 0".split()
 STEPS = 3

@@ -205,7 +205,7 @@ def installed_plugin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
 def test_external_plugin_is_discovered_checked_and_trained_with_sati(
     installed_plugin: Path, tmp_path: Path
 ) -> None:
-    from satikit.data.io import write_image
+    from satikit.io.images import write_image
 
     runner = CliRunner()
     listing = runner.invoke(cli, ["adapters", "--json"])

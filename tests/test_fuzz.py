@@ -1,6 +1,6 @@
 """Fuzz the engine's arguments: every valid combination works (an identity generator gives the
 input back), every invalid one fails with a clear ValueError, and which is which follows the
-documented rules (:func:`satikit.stitching.stitch`, :meth:`satikit.grid.TileGrid.create`).
+documented rules (:func:`satikit.stitching.stitch`, :meth:`satikit.stitching.grid.TileGrid.create`).
 Fuzz ``satikit translate`` the same way over its options and inputs (dtypes, value ranges,
 shapes, file types): a complete output, or one line and nothing left behind."""
 

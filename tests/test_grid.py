@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from satikit.grid import TileGrid, read_tile, reflect_indices
+from satikit.stitching.grid import TileGrid, read_tile, reflect_indices
 
 
 @given(size=st.integers(1, 40), start=st.integers(0, 60), length=st.integers(1, 50))

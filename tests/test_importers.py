@@ -198,8 +198,8 @@ def test_cyclegan_size_mismatch_names_the_tensor(cyclegan_dir) -> None:
 def test_imported_run_translates_from_the_cli_path_and_fine_tunes_with_sati(
     cyclegan_dir, tmp_path: Path
 ) -> None:
-    from satikit.data.io import write_image
-    from satikit.translate import translate_path
+    from satikit.io.images import write_image
+    from satikit.translation.translate import translate_path
 
     directory, _ = cyclegan_dir
     adapter = import_cyclegan(directory)

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from satikit.cli import cli
 from satikit.commands.evaluate import evaluate_folder
-from satikit.data.io import write_image
-from satikit.inputs import parse_input_range, resolve_input_range, sample, sample_windows
+from satikit.io.images import write_image
+from satikit.io.input_range import parse_input_range, resolve_input_range, sample, sample_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARD = ROOT / "satikit" / "pretrained" / "demo-standard"  # uint8, weighted 128 / 96
@@ -175,7 +175,7 @@ def test_the_values_reach_the_generator_as_those_of_the_uint8_image(circles, tmp
     """What the network sees (the outputs alone cannot tell: the CycleGAN's instance norms
     undo any affine map of its input)."""
     from satikit.checkpoint import load_config
-    from satikit.translate import open_input
+    from satikit.translation.translate import open_input
 
     config = load_config(STANDARD)
     image = tifffile.imread(circles[0] / "x.tif")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from satikit.losses import (
+from satikit.training.losses import (
     consistency_loss,
     constant,
     linear_ramp,
@@ -12,7 +12,7 @@ from satikit.losses import (
     sati_generator_adv,
     stitch_loss,
 )
-from satikit.merger import merge
+from satikit.training.sati_merge import merge
 
 
 def test_stitch_loss_is_mean_over_masked_elements_and_ignores_x_pixels():

@@ -6,8 +6,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from satikit.merger import border_cases, merge
-from satikit.weights import overlap_weight
+from satikit.stitching.windows import overlap_weight
+from satikit.training.sati_merge import border_cases, merge
 
 
 def _pair(shape, seed=0):

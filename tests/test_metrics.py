@@ -330,7 +330,7 @@ def test_bad_thresholds_raise() -> None:
 
 
 def test_seam_positions_follow_the_grid_cut() -> None:
-    from satikit.grid import TileGrid
+    from satikit.stitching.grid import TileGrid
 
     # step 24, cut 4; the last tiles shifted back to end at the border (starts 68 and 28)
     grid = TileGrid.create((100, 60), 32, 8)

@@ -122,8 +122,8 @@ def test_style_ref_uses_the_reference_images_style_code(tmp_path, tiny_xy) -> No
 
     from satikit.checkpoint import load_adapter
     from satikit.cli import cli
-    from satikit.data.io import write_image
-    from satikit.translate import translate_array
+    from satikit.io.images import write_image
+    from satikit.translation.translate import translate_array
 
     info = get_adapter_info("munit")
     options = [a for k, v in info.test_options.items() for a in ("-o", k, str(v))]

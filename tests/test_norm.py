@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 import satikit.stitching.resume as resume_module
-from satikit.grid import TileGrid, read_tile
 from satikit.protocols import DeclaresNormLayers, NormWithStatistics
 from satikit.stitching import NormKernel, stitch, stitch_on_grid
+from satikit.stitching.grid import TileGrid, read_tile
 from satikit.stitching.norm import DenseTable, NormTable, find_norm_layers
 from satikit.stitching.statistics import statistics_state_path
 from satikit.stitching.thumbnail import thumbnail, thumbnail_shape
@@ -697,10 +697,10 @@ def test_cli_offers_every_norm_mode():
 
 
 def test_cli_norm_options_and_resume(imported, tmp_path, monkeypatch):
-    from satikit.arrays import partial_files
     from satikit.checkpoint import load_adapter, save_as_run
-    from satikit.data.io import read_image, write_image
-    from satikit.translate import translate_array
+    from satikit.io.arrays import partial_files
+    from satikit.io.images import read_image, write_image
+    from satikit.translation.translate import translate_array
 
     run = save_as_run(imported, tmp_path / "run", in_channels=3, out_channels=3)
     image = np.random.default_rng(0).integers(0, 256, (72, 56, 3), dtype=np.uint8)

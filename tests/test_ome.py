@@ -13,14 +13,14 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-import satikit.ome.ngff
-import satikit.ome.tiff
+import satikit.io.ome.ngff
+import satikit.io.ome.tiff
 import satikit.stitching.resume as resume_module
-import satikit.translate
-from satikit.arrays import ChannelFirst, open_array, partial_files
+import satikit.translation.translate
 from satikit.cli import cli
-from satikit.data.io import write_image
-from satikit.ome import (
+from satikit.io.arrays import ChannelFirst, partial_files
+from satikit.io.images import write_image
+from satikit.io.ome import (
     AxesView,
     ImageMetadata,
     PyramidOptions,
@@ -29,6 +29,7 @@ from satikit.ome import (
     read_metadata,
     viewer_output,
 )
+from satikit.io.reading import open_array
 from satikit.stitching import stitch
 
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()
@@ -386,7 +387,7 @@ def test_cli_resume_after_an_interrupted_pyramid_only_rebuilds_it(
 ):
     reference, target = tmp_path / f"ref{suffix}", tmp_path / f"out{suffix}"
     assert translate(trained, "big.tif", reference, "--pyramid-tile", "16").exit_code == 0
-    module = satikit.ome.tiff if suffix == ".ome.tif" else satikit.ome.ngff
+    module = satikit.io.ome.tiff if suffix == ".ome.tif" else satikit.io.ome.ngff
     real, calls = module.build_level, [0]
 
     def build_level(*args):
@@ -402,7 +403,7 @@ def test_cli_resume_after_an_interrupted_pyramid_only_rebuilds_it(
     def no_engine(*args, **kwargs):
         raise AssertionError("the full resolution was complete: the engine must not run again")
 
-    monkeypatch.setattr(satikit.translate, "_stitch", no_engine)
+    monkeypatch.setattr(satikit.translation.translate, "_stitch", no_engine)
     result = translate(trained, "big.tif", target, "--resume")
     assert result.exit_code == 0, result.output
     for resumed, expected in zip(levels(target), levels(reference), strict=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from satikit.optim import adam_with_linear_decay, linear_decay
+from satikit.training.optim import adam_with_linear_decay, linear_decay
 
 
 def test_linear_decay_is_constant_then_linear_to_zero():

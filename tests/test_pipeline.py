@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 import satikit.stitching.pipeline as pipeline_module
-from satikit.grid import TileGrid
 from satikit.stitching import Pipeline, stitch_on_grid
+from satikit.stitching.grid import TileGrid
 from satikit.stitching.pipeline import BandPlan, saved_band
 from satikit.stitching.registry import count_tiles
 

@@ -19,7 +19,7 @@ from torch import nn
 import satikit
 from satikit import hookspecs, plugins
 from satikit.cli import cli
-from satikit.data.io import write_image
+from satikit.io.images import write_image
 from satikit.protocols import Adapter, Optimizers, Option, parse_bool
 
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_stitching import small_net
 
-from satikit.grid import TileGrid
 from satikit.stitching import STRATEGIES, resolve_order, stitch
+from satikit.stitching.grid import TileGrid
 from satikit.stitching.readahead import TileReader
 
 

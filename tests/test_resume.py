@@ -16,11 +16,12 @@ from click.testing import CliRunner
 from torch import nn
 
 import satikit.stitching.resume as resume_module
-from satikit.arrays import open_array, output_array, partial_files
 from satikit.cli import cli
-from satikit.data.io import write_image
-from satikit.grid import TileGrid
+from satikit.io.arrays import output_array, partial_files
+from satikit.io.images import write_image
+from satikit.io.reading import open_array
 from satikit.stitching import stitch_on_grid
+from satikit.stitching.grid import TileGrid
 
 CASES = {  # name -> (strategy, order, batch_size)
     "simple": ("simple", "wavefront", 3),

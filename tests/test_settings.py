@@ -10,7 +10,7 @@ import torch
 
 from satikit.settings import NORMS, ORDERS, SEAMS, STRATEGIES, WINDOWS, InferenceSettings
 from satikit.stitching import REGISTRY, StitchCall, get_strategy, stitch, stitch_on_grid
-from satikit.translate import tile_grid
+from satikit.translation.translate import tile_grid
 
 
 def test_registry_holds_every_strategy_name_once():

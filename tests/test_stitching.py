@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from satikit.grid import TileGrid, read_tile
 from satikit.stitching import STRATEGIES, stitch
+from satikit.stitching.grid import TileGrid, read_tile
 
 
 def identity(t: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,6 @@ import torch
 from satikit_cyclegan.plugin import TEST_OPTIONS
 
 import satikit.training.hooks as hooks
-from satikit.arrays import ChannelFirst
 from satikit.checkpoint import (
     AdapterSpec,
     DataSpec,
@@ -19,11 +18,12 @@ from satikit.checkpoint import (
     SATISettings,
     TrainingSettings,
 )
-from satikit.crops import CropSampler, infer_dims
-from satikit.data.io import write_image
 from satikit.encoding import encode
+from satikit.io.arrays import ChannelFirst, infer_dims
+from satikit.io.images import write_image
 from satikit.plugins import create_adapter
 from satikit.training import SATITrainer
+from satikit.training.crops import CropSampler
 
 SATI_TERMS = {"adv_zy", "stitch", "d_sati", "lambda_stitch"}
 HOST_TERMS = {"adv_xy", "adv_yx", "cycle_x", "cycle_y", "idt_x", "idt_y", "d_x", "d_y"}

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from satikit.arrays import open_array, partial_files
 from satikit.cli import cli
-from satikit.data.io import write_image
-from satikit.translate_distributed import deal_files, row_ranges
+from satikit.io.arrays import partial_files
+from satikit.io.images import write_image
+from satikit.io.reading import open_array
+from satikit.translation.distributed import deal_files, row_ranges
 
 TINY = "-o ngf 4 -o n_blocks 1 -o ndf 4 -o n_layers 1 -o pool_size 2".split()
 GRID = ["--tile", "24", "--overlap", "6"]  # 6 x 5 tiles on the 120 x 88 image

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from satikit.atomic import read_json
 from satikit.cli import cli
 from satikit.data import list_images, read_image, write_image
 from satikit.data.circles import make_circle_image
@@ -28,6 +27,7 @@ from satikit.data.textured import (
     intensity_lut,
     make_textured_image,
 )
+from satikit.io.atomic import read_json
 from satikit.metrics import tile_norm_jump
 
 TEXTURED = "--size 64 --tile 16 --n-images 2 --n-test 2 --no-progress".split()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from satikit.grid import TileGrid
 from satikit.metrics import (
     mean_absolute_error,
     tile_cells,
@@ -15,6 +14,7 @@ from satikit.metrics import (
     tile_norm_jump,
     tile_stat_spread,
 )
+from satikit.stitching.grid import TileGrid
 
 
 def offsets_per_tile(truth: np.ndarray, tile: int, offsets: np.ndarray) -> np.ndarray:

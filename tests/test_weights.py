@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from satikit.grid import TileGrid
-from satikit.weights import blend_window, overlap_weight, strip_mask
+from satikit.stitching.grid import TileGrid
+from satikit.stitching.windows import blend_window, overlap_weight, strip_mask
 
 
 @pytest.mark.parametrize("mode", ["pyramid", "gaussian"])

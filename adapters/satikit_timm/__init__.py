@@ -6,6 +6,13 @@ Registered through the ``satikit`` entry-point group. Needs the optional ``timm`
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+__all__ = ["TIMM_MISSING", "__version__"]
 
 __version__ = "0.1.0"
+
+#: What building the adapter says when timm is not installed (the plugin module and the
+#: networks both need it; here it costs neither of them an import of the other).
+TIMM_MISSING = (
+    "the 'timm' adapter needs the timm package, which is not installed: "
+    "pip install 'satikit[timm]' (or pip install timm)"
+)

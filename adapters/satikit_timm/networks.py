@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from satikit_timm.plugin import TIMM_MISSING
+from satikit_timm import TIMM_MISSING
 
 __all__ = ["TIMM_MISSING", "TimmUNet", "create_backbone", "import_timm", "load_backbone_checkpoint"]
 

@@ -13,13 +13,9 @@ from typing import Any
 import satikit
 from satikit.gan.options import CYCLE_OPTIONS
 from satikit.protocols import Option
+from satikit_timm import TIMM_MISSING
 
 __all__ = ["OPTIONS", "TEST_OPTIONS", "TIMM_MISSING", "register_adapters"]
-
-TIMM_MISSING = (
-    "the 'timm' adapter needs the timm package, which is not installed: "
-    "pip install 'satikit[timm]' (or pip install timm)"
-)
 
 OPTIONS: dict[str, Option] = {
     "backbone": Option(

@@ -27,8 +27,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from satikit import __version__
-from satikit.atomic import atomic_path, fsync_path, read_json, write_json
 from satikit.checkpoint.config import RunConfig
+from satikit.io.atomic import atomic_path, fsync_path, read_json, write_json
 from satikit.protocols import Adapter
 
 __all__ = [

@@ -168,9 +168,9 @@ def _make_data(root: Path, plan: DemoPlan, seed: int, preset: str) -> tuple[Path
     parameters and seed is there; returns the training folder and the folder of the held-out
     image (circles: drawn like the preset's test images; restain: the mirrored mosaic of the
     slide's test part, with its true Y in ``y_true``)."""
-    from satikit.atomic import read_json
     from satikit.data.datasets import MANIFEST, make_circle_dataset, make_restain_dataset
     from satikit.data.presets import get_preset
+    from satikit.io.atomic import read_json
 
     data = root / "data" / preset
     if PRESETS[preset].kind == "restain":
@@ -265,11 +265,11 @@ def _use_pretrained(runs: Path, preset: str) -> bool:
 def _translate_all(
     root: Path, runs: Path, test: Path, device: str, diameter: float, preset: str
 ) -> tuple[list[dict[str, Any]], dict]:
-    from satikit.arrays import open_array
     from satikit.checkpoint import load_adapter
-    from satikit.data.io import list_images, read_image, write_image
+    from satikit.io.images import list_images, read_image, write_image
+    from satikit.io.reading import open_array
     from satikit.metrics import colour_error
-    from satikit.translate import translate_array
+    from satikit.translation.translate import translate_array
 
     source = list_images(test / "x")[0]  # one held-out image
     restain = PRESETS[preset].kind == "restain"
@@ -310,7 +310,7 @@ def _truth_scores(
     """Mean absolute error against the truth (0-255), the tile-level deviation on the run's
     tile grid and the seam score (tiled strategies) of one translation."""
     from satikit.metrics import mean_absolute_error, seam_score, tile_deviation
-    from satikit.translate import tile_grid
+    from satikit.translation.translate import tile_grid
 
     resolved = config.inference_settings({"strategy": strategy, **settings})
     grid = tile_grid(resolved, truth.shape[:-1])
@@ -356,7 +356,7 @@ def _seam_png(path: Path, images: dict[str, np.ndarray], config: RunConfig) -> P
     """Side by side crops centred on the first interior tile corner (where 4 tiles meet)."""
     from PIL import Image, ImageDraw
 
-    from satikit.atomic import atomic_path
+    from satikit.io.atomic import atomic_path
 
     tile, overlap = config.run_inference.tile, config.run_inference.overlap
     tile = tile if isinstance(tile, int) else tile[0]
@@ -515,7 +515,7 @@ def _report(
     quick: bool,
 ) -> None:
     """Write ``results.json`` and print the table."""
-    from satikit.atomic import write_json
+    from satikit.io.atomic import write_json
 
     ratio = times["sati"] / times["standard"] if times.get("standard") else None
     results = {

@@ -29,14 +29,13 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 import satikit
-from satikit.atomic import atomic_path, read_json, write_json
 from satikit.commands.errors import user_errors
 from satikit.commands.options import INPUT_RANGE
 from satikit.data.datasets import MANIFEST, TRUTH_KINDS
-from satikit.data.io import list_images, read_image
 from satikit.encoding import from_unit, to_unit
-from satikit.grid import TileGrid
-from satikit.inputs import InputRange, resolve_input_range
+from satikit.io.atomic import atomic_path, read_json, write_json
+from satikit.io.images import list_images, read_image
+from satikit.io.input_range import InputRange, resolve_input_range
 from satikit.metrics import (
     PAPER_VALUE_THRESHOLD,
     ColourErrorResult,
@@ -46,6 +45,7 @@ from satikit.metrics import (
     tile_deviation,
     tile_stat_spread,
 )
+from satikit.stitching.grid import TileGrid
 
 __all__ = [
     "DEFAULT_TILE",
@@ -188,7 +188,7 @@ def evaluate_folder(
         progress: Show a progress bar (stderr).
         input_range: The prediction values to read as 0..255, ``(low, high)`` or ``"auto"``
             (each image's sampled min and max); None: predictions must be uint8, or floats
-            within [0, 1] (read as 0..255); see :mod:`satikit.inputs`.
+            within [0, 1] (read as 0..255); see :mod:`satikit.io.input_range`.
 
     Returns:
         JSON-ready report: ``images`` (one summary per image, with ``name``), ``total``
@@ -250,7 +250,7 @@ def scored_values(
 
     Raises:
         ValueError: another dtype, or floats outside [0, 1], without ``input_range`` (see
-            :func:`satikit.inputs.resolve_input_range`).
+            :func:`satikit.io.input_range.resolve_input_range`).
     """
     in_range = resolve_input_range(
         image, dims=dims, name=name, expected=np.uint8, given=input_range, reader="evaluate scores"

@@ -37,7 +37,7 @@ class _InputRange(click.ParamType):
     name = "LO,HI|auto"
 
     def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        from satikit.inputs import parse_input_range
+        from satikit.io.input_range import parse_input_range
 
         try:
             return parse_input_range(value)
@@ -45,7 +45,7 @@ class _InputRange(click.ParamType):
             self.fail(f"expected LO,HI (two numbers, LO < HI) or auto, got {value!r}", param, ctx)
 
 
-#: ``--input-range``'s type: a pair of floats, ``"auto"`` (see :mod:`satikit.inputs`).
+#: ``--input-range``'s type: a pair of floats, ``"auto"`` (see :mod:`satikit.io.input_range`).
 INPUT_RANGE = _InputRange()
 
 

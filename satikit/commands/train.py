@@ -80,8 +80,8 @@ def _flag_options(flags: dict[str, str | None]) -> tuple[tuple[str, str], ...]:
 
 
 def _dims_of(x_dirs: tuple[str, ...]) -> int:
-    from satikit.arrays import open_array
-    from satikit.crops import infer_dims
+    from satikit.io.arrays import infer_dims
+    from satikit.io.reading import open_array
     from satikit.training import domain_images
 
     return infer_dims(open_array(domain_images(x_dirs, "x")[0]).shape)
@@ -235,12 +235,12 @@ def train(**params: Any) -> None:
       satikit train --adapter cyclegan --x data/train/x --y data/train/y \\
           --out runs/sati --steps 2000 --crop 128 -o ngf 32 -o n_blocks 6
     """
-    from satikit import distributed
+    from satikit.devices import session
 
     run_dir = params["run_dir"]
     started = time.perf_counter()
     note = f"the last complete checkpoint in {run_dir} is kept; --resume continues from it"
-    with user_errors(note), distributed.session(params["device"]) as (ctx, device):
+    with user_errors(note), session(params["device"]) as (ctx, device):
         say = click.echo if ctx.is_main else _silent
         trainer = _resumed(params, device) if params["resume"] else _new(params, device, say)
         mode = "SATI" if trainer.sati.enabled else "standard"

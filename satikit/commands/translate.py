@@ -18,7 +18,7 @@ __all__ = ["translate"]
 @contextmanager
 def _stopped() -> Iterator[None]:
     """Under torchrun: another process failed (it printed its error); say so in one line."""
-    from satikit.comm import PeerFailure
+    from satikit.translation.comm import PeerFailure
 
     try:
         yield
@@ -91,7 +91,7 @@ def translate(**params: Any) -> None:
       satikit translate runs/sati big_x.tif big_y.tif --resume   # after an interruption
       satikit translate runs/cyclegan big_x.tif big_y.tif --strategy weighted --norm kernel
     """
-    from satikit import distributed
+    from satikit.devices import session
 
     target = params["target"]
     started = time.perf_counter()
@@ -100,7 +100,7 @@ def translate(**params: Any) -> None:
         _stopped(),
         user_errors(note),
         _interruption(),
-        distributed.session(params["device"]) as (ctx, device),
+        session(params["device"]) as (ctx, device),
     ):
         options = dict(
             device=device,
@@ -145,11 +145,11 @@ def _settings(params: dict[str, Any]) -> dict[str, Any]:
 def _translate(ctx: Any, run_dir: str, source: str, target: str, options: dict) -> list:
     """Translate in this process, or share the work out over torchrun's processes."""
     if ctx.distributed:
-        from satikit.comm import Comm
-        from satikit.translate_distributed import translate_path_distributed
+        from satikit.translation.comm import Comm
+        from satikit.translation.distributed import translate_path_distributed
 
         comm = Comm.create(ctx)
         return translate_path_distributed(run_dir, source, target, comm=comm, **options)
-    from satikit.translate import translate_path
+    from satikit.translation.translate import translate_path
 
     return translate_path(run_dir, source, target, **options)

@@ -1,8 +1,9 @@
-"""Benchmark data: circle / sphere images (paper section II), ellipsoid volumes (IV-C), I/O;
+"""Benchmark data: circle / sphere images (paper section II), ellipsoid volumes (IV-C);
 beyond the paper, textured slides and a re-stained real image with a known true Y.
 
-The array I/O helpers (:func:`read_image`, :func:`write_image`, :func:`list_images`) are the ones
-every command uses; the generators are vectorised and seeded, reproducible byte for byte.
+The generators are vectorised and seeded, reproducible byte for byte. The image I/O helpers
+every command uses (:func:`read_image`, :func:`write_image`, :func:`list_images`) live in
+:mod:`satikit.io.images` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from satikit.data.ellipsoids import (
     place_ellipsoids,
     render_ellipsoids,
 )
-from satikit.data.io import list_images, read_image, write_image
 from satikit.data.presets import CIRCLE_PRESETS, CirclePreset, get_preset
 from satikit.data.restain import BUNDLED, STAIN_MAPS, load_source, mirror_mosaic, restain
 from satikit.data.textured import TexturedParams, colour_by_intensity, make_textured_image
+from satikit.io.images import list_images, read_image, write_image
 
 __all__ = [
     "BUNDLED",

@@ -29,10 +29,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import satikit
-from satikit.atomic import write_json
 from satikit.data.circles import make_circle_image
 from satikit.data.ellipsoids import EllipsoidParams, make_ellipsoid_volume
-from satikit.data.io import IMAGE_SUFFIXES, write_image
 from satikit.data.presets import CirclePreset, get_preset
 from satikit.data.restain import (
     STAIN_MAPS,
@@ -49,6 +47,8 @@ from satikit.data.textured import (
     colour_by_intensity,
     make_textured_image,
 )
+from satikit.io.atomic import write_json
+from satikit.io.images import IMAGE_SUFFIXES, write_image
 
 __all__ = [
     "LAYOUT",

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from satikit.encoding import Domain, to_domain
 from satikit.gan.discriminators import MultiScaleDiscriminator, adversarial_loss
 from satikit.gan.layers import init_weights
-from satikit.optim import adam_with_linear_decay
 from satikit.protocols import Optimizers
+from satikit.training.optim import adam_with_linear_decay
 
 __all__ = ["AdapterBase", "DomainGenerator", "TwoDomainAdapter"]
 
@@ -37,8 +37,9 @@ class DomainGenerator(nn.Module):
 class AdapterBase(nn.Module):
     """What the built-in adapters share: the factory's arguments (see
     :class:`satikit.protocols.AdapterFactory`), the record of the last step's loss terms, and
-    Adam with constant-then-linear decay (:func:`satikit.optim.adam_with_linear_decay`) over
-    :meth:`generator_parameters` and :meth:`discriminator_parameters`.
+    Adam with constant-then-linear decay
+    (:func:`satikit.training.optim.adam_with_linear_decay`) over :meth:`generator_parameters`
+    and :meth:`discriminator_parameters`.
 
     Subclasses build their networks after ``super().__init__(**kwargs)``, define
     :meth:`discriminator_parameters` and store the detached fake X of each generator step in

@@ -9,6 +9,9 @@ fields as keywords). Strategies (:mod:`satikit.stitching.registry`): ``none``, `
 Several processes share one image through :class:`StitchCall`: ``simple``/``weighted`` each
 compute a range of output rows (``rows``), ``sati`` runs pipelined over a ring of processes
 (``pipeline``, :mod:`satikit.stitching.pipeline`).
+
+Building blocks: the N-D tile grid (:mod:`satikit.stitching.grid`) and the blending windows and
+weight maps (:mod:`satikit.stitching.windows`), both pure numpy.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from satikit.choices import NORMS, ORDERS, STRATEGIES, check_choice
 from satikit.devices import resolve_device
-from satikit.grid import TileGrid
-from satikit.settings import NORMS, ORDERS, STRATEGIES, InferenceSettings, check_choice
+from satikit.settings import InferenceSettings
+from satikit.stitching.grid import TileGrid
 from satikit.stitching.norm import (
     NormKernel,
     find_norm_layers,
@@ -171,7 +175,7 @@ def stitch(
             pass then each tile the ``norm_kernel``-weighted average of its neighbours';
             ``dense``: Dense Normalization, Ho et al. ECCV 2024, the same caching pass then
             per-pixel statistics interpolated between the tile centres). Style and input range
-            are the caller's business (:func:`satikit.translate.translate_array`).
+            are the caller's business (:func:`satikit.translation.translate.translate_array`).
         out: optional ``(C_out, *spatial)`` array to fill (e.g. a memmap); float32 expected.
         device: where tiles run; default: ``fn``'s parameters' device, else CPU.
         progress: show a tqdm progress bar.

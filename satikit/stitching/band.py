@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from satikit.grid import TileGrid
+from satikit.stitching.grid import TileGrid
 
 __all__ = ["Band"]
 

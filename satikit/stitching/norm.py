@@ -50,8 +50,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from satikit.choices import NORMS
 from satikit.protocols import NormWithStatistics
-from satikit.settings import NORMS
 from satikit.stitching.runner import BatchContext
 
 __all__ = [

@@ -50,9 +50,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from satikit.atomic import atomic_path
-from satikit.grid import Index, TileGrid
+from satikit.io.atomic import atomic_path
 from satikit.stitching.band import Band
+from satikit.stitching.grid import Index, TileGrid
 from satikit.stitching.runner import TileFn
 from satikit.stitching.strategies import flush_rows, sati_bands, sati_chunks, sati_final, sati_tiles
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from satikit.grid import Index, TileGrid, read_tile
+from satikit.stitching.grid import Index, TileGrid, read_tile
 
 __all__ = ["TileReader", "read_batch", "reader"]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from satikit.grid import Index, TileGrid, sati_overlap_message
-from satikit.settings import STRATEGIES, InferenceSettings, check_choice
+from satikit.choices import STRATEGIES, check_choice
+from satikit.stitching.grid import Index, TileGrid, sati_overlap_message
 from satikit.stitching.pipeline import Pipeline
 from satikit.stitching.runner import TileFn, batched
 from satikit.stitching.strategies import (
@@ -28,6 +28,9 @@ from satikit.stitching.strategies import (
     run_weighted,
     window_rows,
 )
+
+if TYPE_CHECKING:
+    from satikit.settings import InferenceSettings
 
 __all__ = [
     "REGISTRY",
@@ -83,7 +86,7 @@ class Strategy:
     """A stitching strategy. Class attributes say what it needs:
 
     Attributes:
-        name: its name in :data:`~satikit.settings.STRATEGIES`.
+        name: its name in :data:`~satikit.choices.STRATEGIES`.
         tiled: runs on a tile grid (False: the whole image in one call).
         continues: each tile continues its predecessors' output (SATI): the grid is cut for
             it, the generator must keep the channel count, and a margin is allowed.

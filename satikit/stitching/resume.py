@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from satikit.atomic import atomic_path
+from satikit.io.atomic import atomic_path
 
 __all__ = ["Progress", "Resumer"]
 

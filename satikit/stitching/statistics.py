@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from satikit.grid import TileGrid
+from satikit.stitching.grid import TileGrid
 from satikit.stitching.norm import NORMS, DenseTable, Norm, NormKernel, NormTable, norm_hooks
 from satikit.stitching.resume import Progress, Resumer
 from satikit.stitching.runner import TileFn

@@ -20,7 +20,7 @@ without a state path) and can continue from it; see :mod:`satikit.stitching.resu
 spatial dim): the batches that hold no tile reaching those rows are skipped and ``out`` is
 written only there. Batches are the same as in a whole run and contributions are summed in
 the same order, so the rows come out bit-identical; several processes can so share one output
-(:mod:`satikit.translate_distributed`). ``sati`` shares its work through
+(:mod:`satikit.translation.distributed`). ``sati`` shares its work through
 :mod:`satikit.stitching.pipeline`, which reuses the band, wave and tile steps below.
 """
 
@@ -34,13 +34,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from satikit.grid import Index, TileGrid
 from satikit.stitching.band import Band
+from satikit.stitching.grid import Index, TileGrid
 from satikit.stitching.readahead import check_finite, read_batch, reader
 from satikit.stitching.resume import Progress, Resumer
 from satikit.stitching.runner import TileFn, batched, write_region
+from satikit.stitching.windows import blend_window, strip_mask
 from satikit.stitching.writebehind import WriteBehind
-from satikit.weights import blend_window, strip_mask
 
 __all__ = [
     "Rows",

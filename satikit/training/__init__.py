@@ -8,20 +8,24 @@ Per step, on a batch of random crops ``x`` (domain X) and ``y`` (domain Y):
    translations instead);
 3. ``ŷ_z = G_XY(z)``;
 4. ``loss_G = loss_host + L_adv^ZY + λ_stitch(t) · L_stitch`` (paper eq. 3), plus, beyond
-   the paper and off by default, ``λ_cons(t) · L_cons`` (:func:`satikit.losses.consistency_loss`);
-   one generator optimizer step;
+   the paper and off by default, ``λ_cons(t) · L_cons``
+   (:func:`satikit.training.losses.consistency_loss`); one generator optimizer step;
 5. ``loss_D = host discriminator loss + crit(D_Y(ŷ_z.detach()), fake)``, one discriminator
    optimizer step; then the host's schedulers step.
 
 With ``SATISettings(enabled=False)`` only the host steps run, so baselines share this code.
 Every adaptation of the paper is a switch: overlap sampling (III-B), domain encoding (III-C),
 loss ramping (III-D), pixel overlap weighting (III-F); the stitching strategy (III-E) is an
-inference switch (:mod:`satikit.translate`). ``SATISettings.start`` delays the SATI terms to a
-fraction of the run (the authors' code has such a start-epoch switch; the paper starts at 0).
+inference switch (:mod:`satikit.translation`). ``SATISettings.start`` delays the SATI terms to
+a fraction of the run (the authors' code has such a start-epoch switch; the paper starts at 0).
 
 Modules: :mod:`~satikit.training.trainer` (the loop), :mod:`~satikit.training.hooks` (the SATI
-terms), :mod:`~satikit.training.state` (exact resume), :mod:`~satikit.training.logs` (log and
-samples), :mod:`~satikit.training.callbacks` (code run after steps and checkpoints),
+terms), :mod:`~satikit.training.sati_merge` (``z, M, W`` from ``x`` and ``ŷ_x``, III-A/B),
+:mod:`~satikit.training.losses` (the SATI losses and λ schedules), :mod:`~satikit.training.crops`
+(the random crops of the training images), :mod:`~satikit.training.optim` (Adam with linear
+decay, for adapters), :mod:`~satikit.training.distributed` (data-parallel training under
+``torchrun``), :mod:`~satikit.training.state` (exact resume), :mod:`~satikit.training.logs` (log
+and samples), :mod:`~satikit.training.callbacks` (code run after steps and checkpoints),
 :mod:`~satikit.training.ema` (an average of the generator's weights, ``TrainingSettings.ema``).
 """
 

@@ -16,8 +16,9 @@ import torch
 from torch import Tensor
 
 from satikit.checkpoint import SATISettings
-from satikit.distributed import Context
-from satikit.losses import (
+from satikit.devices import Context
+from satikit.protocols import Adapter
+from satikit.training.losses import (
     Schedule,
     consistency_loss,
     constant,
@@ -26,8 +27,7 @@ from satikit.losses import (
     sati_generator_adv,
     stitch_loss,
 )
-from satikit.merger import draw_cases, merge
-from satikit.protocols import Adapter
+from satikit.training.sati_merge import draw_cases, merge
 
 __all__ = ["GeneratorTerms", "SATIHooks"]
 

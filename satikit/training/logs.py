@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from satikit.atomic import atomic_path
 from satikit.encoding import decode
+from satikit.io.atomic import atomic_path
 
 __all__ = ["LOG_NAME", "SAMPLES_DIR", "append_log", "truncate_log", "write_sample"]
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from satikit import __version__, distributed
+from satikit import __version__
 from satikit.checkpoint import (
     RunConfig,
     load_config,
@@ -23,12 +23,13 @@ from satikit.checkpoint import (
     restore_weights,
     save_checkpoint,
 )
-from satikit.crops import CropSampler
-from satikit.data.io import list_images
-from satikit.devices import resolve_device
+from satikit.devices import context, resolve_device
+from satikit.io.images import list_images
 from satikit.plugins import get_adapter_info
 from satikit.protocols import Adapter
+from satikit.training import distributed
 from satikit.training.callbacks import Callback
+from satikit.training.crops import CropSampler
 from satikit.training.ema import EMA_DIR, GeneratorEMA
 from satikit.training.hooks import Sample, SATIHooks
 from satikit.training.logs import LOG_NAME, SAMPLES_DIR, append_log, truncate_log, write_sample
@@ -52,8 +53,8 @@ def _set_requires_grad(optimizer: torch.optim.Optimizer, flag: bool) -> None:
 class SATITrainer:
     """Trains an adapter with (or without) SATI; see :mod:`satikit.training`.
 
-    In a process group (``torchrun``, :mod:`satikit.distributed`) every rank starts from rank
-    0's weights, draws the same global batch of ``batch_size * world_size`` crop positions and
+    In a process group (``torchrun``, :mod:`satikit.training.distributed`) every rank starts from
+    rank 0's weights, draws the same global batch of ``batch_size * world_size`` crop positions and
     merger cases and keeps its own share, and averages gradients before each optimizer step;
     only rank 0 writes logs, samples and checkpoints. The host GAN's own randomness (noise,
     styles) is seeded per rank from ``(seed, rank, step)``.
@@ -81,7 +82,7 @@ class SATITrainer:
         callbacks: Iterable[Callback] = (),
     ) -> None:
         self.adapter = adapter
-        self.dist = distributed.context()
+        self.dist = context()
         self.x_sampler, self.y_sampler = x_sampler, y_sampler
         self.config = config.resolved(
             options=config.adapter.options,

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from satikit.settings import SEAMS
+from satikit.choices import SEAMS
 
 __all__ = ["TileGrid", "as_tuple", "read_tile", "reflect_indices", "sati_overlap_message"]
 

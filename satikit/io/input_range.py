@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from satikit.arrays import release_pages
 from satikit.encoding import dtype_range
+from satikit.io.arrays import release_pages
 
 __all__ = [
     "InputRange",

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from satikit.distributed import Context
+from satikit.devices import Context
 
 __all__ = ["TIMEOUT_ENV", "Comm", "GlooRing", "PeerFailure", "message_timeout"]
 
@@ -45,7 +45,7 @@ class PeerFailure(BaseException):
 
     Like :class:`KeyboardInterrupt` (and unlike :class:`Exception`) it says this process was
     interrupted, not that its own work went wrong: resumable outputs keep their partial files
-    (:func:`satikit.arrays.output_array`), so ``--resume`` continues.
+    (:func:`satikit.io.arrays.output_array`), so ``--resume`` continues.
 
     Attributes:
         quiet: the failed process has already said why (rank 0's setup errors); nothing to add.

@@ -5,7 +5,7 @@ output, the others then write into it; rank 0 finishes it (renames it, builds th
 a viewer output) once every rank is done. Each case gives the same file as one process:
 
 - **a folder**: its files are dealt out (largest first, each to the rank with the fewest
-  bytes so far); each file is translated whole by one rank (:func:`~satikit.translate.
+  bytes so far); each file is translated whole by one rank (:func:`~satikit.translation.translate.
   translate_file`), so it is written once and resumes as in one process.
 - **one image, ``simple`` / ``weighted``**: the output rows are cut into one contiguous range
   per rank at chunk boundaries of the output (zarr: its chunk rows; memory-mapped TIFF /
@@ -14,7 +14,7 @@ a viewer output) once every rank is done. Each case gives the same file as one p
   rows that straddle a cut are computed by both ranks.
 - **one image, ``sati``**: bands of tile rows are dealt out round robin and pipelined: a rank
   starts a batch once the strip above it has arrived from the previous rank
-  (:mod:`satikit.stitching.pipeline`, over :class:`~satikit.comm.GlooRing`), so N ranks
+  (:mod:`satikit.stitching.pipeline`, over :class:`~satikit.translation.comm.GlooRing`), so N ranks
   stitch N bands at once along the wavefront, each tile once. A band is one tile row, or
   ``batch_size`` rows in wavefront order (the batches of one process, kept for bit-identity),
   so N ranks all work when there are at least N bands.
@@ -26,10 +26,10 @@ are refused: their caching pass needs every tile's statistics before any tile is
 the image in one process, or a folder).
 
 Resume: the output's partial files are those of one process, plus the ranks' engine states in
-:attr:`satikit.arrays.PartialFiles.shards` (``simple``/``weighted``: one per rank and number of
+:attr:`satikit.io.arrays.PartialFiles.shards` (``simple``/``weighted``: one per rank and number of
 ranks; another number of ranks starts the image again; ``sati``: one per band, so any number
 of ranks continues). A rank that fails exits with its error; the others stop
-(:class:`~satikit.comm.PeerFailure`) and keep the partial output for ``--resume``.
+(:class:`~satikit.translation.comm.PeerFailure`) and keep the partial output for ``--resume``.
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
-from satikit.comm import Comm
 from satikit.devices import resolve_device
 from satikit.protocols import Adapter
 from satikit.stitching import Pipeline, StitchCall, get_strategy
 from satikit.stitching.pipeline import saved_band
 from satikit.stitching.statistics import CACHING_NORMS, NormSettings
-from satikit.translate import (
+from satikit.translation.comm import Comm
+from satikit.translation.translate import (
     Translation,
     check_target,
     tile_grid,
@@ -106,11 +106,11 @@ def translate_path_distributed(
     say: Callable[[str], object] = _stderr,
     **kwargs: Any,
 ) -> list[Path]:
-    """:func:`satikit.translate.translate_path` shared out over the ranks of ``comm``.
+    """:func:`satikit.translation.translate.translate_path` shared out over the ranks of ``comm``.
 
     Every rank calls it with the same arguments (see the module docstring for who does what).
-    ``kwargs`` are those of :func:`~satikit.translate.translate_file`; ``progress`` should be
-    True on rank 0 only.
+    ``kwargs`` are those of :func:`~satikit.translation.translate.translate_file`; ``progress``
+    should be True on rank 0 only.
 
     Returns:
         every written (or already complete) output, on every rank.
@@ -162,7 +162,7 @@ def _translate_image(
     **options: Any,
 ) -> Path:
     """One image into one output, shared out over the ranks (see the module docstring);
-    ``options``: :func:`~satikit.translate.translate_file`'s."""
+    ``options``: :func:`~satikit.translation.translate.translate_file`'s."""
     translation = Translation.of(adapter, config, source, target, **options)
     resume = translation.resume
     files = translation.files

@@ -1,19 +1,19 @@
 """Viewer-ready images: pyramidal OME-TIFF and OME-Zarr outputs, OME inputs and metadata.
 
 - :func:`viewer_output` / :func:`viewer_format`: write ``.ome.tif`` (tiled, sub-IFD pyramid)
-  or ``.ome.zarr`` (NGFF 0.4 multiscale) out of core, resumable (:mod:`satikit.ome.output`);
+  or ``.ome.zarr`` (NGFF 0.4 multiscale) out of core, resumable (:mod:`satikit.io.ome.output`);
   :func:`open_viewer_partial`: the same level 0 opened by other processes that write into it.
 - :func:`read_metadata` / :class:`ImageMetadata`: physical pixel sizes and channel names of an
-  OME-TIFF or OME-Zarr input, carried over to the output (:mod:`satikit.ome.metadata`).
+  OME-TIFF or OME-Zarr input, carried over to the output (:mod:`satikit.io.ome.metadata`).
 - :func:`open_zarr`: a zarr array or an OME-Zarr's level 0 as ``(*spatial[, C])``
-  (:mod:`satikit.ome.reading`; :func:`satikit.arrays.open_array` uses it).
-- :func:`downsample_yx` / :func:`level_shapes`: the pyramid rule (:mod:`satikit.ome.pyramid`).
+  (:mod:`satikit.io.ome.reading`; :func:`satikit.io.reading.open_array` uses it).
+- :func:`downsample_yx` / :func:`level_shapes`: the pyramid rule (:mod:`satikit.io.ome.pyramid`).
 """
 
 from __future__ import annotations
 
-from satikit.ome.metadata import SPATIAL_AXES, ImageMetadata, read_metadata
-from satikit.ome.output import (
+from satikit.io.ome.metadata import SPATIAL_AXES, ImageMetadata, read_metadata
+from satikit.io.ome.output import (
     COMPRESSIONS,
     PyramidOptions,
     ViewerFormat,
@@ -21,8 +21,8 @@ from satikit.ome.output import (
     viewer_format,
     viewer_output,
 )
-from satikit.ome.pyramid import downsample_yx, level_shapes
-from satikit.ome.reading import AxesView, open_zarr
+from satikit.io.ome.pyramid import downsample_yx, level_shapes
+from satikit.io.ome.reading import AxesView, open_zarr
 
 __all__ = [
     "COMPRESSIONS",

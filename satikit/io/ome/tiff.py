@@ -15,7 +15,7 @@ x, to the TIFF resolution tags (pixels per centimetre) of every level.
 Memory: tiles are cut from memory maps (their pages dropped after each row of tiles) and handed
 to tifffile as an iterator, with tifffile's compression buffer capped at :data:`BUFFER_BYTES`;
 each reduced level is computed into a temporary ``.npy`` memory map from the one before
-(:func:`satikit.ome.pyramid.build_level`), which is removed once the next is written.
+(:func:`satikit.io.ome.pyramid.build_level`), which is removed once the next is written.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from satikit.arrays import release_pages
-from satikit.ome.metadata import SPATIAL_AXES, ImageMetadata, meters, ome_symbol
-from satikit.ome.pyramid import build_level, level_shapes
+from satikit.io.arrays import release_pages
+from satikit.io.ome.metadata import SPATIAL_AXES, ImageMetadata, meters, ome_symbol
+from satikit.io.ome.pyramid import build_level, level_shapes
 
 __all__ = ["BUFFER_BYTES", "write_ome_tiff"]
 

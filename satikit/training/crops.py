@@ -1,8 +1,10 @@
-"""The random crop sampler used for training, and the shape helpers of on-disk images.
+"""The random crop sampler used for training.
 
-Images on disk are ``(*spatial, C)`` or ``(*spatial)`` (see :mod:`satikit.data.io`). They are opened lazily with
-:func:`satikit.arrays.open_array` (a memmap where the file allows it, else tifffile's zarr
-store), so a crop reads only its own pixels; open images are kept in a small cache.
+Images on disk are ``(*spatial, C)`` or ``(*spatial)`` (see :mod:`satikit.io.images`). They
+are opened lazily with :func:`satikit.io.reading.open_array` (a memmap where the file allows
+it, else tifffile's zarr store), so a crop reads only its own pixels; open images are kept in a
+small cache. The shape helpers (:func:`~satikit.io.arrays.spatial_channels`,
+:func:`~satikit.io.arrays.infer_dims`) are :mod:`satikit.io.arrays`'; re-exported here.
 """
 
 from __future__ import annotations
@@ -16,44 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from satikit.arrays import ChannelFirst, NamedReads, open_array
 from satikit.encoding import Domain, check_finite, dtype_range, encode
-from satikit.inputs import format_range, sampled_range
+from satikit.io.arrays import ChannelFirst, NamedReads, infer_dims, spatial_channels
+from satikit.io.input_range import format_range, sampled_range
+from satikit.io.reading import open_array
 
 __all__ = ["CropSampler", "infer_dims", "spatial_channels"]
-
-
-def infer_dims(shape: Sequence[int]) -> int:
-    """Guess the number of spatial dims of an on-disk image shape.
-
-    ``(H, W)`` -> 2; ``(H, W, C)`` with ``C`` in {1, 3, 4} -> 2; ``(D, H, W)`` otherwise -> 3;
-    ``(D, H, W, C)`` -> 3. Pass the dims explicitly where this guess is wrong.
-    """
-    if len(shape) == 2:
-        return 2
-    if len(shape) == 3:
-        return 2 if shape[-1] in (1, 3, 4) else 3
-    if len(shape) == 4:
-        return 3
-    raise ValueError(f"cannot infer spatial dims of an image of shape {tuple(shape)}")
-
-
-def spatial_channels(
-    shape: Sequence[int], dims: int, *, name: str = "image"
-) -> tuple[tuple[int, ...], int]:
-    """Split an on-disk shape into ``(spatial, channels)`` for ``dims`` spatial dims.
-
-    Raises:
-        ValueError: if the shape has neither ``dims`` nor ``dims + 1`` axes.
-    """
-    shape = tuple(int(s) for s in shape)
-    if len(shape) == dims:
-        return shape, 1
-    if len(shape) == dims + 1:
-        return shape[:-1], shape[-1]
-    raise ValueError(
-        f"{name} has shape {shape}; expected {dims} spatial axes, optionally followed by channels"
-    )
 
 
 def _dims_hint(shape: Sequence[int], dims: int) -> str:
@@ -116,7 +86,7 @@ class CropSampler:
     def _check_values(self, path: Path) -> None:
         """Refuse images whose values cannot be read the way the run will record (one dtype
         per domain: uint8, uint16, or floats within [0, 1], checked on a sample; see
-        :mod:`satikit.inputs`)."""
+        :mod:`satikit.io.input_range`)."""
         array, domain = self._open(path), self.domain.upper()
         dtype = np.dtype(array.dtype)
         if dtype != self.dtype:

@@ -1,9 +1,9 @@
 """Viewer-ready outputs (``.ome.tif``, ``.ome.zarr``), filled band by band and resumable.
 
-:func:`viewer_output` is :func:`satikit.arrays.output_array` for OME outputs: it yields a
+:func:`viewer_output` is :func:`satikit.io.arrays.output_array` for OME outputs: it yields a
 ``(C, *spatial)`` sink the engine writes the full-resolution level into, and builds the
 pyramid only once that level is complete. Files, next to the target (see
-:func:`satikit.arrays.partial_files`):
+:func:`satikit.io.arrays.partial_files`):
 
 - ``.NAME.partial.tif`` (OME-TIFF) or ``.NAME.partial.zarr`` (OME-Zarr): the full-resolution
   level under construction (an uncompressed memory-mapped TIFF; the OME-Zarr group itself, whose
@@ -28,8 +28,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from satikit.arrays import ChannelLastSink, create_array, partial_files, reopen_array, reported_as
-from satikit.ome.metadata import SPATIAL_AXES, ImageMetadata
+from satikit.io.arrays import (
+    ChannelLastSink,
+    create_array,
+    partial_files,
+    reopen_array,
+    reported_as,
+)
+from satikit.io.ome.metadata import SPATIAL_AXES, ImageMetadata
 
 __all__ = [
     "COMPRESSIONS",
@@ -102,7 +108,7 @@ class _ChannelFirstSink:
     @property
     def row_chunk(self) -> int:
         """Rows along the first spatial dim per chunk (see
-        :attr:`satikit.arrays.ChannelLastSink.row_chunk`)."""
+        :attr:`satikit.io.arrays.ChannelLastSink.row_chunk`)."""
         return int(self.array.chunks[1])
 
 
@@ -135,7 +141,7 @@ def viewer_output(
     ``flush()``) over the full-resolution level; ``transform`` (e.g. decoding to uint8) is
     applied to every block written. When the block ends, the pyramid is built from level 0 on
     disk and the output renamed into place. Like a resumable
-    :func:`satikit.arrays.output_array`: an interrupted block (not an :class:`Exception`) keeps
+    :func:`satikit.io.arrays.output_array`: an interrupted block (not an :class:`Exception`) keeps
     level 0 for ``resume``; an error removes everything.
 
     Args:
@@ -227,7 +233,7 @@ def _level0(
             else create_array(data, ".tif", stored, dtype, None)
         )
         return ChannelLastSink(array, channel_last=channels > 1, transform=transform)
-    from satikit.ome import ngff
+    from satikit.io.ome import ngff
 
     array = (
         ngff.reopen_level0(data, shape, dtype, name=name)
@@ -266,7 +272,7 @@ def open_viewer_partial(
         stored = (*spatial, channels) if channels > 1 else tuple(spatial)
         array = reopen_array(data, ".tif", stored, np.dtype(dtype), name=path)
         return ChannelLastSink(array, channel_last=channels > 1, transform=transform)
-    from satikit.ome import ngff
+    from satikit.io.ome import ngff
 
     level0 = ngff.reopen_level0(data, (channels, *spatial), dtype, name=path)
     return _ChannelFirstSink(level0, transform)
@@ -294,7 +300,7 @@ def _finish(
     if kind == "ome-tiff":
         import tifffile
 
-        from satikit.ome.tiff import write_ome_tiff
+        from satikit.io.ome.tiff import write_ome_tiff
 
         scratch.mkdir()
         written = scratch / "output.ome.tif"
@@ -308,7 +314,7 @@ def _finish(
             compression=options.codec,
         )
     else:
-        from satikit.ome.ngff import build_pyramid
+        from satikit.io.ome.ngff import build_pyramid
 
         build_pyramid(
             level0,

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from satikit.arrays import ImageLayoutError
-from satikit.ome.metadata import ngff_multiscale
+from satikit.io.arrays import ImageLayoutError
+from satikit.io.ome.metadata import ngff_multiscale
 
 __all__ = ["AxesView", "open_zarr", "image_view"]
 

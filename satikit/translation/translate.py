@@ -1,10 +1,10 @@
 """File-level translation: a trained run + an image (or a folder of them) in, translations out.
 
-Builds on :func:`satikit.stitching.stitch` and the out-of-core views of :mod:`satikit.arrays`:
+Builds on :func:`satikit.stitching.stitch` and the out-of-core views of :mod:`satikit.io.arrays`:
 the input is opened lazily (TIFF memmap / zarr / OME-Zarr / ``.npy``) and encoded tile by tile;
 the output is decoded to the run's output dtype row band by row band straight into an on-disk
 array that is renamed into place only when complete. ``*.ome.tif`` and ``*.ome.zarr`` targets
-are viewer-ready pyramids (:mod:`satikit.ome`) carrying the input's pixel sizes and channel
+are viewer-ready pyramids (:mod:`satikit.io.ome`) carrying the input's pixel sizes and channel
 names. Defaults (strategy, tile, overlap, encoding) come from the run's ``config.json``.
 """
 
@@ -22,34 +22,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from satikit.arrays import (
+from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
+from satikit.devices import resolve_device
+from satikit.encoding import check_finite, decode, dtype_range, encode
+from satikit.io.arrays import (
     ChannelFirst,
     ChannelLastSink,
     NamedReads,
     PartialFiles,
-    open_array,
     open_partial,
     output_array,
     partial_files,
     reported_as,
+    spatial_channels,
 )
-from satikit.atomic import read_json, write_json
-from satikit.checkpoint import InferenceSettings, RunConfig, load_adapter
-from satikit.crops import spatial_channels
-from satikit.data.io import list_images
-from satikit.devices import resolve_device
-from satikit.encoding import check_finite, decode, dtype_range, encode
-from satikit.grid import TileGrid
-from satikit.inputs import format_range, resolve_input_range
-from satikit.ome import (
+from satikit.io.atomic import read_json, write_json
+from satikit.io.images import list_images
+from satikit.io.input_range import format_range, resolve_input_range
+from satikit.io.ome import (
     PyramidOptions,
     open_viewer_partial,
     read_metadata,
     viewer_format,
     viewer_output,
 )
+from satikit.io.reading import open_array
 from satikit.protocols import Adapter
 from satikit.stitching import StitchCall, get_strategy, stitch_on_grid
+from satikit.stitching.grid import TileGrid
 
 __all__ = [
     "OUTPUT_SUFFIXES",
@@ -70,7 +70,7 @@ def _input_view(
 ) -> tuple[ChannelFirst, tuple[float, float] | None]:
     """``(C, *spatial)`` encoded float32 view of an on-disk ``(*spatial[, C])`` X image, and
     the range of its values mapped onto the run's (None: its dtype's; see
-    :func:`satikit.inputs.resolve_input_range`, which checks a sample of the values against
+    :func:`satikit.io.input_range.resolve_input_range`, which checks a sample of the values against
     the run's for ``input_range`` None or ``"auto"``).
 
     Raises:
@@ -245,7 +245,7 @@ def translate_array(
             * ``input_range``: ``(low, high)`` of the input values to map onto the range the
               run was trained on, or ``"auto"`` (the image's sampled min and max); default:
               integer images of the run's dtype at their full range, float images on [0, 1]
-              (see :mod:`satikit.inputs`).
+              (see :mod:`satikit.io.input_range`).
 
     Returns:
         translated image ``(*spatial[, C_out])`` in the run's output dtype (no channel axis
@@ -348,15 +348,15 @@ def translate_file(
 
     ``target``'s name picks the format: ``*.ome.tif``/``*.ome.tiff`` a tiled pyramidal
     OME-TIFF, ``*.ome.zarr`` an OME-Zarr (NGFF 0.4) multiscale image, both with the input's
-    pixel sizes and channel names (if it is an OME-TIFF or OME-Zarr; see :mod:`satikit.ome`);
+    pixel sizes and channel names (if it is an OME-TIFF or OME-Zarr; see :mod:`satikit.io.ome`);
     other ``.tif``/``.tiff``, ``.zarr`` or ``.npy`` a plain array. The full-resolution output is
-    written band by band into a partial on-disk array (:func:`satikit.arrays.partial_files`) and
+    written band by band into a partial on-disk array (:func:`satikit.io.arrays.partial_files`) and
     renamed (viewer outputs: turned into the pyramid) when complete. Next to it go the settings
     used and the engine's resume state, so an interrupted translation (Ctrl-C, a killed process)
     can continue with ``resume=True``; otherwise a stale partial is replaced. ``device``,
     ``progress`` and the inference settings ``given`` are those of :func:`translate_array`.
     The target is checked (:func:`check_target`) and the input's values against the run's
-    (:func:`satikit.inputs.resolve_input_range`) before any work; errors name ``target``,
+    (:func:`satikit.io.input_range.resolve_input_range`) before any work; errors name ``target``,
     never its hidden partial files.
 
     Args:
@@ -412,7 +412,7 @@ class Translation:
     :meth:`create_output` creates the (resumable, partial) output, :meth:`attach_output` opens
     it from another process, :meth:`run` runs the engine, or one process's share of it, into it.
     One process does all of it (:func:`translate_file`); under torchrun rank 0 prepares and
-    creates, and every rank attaches and runs its share (:mod:`satikit.translate_distributed`).
+    creates, and every rank attaches and runs its share (:mod:`satikit.translation.distributed`).
     Arguments as :func:`translate_file`'s; ``given``: the inference settings given.
     """
 
@@ -551,7 +551,7 @@ def open_input(
     return _input_view(_open_raw(source), config, str(source), input_range)[0]
 
 
-#: The suffixes of plain array outputs (the viewer outputs: :func:`satikit.ome.viewer_format`).
+#: The suffixes of plain array outputs (the viewer outputs: :func:`satikit.io.ome.viewer_format`).
 OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr", ".npy")
 
 
@@ -591,7 +591,7 @@ def describe(
     Args:
         dtype: the input's dtype.
         in_range: the input values mapped onto the run's range (None: its dtype's), see
-            :func:`satikit.inputs.resolve_input_range`.
+            :func:`satikit.io.input_range.resolve_input_range`.
     """
     s = settings
     strategy = get_strategy(s.strategy)

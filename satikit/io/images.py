@@ -2,7 +2,7 @@
 
 On-disk layout: colour images are ``(*spatial, C)`` with ``C`` last,
 uint8; label images are ``(*spatial)`` uint16 or uint32. Images are written through
-:func:`satikit.atomic.write_atomic`, so a reader never sees a half-written file and an
+:func:`satikit.io.atomic.write_atomic`, so a reader never sees a half-written file and an
 interrupted run leaves no truncated image behind.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from satikit.atomic import write_atomic
+from satikit.io.atomic import write_atomic
 
 __all__ = ["IMAGE_SUFFIXES", "list_images", "read_image", "write_image"]
 

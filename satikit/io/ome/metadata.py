@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from satikit.arrays import ImageLayoutError
+from satikit.io.arrays import ImageLayoutError
 
 __all__ = [
     "SPATIAL_AXES",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from satikit.arrays import release_pages
+from satikit.io.arrays import release_pages
 
 __all__ = ["build_level", "downsample_yx", "level_shapes"]
 

@@ -1,4 +1,5 @@
-"""The SATI merger (paper III-A, III-B, Alg. 1): build ``z, M, W`` from ``x`` and ``y_hat_x``.
+"""The SATI merge of a training step (the paper's merger; III-A, III-B, Alg. 1): build
+``z, M, W`` from ``x`` and ``y_hat_x``.
 
 Each sample's leading border strips (width ``overlap``; top/left in 2D, up to ``2^N - 1``
 subsets in N-D) are replaced by the generator's own translation, which is exactly what a tile
@@ -15,8 +16,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from satikit.grid import as_tuple
-from satikit.weights import overlap_weight, strip_mask
+from satikit.stitching.grid import as_tuple
+from satikit.stitching.windows import overlap_weight, strip_mask
 
 __all__ = ["border_cases", "draw_cases", "merge"]
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from satikit.ome.metadata import SPATIAL_AXES, ImageMetadata
-from satikit.ome.pyramid import build_level, level_shapes
+from satikit.io.ome.metadata import SPATIAL_AXES, ImageMetadata
+from satikit.io.ome.pyramid import build_level, level_shapes
 
 __all__ = ["NGFF_VERSION", "build_pyramid", "create_level0", "ngff_attributes", "reopen_level0"]
 
@@ -105,7 +105,7 @@ def reopen_level0(
     Raises:
         ValueError: unreadable, or of another shape or dtype than expected.
     """
-    from satikit.arrays import damaged_partial
+    from satikit.io.arrays import damaged_partial
 
     name = path if name is None else name
     try:
@@ -181,6 +181,7 @@ def ngff_attributes(
                 "type": "mean",
                 "metadata": {
                     "description": "each level: the mean of 2 x 2 blocks of the one before (y, x)",
+                    # the name every output has recorded; it still imports (satikit.MOVED)
                     "method": "satikit.ome.pyramid.downsample_yx",
                 },
             }

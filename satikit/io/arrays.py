@@ -6,9 +6,8 @@ disk are ``(*spatial, C)`` or ``(*spatial)``, uint8/uint16/float. The views here
 without loading the image: :class:`ChannelFirst` reorders axes and encodes values on read,
 :class:`ChannelLastSink` reorders axes and decodes values on write.
 
-:func:`open_array` opens TIFF (memory-mapped when the file is uncompressed and contiguous,
-through tifffile's zarr store when it is tiled or compressed; level 0 of a pyramid; an OME-TIFF's
-channel planes moved last), zarr (an array, or level 0 of an OME-Zarr image) and ``.npy`` inputs;
+Arrays come from :func:`satikit.io.reading.open_array` (TIFF, zarr, OME, ``.npy``), whose
+shapes :func:`spatial_channels` splits into spatial dims and channels;
 :class:`NamedReads` names the file in errors that only a read finds (a damaged chunk).
 :func:`output_array` creates TIFF (BigTIFF when needed), zarr or ``.npy`` outputs under a
 temporary name and renames them only once complete; a resumable output keeps that partial file
@@ -34,15 +33,17 @@ __all__ = [
     "ChannelLastSink",
     "ImageLayoutError",
     "NamedReads",
-    "create_array",
-    "open_array",
-    "open_partial",
     "PartialFiles",
+    "create_array",
+    "damaged_partial",
+    "infer_dims",
+    "open_partial",
     "output_array",
     "partial_files",
     "release_pages",
     "reopen_array",
     "reported_as",
+    "spatial_channels",
 ]
 
 Transform = Callable[[np.ndarray], np.ndarray]
@@ -66,6 +67,39 @@ def release_pages(array: Any) -> None:
 class ImageLayoutError(ValueError):
     """A readable image laid out in a way satikit cannot translate (a time series, no y/x axes,
     an OME-Zarr group without its levels); the message names the file and the problem."""
+
+
+def infer_dims(shape: Sequence[int]) -> int:
+    """Guess the number of spatial dims of an on-disk image shape.
+
+    ``(H, W)`` -> 2; ``(H, W, C)`` with ``C`` in {1, 3, 4} -> 2; ``(D, H, W)`` otherwise -> 3;
+    ``(D, H, W, C)`` -> 3. Pass the dims explicitly where this guess is wrong.
+    """
+    if len(shape) == 2:
+        return 2
+    if len(shape) == 3:
+        return 2 if shape[-1] in (1, 3, 4) else 3
+    if len(shape) == 4:
+        return 3
+    raise ValueError(f"cannot infer spatial dims of an image of shape {tuple(shape)}")
+
+
+def spatial_channels(
+    shape: Sequence[int], dims: int, *, name: str = "image"
+) -> tuple[tuple[int, ...], int]:
+    """Split an on-disk shape into ``(spatial, channels)`` for ``dims`` spatial dims.
+
+    Raises:
+        ValueError: if the shape has neither ``dims`` nor ``dims + 1`` axes.
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == dims:
+        return shape, 1
+    if len(shape) == dims + 1:
+        return shape[:-1], shape[-1]
+    raise ValueError(
+        f"{name} has shape {shape}; expected {dims} spatial axes, optionally followed by channels"
+    )
 
 
 def _normalise_key(key: Any, ndim: int) -> tuple:
@@ -152,70 +186,6 @@ class ChannelLastSink:
         return int(chunks[0]) if chunks else 1
 
 
-def open_array(path: str | os.PathLike[str]) -> Any:
-    """Open an image for lazy reading: ``(*spatial[, C])`` array-like, nothing loaded yet.
-
-    Raises:
-        ValueError: missing, empty, truncated or unreadable file, or an unknown suffix (the
-            message names the file).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: no such file or directory")
-    suffix = path.suffix.lower()
-    is_zarr = suffix == ".zarr" or path.is_dir()
-    if not is_zarr and path.stat().st_size == 0:
-        raise ValueError(f"{path}: file is empty")
-    if not is_zarr and suffix != ".npy" and suffix not in TIFF_SUFFIXES:
-        raise ValueError(
-            f"{path}: unsupported image type {suffix!r}; use .tif/.tiff, .zarr or .npy"
-        )
-    try:
-        if is_zarr:
-            from satikit.ome.reading import open_zarr
-
-            return open_zarr(path)
-        if suffix == ".npy":
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        return _open_tiff(path)
-    except ImageLayoutError:  # readable, but not an image satikit can take: says why already
-        raise
-    except Exception as exc:  # corrupt files raise many different errors deep inside readers
-        raise ValueError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
-
-
-def _open_tiff(path: Path) -> Any:
-    import tifffile
-
-    try:
-        array = tifffile.memmap(path, mode="r")
-    except ValueError:  # compressed, tiled or truncated: read through tifffile's zarr store
-        import zarr
-
-        _check_complete(path)  # level 0 of a pyramid (OME-TIFF, SVS): the full resolution
-        array = zarr.open_array(tifffile.imread(path, aszarr=True, level=0), mode="r")
-    with tifffile.TiffFile(path) as tif:
-        axes = tif.series[0].axes if tif.is_ome else None
-    if axes is None:
-        return array
-    from satikit.ome.reading import image_view
-
-    return image_view(array, axes, str(path))  # e.g. CYX planes as (Y, X, C)
-
-
-def _check_complete(path: Path) -> None:
-    """Refuse a TIFF whose image data run past its end (a truncated copy) when it is opened,
-    not when a read first reaches the missing part."""
-    import tifffile
-
-    size = path.stat().st_size
-    with tifffile.TiffFile(path) as tif:
-        for page in tif.series[0].pages:
-            end = max((o + n for o, n in zip(page.dataoffsets, page.databytecounts)), default=0)
-            if end > size:
-                raise ValueError(f"truncated: its image data end at byte {end} of {size}")
-
-
 class NamedReads:
     """A lazily read image whose read errors (a damaged chunk, found only when a read reaches
     it) become one ``ValueError`` naming the file.
@@ -254,7 +224,7 @@ class PartialFiles:
     @property
     def shards(self) -> Path:
         """The resume states of the processes of a ``torchrun`` translation,
-        ``.NAME.resume.shards/`` (see :mod:`satikit.translate_distributed`)."""
+        ``.NAME.resume.shards/`` (see :mod:`satikit.translation.distributed`)."""
         return self.state.with_name(f"{self.state.stem}.shards")
 
     @property
