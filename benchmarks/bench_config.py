@@ -67,7 +67,7 @@ class Section:
             elif f.name in table:
                 values[f.name] = _convert(table[f.name], hints[f.name], path, source)
             elif f.default is MISSING and f.default_factory is MISSING:
-                raise ConfigError(f"{source}: missing key {_key(path)}")
+                raise ConfigError(f"{source}: missing {_key(path)}")
         return cls(**values, _given=tuple(table))
 
     @classmethod
