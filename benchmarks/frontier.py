@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import lineages, planning, scoring, training_runs
+from benchmarks.bench_config import BenchConfig, InferenceConfig
 from benchmarks.methods import parse_method
 
 __all__ = ["frontier_methods", "run_frontier", "summarise"]
@@ -35,20 +36,20 @@ DEFAULT_METHODS = {
 }
 
 
-def frontier_methods(config: dict[str, Any], run: planning.Run) -> list[str]:
+def frontier_methods(config: BenchConfig, run: planning.Run) -> list[str]:
     """Methods of the frontier for one model: the config's ``[frontier]`` list named after the
     model (e.g. ``control``), else its ``standard`` list for models trained without SATI, its
     ``sati`` list for every SATI model; for averaged weights only those of them in
     ``[frontier] averaged``, if the config has it."""
     kind = "standard" if run.variant in planning.TRAINING_FREE else "sati"
-    frontier = config.get("frontier", {})
-    methods = list(frontier.get(run.variant, frontier.get(kind, DEFAULT_METHODS[kind])))
-    if run.weights and "averaged" in frontier:
-        methods = [m for m in methods if m in frontier["averaged"]]
+    lists = config.frontier.lists
+    methods = list(lists.get(run.variant, lists.get(kind, DEFAULT_METHODS[kind])))
+    if run.weights and (averaged := config.frontier.averaged) is not None:
+        methods = [m for m in methods if m in averaged]
     return methods
 
 
-def strategy_family(method: str, inference: dict[str, Any]) -> str:
+def strategy_family(method: str, inference: InferenceConfig) -> str:
     """The line a method belongs to in the plot: ``none``, ``simple``, ``gaussian``,
     ``pyramid``, ``sati`` or ``sati+margin``, with ``/thumbnail`` or ``/kernel`` for TIN / KIN."""
     spec = parse_method(method, inference)
@@ -60,7 +61,7 @@ def strategy_family(method: str, inference: dict[str, Any]) -> str:
     return family if spec.norm == "tile" else f"{family}/{spec.norm}"
 
 
-def summarise(rows: list[dict[str, Any]], inference: dict[str, Any]) -> list[dict[str, Any]]:
+def summarise(rows: list[dict[str, Any]], inference: InferenceConfig) -> list[dict[str, Any]]:
     """Median over seeds per (adapter, model, method), with the method's cost, sorted by model
     then cost."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -180,7 +181,7 @@ def run_frontier(
         for m in frontier_methods(config, planning.Run("", kind, 0))
     }
     for method in listed:
-        parse_method(method, config["inference"])  # refuse a bad name before any work
+        parse_method(method, config.inference)  # refuse a bad name before any work
     if unknown := sorted(set(methods or []) - listed):
         raise ValueError(f"--method {unknown}: not in the config's [frontier] lists")
     if write:
@@ -221,11 +222,11 @@ def run_frontier(
             echo(f"  scored {run.name} ({len(chosen_methods)} methods, {name})")
     rows = scored[split]
     comparison = lineages.compare_lineages(
-        rows, config["inference"], scored[choose_on] if choose_on in scored else None
+        rows, config.inference, scored[choose_on] if choose_on in scored else None
     )
     if variant is not None:
         rows = [{**row, "model": f"{variant}:{row['model']}"} for row in rows]
-    summary = summarise(rows, config["inference"])
+    summary = summarise(rows, config.inference)
     command = " ".join(
         [f"python -m benchmarks.frontier --config {config_name}"]
         + [f"--adapter {a}" for a in adapters or []]
@@ -237,14 +238,14 @@ def run_frontier(
         + (["--cached-only"] if cached_only else [])
     )
     payload = {
-        "config": config["name"],
+        "config": config.name,
         "split": split,
         "variant": variant,
         "commit": git_commit(),
         "machine": machine(),
         "command": command,
         "partial": cached_only,
-        "settings": config,
+        "settings": config.as_dict(),
         "rows": rows,
         "summary": summary,
         "lineages": comparison,
@@ -261,7 +262,7 @@ def run_frontier(
     if write:
         images = "test" if split == "test" else "validation"
         header = (
-            f"# Error versus cost, `{config['name']}` ({images} images)\n\n"
+            f"# Error versus cost, `{config.name}` ({images} images)\n\n"
             + (
                 "**Partial**: the evaluations scored when this report was written; rows and "
                 "lineages without them are missing.\n\n"
@@ -285,12 +286,12 @@ def run_frontier(
         )
         suffix = "-frontier" + (f"-{variant}" if variant else "")
         suffix += "" if split == "test" else f"-{split}"
-        json_path, _ = write_results(config["name"], payload, header + table, suffix, 1)
-        title = f"{config['name']} ({payload['commit']})"
+        json_path, _ = write_results(config.name, payload, header + table, suffix, 1)
+        title = f"{config.name} ({payload['commit']})"
         plot(summary, json_path.with_suffix(".png"), title)
         if comparison["summary"]:
             picture = json_path.with_name(json_path.stem + "-lineages.png")
-            lineages.plot_lineages(rows, config["inference"], picture, title)
+            lineages.plot_lineages(rows, config.inference, picture, title)
         echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)
     return payload

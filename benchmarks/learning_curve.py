@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import planning, scoring, training_runs
+from benchmarks.bench_config import InferenceConfig
 
 
 def methods_for(variant: str) -> tuple[str, ...]:
@@ -42,7 +43,7 @@ def kept_runs(root: Path) -> list[tuple[planning.Run, list[tuple[int, Path]]]]:
 
 
 def curve_rows(
-    root: Path, data_dir: Path, inference: dict[str, Any], n_images: int
+    root: Path, data_dir: Path, inference: InferenceConfig, n_images: int
 ) -> list[dict[str, Any]]:
     """One row per (run, snapshot step, method) of the runs under ``root``: ``error`` as a
     fraction, scored on the first ``n_images`` test images of ``data_dir``.
@@ -152,11 +153,11 @@ def run_learning_curve(
     config = planning.load_config(config_name)
     home = planning.workdir(config, cache)
     root = planning.runs_root(home, variant)
-    rows = curve_rows(root, home / "data", config["inference"], n_images)
+    rows = curve_rows(root, home / "data", config.inference, n_images)
     curves = medians(rows)
     command = f"python -m benchmarks.learning_curve --config {config_name} --images {n_images}"
     payload = {
-        "config": config["name"],
+        "config": config.name,
         "variant": variant,
         "commit": git_commit(),
         "machine": machine(),
@@ -169,12 +170,12 @@ def run_learning_curve(
     if write:
         suffix = "-learning-curve" + ("" if variant is None else f"-variant-{variant}")
         header = (
-            f"# Learning curves of `{config['name']}`\n\n`{payload['command']}` on "
+            f"# Learning curves of `{config.name}`\n\n`{payload['command']}` on "
             f"{payload['machine']}, commit {payload['commit']}: median error (%) over seeds of "
             f"the weights kept at each checkpoint, on the first {n_images} test images.\n\n"
         )
-        json_path, _ = write_results(config["name"], payload, header + table, suffix, indent=1)
-        title = f"{config['name']} learning curves (solid: none, dashed: sati)"
+        json_path, _ = write_results(config.name, payload, header + table, suffix, indent=1)
+        title = f"{config.name} learning curves (solid: none, dashed: sati)"
         plot(curves, json_path.with_suffix(".png"), title)
         echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)

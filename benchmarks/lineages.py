@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_config import InferenceConfig
 from benchmarks.methods import parse_method
 from benchmarks.planning import FINETUNE, TRAINING_FREE
 
@@ -33,7 +34,7 @@ def _variant(model: str) -> str:
     return model.split("+", 1)[0]
 
 
-def _side(row: dict[str, Any], inference: dict[str, Any]) -> str | None:
+def _side(row: dict[str, Any], inference: InferenceConfig) -> str | None:
     """``"baseline"`` (a training-free tiling), ``"sati"`` (SATI inference on a SATI model),
     or None (no tiling, or another method on a SATI model)."""
     strategy = parse_method(row["method"], inference).strategy
@@ -64,7 +65,7 @@ def _pick(
 
 def compare_lineages(
     rows: list[dict[str, Any]],
-    inference: dict[str, Any],
+    inference: InferenceConfig,
     validation: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Per (adapter, seed): the chosen SATI row, the chosen training-free row and their error
@@ -172,7 +173,7 @@ def lineage_table(comparison: dict[str, Any]) -> str:
 
 
 def plot_lineages(
-    rows: list[dict[str, Any]], inference: dict[str, Any], path: Path, title: str
+    rows: list[dict[str, Any]], inference: InferenceConfig, path: Path, title: str
 ) -> None:
     """One panel per lineage (a row of panels per adapter, a column per seed): error against
     cost, a line per (model, strategy family), no tiling dotted."""

@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from benchmarks.bench_config import InferenceConfig
+
 __all__ = ["Method", "parse_method"]
 
 _NORM_SUFFIX = re.compile(r"(?P<base>.+?)/(?P<norm>thumbnail|kernel|dense)(?::(?P<value>.+))?")
@@ -113,16 +115,16 @@ class Method:
             return tiled + scale ** len(shape)
         return tiled
 
-    def seam_grid(self, inference: dict[str, Any]) -> tuple[int, int]:
+    def seam_grid(self, inference: InferenceConfig) -> tuple[int, int]:
         """``(overlap, margin)`` of the grid whose cut lines split objects into "seam" and
         "interior": the method's own for the parametrised names and ``simple``; the SATI grid of
         the config for the others (the quality report's common reference)."""
         if "@" in self.name or self.strategy == "simple":
             return self.overlap, self.margin
-        return int(inference["overlap"]), int(inference.get("margin", 0))
+        return inference.overlap, inference.margin
 
 
-def parse_method(name: str, inference: dict[str, Any]) -> Method:
+def parse_method(name: str, inference: InferenceConfig) -> Method:
     """The :class:`Method` called ``name`` under a config's ``[inference]`` settings.
 
     Raises:
@@ -135,26 +137,21 @@ def parse_method(name: str, inference: dict[str, Any]) -> Method:
         if suffix["norm"] == "dense" and suffix["value"] is not None:
             raise ValueError(f"{name!r}: /dense takes no value")
         return replace(base, name=name, norm=suffix["norm"], norm_value=suffix["value"])
-    tile, overlap = int(inference["tile"]), int(inference["overlap"])
+    tile, overlap = inference.tile, inference.overlap
+    simple = overlap if inference.simple_overlap is None else inference.simple_overlap
+    shift = tile // 4 if inference.weighted_shift is None else inference.weighted_shift
+    gaussian = tile // 2 if inference.gaussian_overlap is None else inference.gaussian_overlap
     fixed = {
         "none": Method(name, "none", tile),
-        "simple": Method(name, "simple", tile, int(inference.get("simple_overlap", overlap))),
-        "weighted": Method(
-            name,
-            "weighted",
-            tile,
-            tile - int(inference.get("weighted_shift", tile // 4)),
-            "pyramid",
-        ),
-        "weighted-gaussian": Method(
-            name, "weighted", tile, int(inference.get("gaussian_overlap", tile // 2)), "gaussian"
-        ),
+        "simple": Method(name, "simple", tile, simple),
+        "weighted": Method(name, "weighted", tile, tile - shift, "pyramid"),
+        "weighted-gaussian": Method(name, "weighted", tile, gaussian, "gaussian"),
         "sati-wo-stitching-strategy": Method(name, "sati", tile, overlap, seam="start"),
     }
     if name in fixed:
         return fixed[name]
     if name.startswith("sati") and "@" not in name:  # "sati" and model-named SATI variants
-        return Method(name, "sati", tile, overlap, margin=int(inference.get("margin", 0)))
+        return Method(name, "sati", tile, overlap, margin=inference.margin)
     match = _PARAMETRISED.fullmatch(name)
     if match is None:
         raise ValueError(

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks import planning, scoring, training_runs
+from benchmarks.bench_config import BenchConfig, DataConfig
 from benchmarks.methods import parse_method
 
 __all__ = ["NORMS", "density_data", "run_norm_seams"]
@@ -31,11 +33,12 @@ NORMS = ("tile", "thumbnail", "kernel", "thumbnail:1.0")
 BASES = ("simple@0", "gaussian@25")
 
 
-def density_data(config: dict[str, Any], home: Path, seed: int, n_test: int) -> Path:
+def density_data(config: BenchConfig, home: Path, seed: int, n_test: int) -> Path:
     """Test images of the ``density-gradient`` preset (``seed``, ``n_test`` images), made once
     under ``home``."""
-    data = {"preset": "density-gradient", "dims": 2, "seed": seed, "n_images": 1, "n_test": n_test}
-    return planning.ensure_dataset({**config, "data": data}, home / f"density-gradient-{seed}")
+    table = {"preset": "density-gradient", "dims": 2, "seed": seed, "n_images": 1, "n_test": n_test}
+    data = DataConfig.from_dict(table, "data", "density_data")
+    return planning.ensure_dataset(replace(config, data=data), home / f"density-gradient-{seed}")
 
 
 def method_name(base: str, norm: str) -> str:
@@ -62,7 +65,7 @@ def run_norm_seams(
     config = planning.load_config(config_name)
     methods = [method_name(b, n) for b in bases for n in NORMS]
     for method in methods:
-        parse_method(method, config["inference"])  # refuse a bad name before any work
+        parse_method(method, config.inference)  # refuse a bad name before any work
     home = planning.workdir(config, cache)
     home.mkdir(parents=True, exist_ok=True)
     train_data = planning.ensure_dataset(config, home)
@@ -84,7 +87,7 @@ def run_norm_seams(
         + ([f"--seeds {' '.join(str(r.seed) for r in runs)}"] if seeds is not None else [])
     )
     payload = {
-        "config": config["name"],
+        "config": config.name,
         "commit": git_commit(),
         "machine": machine(),
         "command": command,
@@ -95,7 +98,7 @@ def run_norm_seams(
     table = markdown_table(summary)
     if write:
         header = (
-            f"# TIN / KIN on density-varying circles, `{config['name']}` standard models\n\n"
+            f"# TIN / KIN on density-varying circles, `{config.name}` standard models\n\n"
             f"`{command}` on {payload['machine']}, commit {payload['commit']}; "
             f"{payload['images']}. Medians over seeds {[r.seed for r in runs]}. Seam score: mean "
             "jump across tile borders over the mean jump between other neighbouring pixels "
@@ -103,7 +106,7 @@ def run_norm_seams(
             "at the same tiles; cost: forward-pass pixels per image pixel, the statistics pass "
             "included.\n\n"
         )
-        json_path, _ = write_results(config["name"], payload, header + table, "-norm-seams", 1)
+        json_path, _ = write_results(config.name, payload, header + table, "-norm-seams", 1)
         echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)
     return payload

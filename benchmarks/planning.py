@@ -8,9 +8,11 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from benchmarks.bench_config import VALIDATION_KEYS, BenchConfig, ConfigError, DataConfig
 
 ROOT = Path(__file__).resolve().parent
 CONFIGS = ROOT / "configs"
@@ -49,8 +51,13 @@ class Run:
 WEIGHTS = ("", "ema")
 
 
-def load_config(name_or_path: str) -> dict[str, Any]:
-    """Read ``benchmarks/configs/<name>.toml`` (or a path to a TOML file)."""
+def load_config(name_or_path: str) -> BenchConfig:
+    """Read and check ``benchmarks/configs/<name>.toml`` (or a path to a TOML file).
+
+    Raises:
+        ValueError: no such config, or (:class:`~benchmarks.bench_config.ConfigError`) an
+            unknown key or a value of the wrong type, naming the file and the key.
+    """
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIGS / f"{name_or_path}.toml"
@@ -58,7 +65,11 @@ def load_config(name_or_path: str) -> dict[str, Any]:
         known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.toml")))
         raise ValueError(f"no benchmark config {name_or_path!r}; known: {known}")
     with path.open("rb") as handle:
-        return tomllib.load(handle)
+        try:
+            table = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: {error}") from None
+    return BenchConfig.from_dict(table, source=str(path))
 
 
 def config_hash(config: dict[str, Any], *sections: str) -> str:
@@ -68,23 +79,20 @@ def config_hash(config: dict[str, Any], *sections: str) -> str:
     return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:10]
 
 
-# [data] keys of the validation set: they do not change the training data
-VALIDATION_KEYS = ("validation_seed", "n_validation", "validation_source")
-
 # [train] tables every run checks against its own saved config instead (see `_matches`)
 PER_RUN_TRAIN = ("options", "sati", "standard")
 
 
-def workdir(config: dict[str, Any], cache: Path = CACHE) -> Path:
+def workdir(config: BenchConfig, cache: Path = CACHE) -> Path:
     """Cache folder of the data and trained runs: keyed by what they depend on only, so
     changing inference settings re-evaluates without retraining. Adapter options
     (``[train.options.<adapter>]``) and SATI overrides (``[train.sati]``, ``[train.standard]``)
     are left out of the key: each run checks its own (see :func:`is_stale`), so adding an
     adapter keeps the other adapters' runs and a SATI override keeps the standard models."""
-    train = {k: v for k, v in config["train"].items() if k not in PER_RUN_TRAIN}
-    data = {k: v for k, v in config["data"].items() if k not in VALIDATION_KEYS}
-    key = config_hash({**config, "data": data, "train": train}, "data", "train")
-    return cache / f"{config['name']}-{key}"
+    train = {k: v for k, v in config.train.as_dict().items() if k not in PER_RUN_TRAIN}
+    data = {k: v for k, v in config.data.as_dict().items() if k not in VALIDATION_KEYS}
+    key = config_hash({"data": data, "train": train})
+    return cache / f"{config.name}-{key}"
 
 
 # a SATI model fine-tuned from the standard model of its seed (config table [finetune])
@@ -99,43 +107,45 @@ TRAINING_FREE = ("standard", CONTROL)
 PLAN_KEYS = ("models", "seeds", "ablation_seeds", "ablations")
 
 
-def adapter_plan(config: dict[str, Any], adapter: str) -> dict[str, list]:
+def adapter_plan(config: BenchConfig, adapter: str) -> dict[str, list]:
     """``models`` / ``seeds`` / ``ablation_seeds`` / ``ablations`` for one adapter: the
     top-level values, overridden by the config's ``[per_adapter.<adapter>]`` table (e.g. no
     ablations for a slower adapter). ``models`` defaults to the standard and the SATI model,
     plus the SATI fine-tune when the config has a ``[finetune]`` table."""
-    overrides = config.get("per_adapter", {}).get(adapter, {})
-    if unknown := set(overrides) - set(PLAN_KEYS):
-        raise ValueError(
-            f"[per_adapter.{adapter}] has unknown key(s) {sorted(unknown)}; "
-            f"known: {', '.join(PLAN_KEYS)}"
-        )
-    models = ["standard", "sati"] + ([FINETUNE] if "finetune" in config else [])
-    defaults = {"models": models, "seeds": config["seeds"], "ablation_seeds": [], "ablations": []}
-    plan = {k: overrides.get(k, config.get(k, defaults[k])) for k in PLAN_KEYS}
+    overrides = config.per_adapter.get(adapter)
+    models = ("standard", "sati") + ((FINETUNE,) if config.finetune is not None else ())
+    plan = {
+        "models": config.models if config.models is not None else models,
+        "seeds": config.seeds,
+        "ablation_seeds": config.ablation_seeds,
+        "ablations": config.ablations,
+    }
+    if overrides is not None:
+        plan |= {k: getattr(overrides, k) for k in PLAN_KEYS if getattr(overrides, k) is not None}
+    plan = {k: list(v) for k, v in plan.items()}
     if unknown := set(plan["models"]) - set(MODELS):
         raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {', '.join(MODELS)}")
     for model in (FINETUNE, CONTROL):
-        if model in plan["models"] and "finetune" not in config:
+        if model in plan["models"] and config.finetune is None:
             raise ValueError(f"model {model!r} needs a [finetune] table (its steps)")
     return plan
 
 
-def select_adapters(config: dict[str, Any], adapters: Iterable[str] | None) -> list[str]:
+def select_adapters(config: BenchConfig, adapters: Iterable[str] | None) -> list[str]:
     """The config's adapters, or the given subset of them (in the config's order)."""
     if not adapters:
-        return list(config["adapters"])
+        return list(config.adapters)
     wanted = list(adapters)
-    missing = [a for a in wanted if a not in config["adapters"]]
+    missing = [a for a in wanted if a not in config.adapters]
     if missing:
         raise ValueError(
-            f"adapter(s) {', '.join(missing)} not in config {config['name']!r}; "
-            f"it lists: {', '.join(config['adapters'])}"
+            f"adapter(s) {', '.join(missing)} not in config {config.name!r}; "
+            f"it lists: {', '.join(config.adapters)}"
         )
-    return [a for a in config["adapters"] if a in wanted]
+    return [a for a in config.adapters if a in wanted]
 
 
-def plan_runs(config: dict[str, Any], adapters: Iterable[str] | None = None) -> list[Run]:
+def plan_runs(config: BenchConfig, adapters: Iterable[str] | None = None) -> list[Run]:
     """The plan's models (standard, SATI, SATI fine-tunes of each standard model) for every
     seed, ablations for the ablation seeds, per adapter (all of the config's, or
     ``adapters``)."""
@@ -151,10 +161,10 @@ def plan_runs(config: dict[str, Any], adapters: Iterable[str] | None = None) -> 
     return runs
 
 
-def scored_models(config: dict[str, Any], runs: Iterable[Run]) -> list[Run]:
+def scored_models(config: BenchConfig, runs: Iterable[Run]) -> list[Run]:
     """The models to score of trained ``runs``: each run, and with ``[train] ema`` its
     averaged weights too."""
-    ema = float(config["train"].get("ema", 0.0)) > 0
+    ema = config.train.ema > 0
     return [
         m for r in runs for m in ([r, Run(r.adapter, r.variant, r.seed, "ema")] if ema else [r])
     ]
@@ -172,20 +182,17 @@ def methods_for(run: Run) -> list[str]:
 
 
 # -- data ----------------------------------------------------------------------------------
-def ensure_dataset(config: dict[str, Any], root: Path) -> Path:
+def ensure_dataset(config: BenchConfig, root: Path) -> Path:
     """Generate the config's dataset once (cached): ``[data] kind`` ``circles`` (default; a
     ``preset`` and its overrides), ``textured`` (:func:`satikit.data.make_textured_dataset`'s
     parameters) or ``restain`` (:func:`satikit.data.make_restain_dataset`'s)."""
     from satikit.data import make_circle_dataset
     from satikit.data.datasets import make_restain_dataset, make_textured_dataset
 
-    data = {k: v for k, v in config["data"].items() if k not in VALIDATION_KEYS}
     out = root / "data"
     if (out / "manifest.json").is_file():
         return out
-    kind, seed = data.pop("kind", "circles"), int(data.pop("seed", 0))
-    if kind != "circles":
-        data.pop("dims", None)  # 2D images; ``dims`` tells the runs
+    kind, seed, data = config.data.kind, config.data.seed, config.data.generator_options()
     if kind == "textured":
         make_textured_dataset(out, seed=seed, force=True, progress=True, **data)
     elif kind == "restain":
@@ -199,19 +206,21 @@ def ensure_dataset(config: dict[str, Any], root: Path) -> Path:
 
 
 # -- training ------------------------------------------------------------------------------
-def run_steps(config: dict[str, Any], run: Run) -> int:
+def run_steps(config: BenchConfig, run: Run) -> int:
     """Training steps of a run: ``[finetune] steps`` for fine-tunes and their controls, else
     ``[train] steps``."""
     if run.variant in (FINETUNE, CONTROL):
-        return int(config["finetune"]["steps"])
-    return int(config["train"]["steps"])
+        if config.finetune is None:
+            raise ValueError(f"model {run.variant!r} needs a [finetune] table (its steps)")
+        return config.finetune.steps
+    return config.train.steps
 
 
-def init_run(config: dict[str, Any], run: Run) -> Run | None:
+def init_run(config: BenchConfig, run: Run) -> Run | None:
     """The standard run whose weights a run starts from (fine-tunes, their controls, and every
     run of a :mod:`benchmarks.variants` config with ``[train] init = "standard"``), or None:
     trained from scratch."""
-    if run.variant in (FINETUNE, CONTROL) or config["train"].get("init") == "standard":
+    if run.variant in (FINETUNE, CONTROL) or config.train.init == "standard":
         return Run(run.adapter, "standard", run.seed)
     return None
 
@@ -233,24 +242,25 @@ def run_dir(root: Path, run: Run) -> Path:
 SPLITS = ("test", "validation")
 
 
-def validation_data(config: dict[str, Any], home: Path, seed: int | None = None) -> Path:
+def validation_data(config: BenchConfig, home: Path, seed: int | None = None) -> Path:
     """A second dataset with the config's parameters but another seed (``[data]
     validation_seed``, or ``seed``) and ``n_validation`` test images (default: as many as the
     test set), generated once under ``home``: the images every modelling choice is made on."""
-    data = config["data"]
-    seed = int(data.get("validation_seed", 777) if seed is None else seed)
-    if seed == int(data.get("seed", 0)):
+    data = config.data
+    seed = data.validation_seed if seed is None else seed
+    if seed == data.seed:
         raise ValueError(f"validation seed {seed} is the seed of the test set; pick another")
-    n_test = int(data.get("n_validation", data.get("n_test", 8)))
-    changed = {k: v for k, v in data.items() if k not in VALIDATION_KEYS}
-    changed.update(seed=seed, n_images=1, n_test=n_test)
-    if data.get("kind") == "restain":  # one test part per source image: another image's
-        del changed["n_test"]
-        changed.update(source=data.get("validation_source", "retina"), box=None)
-    return ensure_dataset({**config, "data": changed}, home / f"validation-{seed}")
+    changed: DataConfig
+    if data.kind == "restain":  # one test part per source image: another image's
+        params = {**data.params, "source": data.validation_source, "box": None}
+        changed = replace(data, seed=seed, n_images=1, params=params)
+    else:
+        n_test = next(n for n in (data.n_validation, data.n_test, 8) if n is not None)
+        changed = replace(data, seed=seed, n_images=1, n_test=n_test)
+    return ensure_dataset(replace(config, data=changed), home / f"validation-{seed}")
 
 
-def split_data(config: dict[str, Any], home: Path, data_dir: Path, split: str) -> Path:
+def split_data(config: BenchConfig, home: Path, data_dir: Path, split: str) -> Path:
     """The dataset whose ``test/`` images a split scores: the test set, or the validation set."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")

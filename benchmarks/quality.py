@@ -60,9 +60,9 @@ def run_benchmark(
         echo(f"  evaluated {run.name}")
     summary = summarise(rows)
     payload = {
-        "config": config["name"],
-        "config_hash": config_hash(config),
-        "settings": config,
+        "config": config.name,
+        "config_hash": config_hash(config.as_dict()),
+        "settings": config.as_dict(),
         "commit": git_commit(),
         "machine": machine(),
         "command": " ".join(
@@ -75,13 +75,13 @@ def run_benchmark(
     }
     if write:
         seeds = ", ".join(f"{a} {adapter_plan(config, a)['seeds']}" for a in chosen)
-        header = f'# Quality benchmark `{config["name"]}`\n\n`{payload["command"]}` on {payload["machine"]}, commit {payload["commit"]}\n\nErrors in % of circles (paper metric, section II); seeds {seeds}; "seam circles" cross a seam of the tile grid the method used (simple: its own; the others: the SATI grid).\n\n'
+        header = f'# Quality benchmark `{config.name}`\n\n`{payload["command"]}` on {payload["machine"]}, commit {payload["commit"]}\n\nErrors in % of circles (paper metric, section II); seeds {seeds}; "seam circles" cross a seam of the tile grid the method used (simple: its own; the others: the SATI grid).\n\n'
         suffix = "-" + "-".join(chosen) if adapters else ""
         json_path, _ = write_results(
-            config["name"], payload, header + markdown_table(summary), suffix, 1
+            config.name, payload, header + markdown_table(summary), suffix, 1
         )
         stem = json_path.with_suffix("")
-        box_plot(rows, Path(f"{stem}-boxplot.png"), f"{config['name']} ({payload['commit']})")
+        box_plot(rows, Path(f"{stem}-boxplot.png"), f"{config.name} ({payload['commit']})")
         for adapter in chosen:
             montage(config, root, data_dir, adapter, Path(f"{stem}-montage-{adapter}.png"))
         echo(f"wrote {stem}.*")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench_config import BenchConfig
 from benchmarks.planning import Run, adapter_plan, methods_for, run_dir
 from benchmarks.scoring import translate_with
 
@@ -99,17 +100,15 @@ def box_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def montage(
-    config: dict[str, Any], root: Path, data_dir: Path, adapter_name: str, path: Path
-) -> None:
+def montage(config: BenchConfig, root: Path, data_dir: Path, adapter_name: str, path: Path) -> None:
     """The same crop across a tile corner for every strategy, side by side (nearest x4)."""
     from PIL import Image, ImageDraw
 
     from satikit.checkpoint import load_adapter
     from satikit.io.images import list_images, read_image
 
-    inference = config["inference"]
-    tile, overlap = int(inference["tile"]), int(inference["overlap"])
+    inference = config.inference
+    tile, overlap = inference.tile, inference.overlap
     corner = tile - overlap + overlap // 2  # first SATI seam crossing
     half = max(16, tile // 4)
     image = read_image(list_images(data_dir / "test" / "x")[0])

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench_config import BenchConfig, InferenceConfig
 from benchmarks.methods import parse_method
 from benchmarks.planning import Run, config_hash, methods_for, run_dir, split_data
 
@@ -57,14 +58,14 @@ def border_objects(labels: np.ndarray, margin: int) -> np.ndarray:
     return near
 
 
-def seam_grid(method: str, inference: dict[str, Any]) -> tuple[int, int]:
+def seam_grid(method: str, inference: InferenceConfig) -> tuple[int, int]:
     """``(overlap, margin)`` of the grid whose seams split a method's circles into "seam" and
     "interior" (:meth:`benchmarks.methods.Method.seam_grid`)."""
     return parse_method(method, inference).seam_grid(inference)
 
 
 def translate_with(
-    adapter, run_config, image: np.ndarray, method: str, inference: dict[str, Any]
+    adapter, run_config, image: np.ndarray, method: str, inference: InferenceConfig
 ) -> np.ndarray:
     """Translate one ``(*spatial, C)`` uint8 X image with ``method`` (a name of
     :mod:`benchmarks.methods`) through :func:`satikit.translation.translate.translate_array`, the
@@ -74,9 +75,9 @@ def translate_with(
 
     from satikit.translation.translate import translate_array
 
-    settings = parse_method(method, inference).settings(int(inference.get("batch_size", 4)))
+    settings = parse_method(method, inference).settings(inference.batch_size)
     # the tile order changes the speed only (wavefront: SATI's independent tiles in batches)
-    settings = replace(settings, order=str(inference.get("order", "auto")))
+    settings = replace(settings, order=inference.order)
     return translate_array(adapter, run_config, image, settings)
 
 
@@ -103,7 +104,7 @@ def has_truth(data_dir: Path) -> bool:
 
 
 def score_truth(
-    adapter, run_config, data_dir: Path, method: str, inference: dict[str, Any]
+    adapter, run_config, data_dir: Path, method: str, inference: InferenceConfig
 ) -> dict[str, Any]:
     """Scores of one method against the known true Y over every test image of ``data_dir``
     (means over the images): mean absolute error (0-255), tile-level deviation and the spread of
@@ -123,7 +124,7 @@ def score_truth(
         grid = spec.grid(shape)
         if grid is not None:
             totals["seam"] += seam_score(translated, grid, channel_axis=-1)
-        cells = grid or TileGrid.create(shape, int(inference["tile"]), int(inference["overlap"]))
+        cells = grid or TileGrid.create(shape, inference.tile, inference.overlap)
         spread = tile_stat_spread(translated, truth, cells)
         scores = {
             "mae": mean_absolute_error(translated, truth),
@@ -141,7 +142,7 @@ def score_truth(
 
 
 def score_method(
-    adapter, run_config: dict[str, Any], data_dir: Path, method: str, inference: dict[str, Any]
+    adapter, run_config: dict[str, Any], data_dir: Path, method: str, inference: InferenceConfig
 ) -> dict[str, Any]:
     """Error counts of one method over every test image of ``data_dir`` (keys
     :data:`COUNT_KEYS`), with its cost (forward-pass pixels per image pixel), tile count and
@@ -159,7 +160,7 @@ def score_method(
     for path in images:
         image, labels = read_image(path), read_image(data_dir / "test" / "labels" / path.name)
         on_seam_ids = seam_objects(labels, spec.tile, *spec.seam_grid(inference))
-        border = border_objects(labels, int(inference["overlap"]))
+        border = border_objects(labels, inference.overlap)
         translated = translate_with(adapter, run_config, image, method, inference)
         if (grid := spec.grid(labels.shape)) is not None:
             seams += seam_score(translated, grid, channel_axis=-1) / len(images)
@@ -187,7 +188,7 @@ def score_method(
 
 
 def evaluate_run(
-    config: dict[str, Any],
+    config: BenchConfig,
     root: Path,
     data_dir: Path,
     run: Run,
@@ -212,7 +213,7 @@ def evaluate_run(
 
     if images is None:
         images = split_data(config, home or root, data_dir, split)
-    inference = config["inference"]
+    inference = config.inference
     loaded: tuple | None = None
     rows = []
     for method in methods or methods_for(run):

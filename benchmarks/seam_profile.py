@@ -37,12 +37,14 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks import planning, scoring, training_runs
+from benchmarks.bench_config import InferenceConfig
 
 #: The models the picture shows.
 MAIN = ("standard", "sati")
@@ -56,10 +58,10 @@ def methods_for(variant: str, margins: Sequence[int] = ()) -> tuple[str, ...]:
     return ("none", "sati", *(f"sati-margin-{m}" for m in margins))
 
 
-def _inference_for(method: str, inference: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _inference_for(method: str, inference: InferenceConfig) -> tuple[str, InferenceConfig]:
     """``sati-margin-M`` -> ``sati`` with ``margin = M``; other methods unchanged."""
     if method.startswith("sati-margin-"):
-        return "sati", {**inference, "margin": int(method.rsplit("-", 1)[1])}
+        return "sati", replace(inference, margin=int(method.rsplit("-", 1)[1]))
     return method, inference
 
 
@@ -95,7 +97,7 @@ def edge_distance(labels: np.ndarray, tile: int, overlap: int, margin: int = 0) 
 def profile_rows(
     root: Path,
     data_dir: Path,
-    inference: dict[str, Any],
+    inference: InferenceConfig,
     n_images: int,
     bin_width: int,
     margins: Sequence[int] = (),
@@ -116,7 +118,7 @@ def profile_rows(
         raise ValueError(
             f"no trained runs under {root / 'runs'}: run `satikit bench quality` first"
         )
-    tile, overlap = int(inference["tile"]), int(inference["overlap"])
+    tile, overlap = inference.tile, inference.overlap
     images = list_images(data_dir / "test" / "x")[:n_images]
     labels = [read_image(data_dir / "test" / "labels" / p.name) for p in images]
     xs = [read_image(p) for p in images]
@@ -126,7 +128,7 @@ def profile_rows(
         adapter, run_config = load_adapter(planning.run_dir(root, run))
         for method in methods_for(run.variant, margins):
             strategy, settings = _inference_for(method, inference)
-            margin = int(settings.get("margin", 0))
+            margin = settings.margin
             if margin not in by_margin:
                 by_margin[margin] = [edge_distance(lb, tile, overlap, margin) for lb in labels]
             distances = by_margin[margin]
@@ -272,8 +274,10 @@ def run_seam_profile(
     config = planning.load_config(config_name)
     home = planning.workdir(config, cache)
     root = planning.runs_root(home, variant)
-    inference = config["inference"]
-    n_images = int(config["data"]["n_test"]) if n_images is None else n_images
+    inference = config.inference
+    if n_images is None:
+        n_images = config.data.n_test if config.data.n_test is not None else 0
+
     data_dir = (
         home / "data"
         if validation_seed is None
@@ -287,15 +291,15 @@ def run_seam_profile(
     command += "" if variant is None else f" --variant {variant}"
     command += "" if not margins else " --margin " + " ".join(map(str, margins))
     command += "" if validation_seed is None else f" --validation-seed {validation_seed}"
-    overlap = int(inference["overlap"])
+    overlap = inference.overlap
     payload = {
-        "config": config["name"],
+        "config": config.name,
         "variant": variant,
         "commit": git_commit(),
         "machine": machine(),
         "command": command,
         "n_images": n_images,
-        "tile": int(inference["tile"]),
+        "tile": inference.tile,
         "overlap": overlap,
         "bin_width": bin_width,
         "margins": list(margins),
@@ -309,14 +313,14 @@ def run_seam_profile(
         suffix = "-seam-profile" + ("" if variant is None else f"-variant-{variant}")
         suffix += "" if validation_seed is None else f"-validation-{validation_seed}"
         header = (
-            f"# Error by position on the SATI grid, `{config['name']}`\n\n`{command}` on "
+            f"# Error by position on the SATI grid, `{config.name}`\n\n`{command}` on "
             f"{payload['machine']}, commit {payload['commit']}, {payload['images']} images: "
             f"error (%) of the circles whose centre lies in each {bin_width}-px bin of distance "
             f"from the nearest leading tile edge (tile {payload['tile']}, overlap {overlap}), "
             "pooled over seeds; then each method's whole-image error.\n\n"
         )
-        json_path, _ = write_results(config["name"], payload, header + table, suffix, indent=1)
-        title = f"{config['name']}: error by circle position on the SATI tile grid"
+        json_path, _ = write_results(config.name, payload, header + table, suffix, indent=1)
+        title = f"{config.name}: error by circle position on the SATI tile grid"
         plot(profiles, json_path.with_suffix(".png"), title, bin_width, overlap)
         echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)

@@ -25,25 +25,19 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks import planning, scoring
+from benchmarks.bench_config import BenchConfig, InferenceConfig
 from benchmarks.common import git_commit
 from satikit.checkpoint import CONFIG_NAME, WEIGHTS_NAME, RunConfig, read_config
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "satikit" / "pretrained"
-SHIP_DEFAULTS = {
-    "standard": "demo-standard",
-    "standard_method": "weighted",
-    "sati": "demo-sati",
-    "sati_model": "sati",
-    "sati_method": "sati",
-}
 
 
-def shipped_models(config: dict) -> dict[str, tuple[str, str, str]]:
+def shipped_models(config: BenchConfig) -> dict[str, tuple[str, str, str]]:
     """``kind -> (folder name, model variant, method scoring it)`` from ``[ship]``."""
-    ship = {**SHIP_DEFAULTS, **config.get("ship", {})}
+    ship = config.ship
     return {
-        "standard": (ship["standard"], "standard", ship["standard_method"]),
-        "sati": (ship["sati"], ship["sati_model"], ship["sati_method"]),
+        "standard": (ship.standard, "standard", ship.standard_method),
+        "sati": (ship.sati, ship.sati_model, ship.sati_method),
     }
 
 
@@ -88,7 +82,7 @@ def ship(
         seed = median_seed(rows, variant, method)
         source = planning.run_dir(root, planning.Run(adapter, variant, seed))
         run_config = shipped_config(read_config(source / CONFIG_NAME))
-        spec = parse_method(method, config["inference"])
+        spec = parse_method(method, config.inference)
         if spec.strategy != "none":  # the benchmark's tiles, the method's margin
             dims = run_config.data.dims
             inference = replace(
@@ -98,14 +92,14 @@ def ship(
                 margin=(spec.margin,) * dims,
             )
             run_config = replace(run_config, inference=inference)
-        data = config["data"]
+        data = config.data
         trained_by = {
             "command": f"python -m benchmarks.frontier --config {config_name}",
             "run": f"{adapter}/{variant}/seed{seed}",
             "why_this_seed": f"the median of the benchmark's {len(runs)} seed(s) {list(seeds)} for "
-            f"this model (colour error of {method} on {data['n_test']} test images)",
-            "data": f"satikit dataset circles --preset {data['preset']} --seed {data['seed']} "
-            f"({data['n_images']} images per domain)",
+            f"this model (colour error of {method} on {data.n_test} test images)",
+            "data": f"satikit dataset circles --preset {data.preset} --seed {data.seed} "
+            f"({data.n_images} images per domain)",
             "satikit_commit": git_commit(),
         }
         shipped.append(_write(target / name, source, run_config, trained_by))
@@ -134,7 +128,7 @@ def median_lineage(comparison: dict, adapter: str) -> dict:
     return lineages[(len(lineages) - 1) // 2]
 
 
-def chosen_model(rows: list[dict], variant: str, seed: int, inference: dict) -> dict:
+def chosen_model(rows: list[dict], variant: str, seed: int, inference: InferenceConfig) -> dict:
     """The row with the lowest (validation) error of one model of a lineage, among its tiled
     methods: SATI inference for SATI models, any other tiling for models trained without SATI
     (no tiling is no choice for an image larger than one pass)."""
@@ -167,9 +161,13 @@ def ship_lineage(
     config = planning.load_config(config_name)
     payload = json.loads(Path(frontier_json).read_text())
     lineage = median_lineage(payload["lineages"], adapter)
-    seed, inference = lineage["seed"], config["inference"]
+    seed, inference = lineage["seed"], config.inference
     choice = payload.get("choice_rows") or payload["rows"]
-    names = {**SHIP_DEFAULTS, "control": "demo-control", **config.get("ship", {})}
+    names = {
+        "standard": config.ship.standard,
+        "control": config.ship.control,
+        "sati": config.ship.sati,
+    }
     root = planning.workdir(config)
     shipped = []
     for kind, variant in (

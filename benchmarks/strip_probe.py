@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from benchmarks import planning, scoring, training_runs
+from benchmarks.bench_config import BenchConfig, InferenceConfig
 
 #: Where the strip comes from, in the order the table shows them.
 CONDITIONS = ("real", "other-image", "true-y-other", "true-y", "y-background", "x")
@@ -100,13 +101,13 @@ def ideal_y(labels: np.ndarray, noise_sigma: float, seed: int) -> np.ndarray:
     return render_y(labels, noise_sigma, np.random.default_rng(seed))[0]
 
 
-def _data_value(config: dict[str, Any], name: str) -> float:
+def _data_value(config: BenchConfig, name: str) -> float:
     """A circle-data parameter (``noise_sigma``, ``diameter``): the config's, else its preset's."""
     from satikit.data.presets import get_preset
 
-    data = config["data"]
-    preset = get_preset(data.get("preset", "small"), int(data.get("dims", 2)))
-    return float(data.get(name, getattr(preset, name)))
+    data = config.data
+    preset = get_preset(data.preset or "small", data.dims)
+    return float(data.params.get(name, getattr(preset, name)))
 
 
 def far_objects(labels: np.ndarray, tile: int, overlap: int, diameter: float) -> np.ndarray:
@@ -131,10 +132,10 @@ class ProbeImages:
     empty: list[np.ndarray]  # (*spatial, 3) uint8 Y without circles
 
     @classmethod
-    def load(cls, config: dict[str, Any], data_dir: Path) -> ProbeImages:
+    def load(cls, config: BenchConfig, data_dir: Path) -> ProbeImages:
         from satikit.io.images import list_images, read_image
 
-        tile, overlap = int(config["inference"]["tile"]), int(config["inference"]["overlap"])
+        tile, overlap = config.inference.tile, config.inference.overlap
         paths = list_images(data_dir / "test" / "x")
         labels = [read_image(data_dir / "test" / "labels" / p.name) for p in paths]
         sigma, diameter = _data_value(config, "noise_sigma"), _data_value(config, "diameter")
@@ -149,7 +150,7 @@ class ProbeImages:
 
 
 def _translations(
-    adapter, run_config, test: ProbeImages, inference: dict[str, Any]
+    adapter, run_config, test: ProbeImages, inference: InferenceConfig
 ) -> Iterator[tuple[str, int, np.ndarray]]:
     """``(condition, image index, (*spatial, 3) uint8 translation)`` for ``none`` and every
     condition of :data:`CONDITIONS`."""
@@ -165,9 +166,7 @@ def _translations(
     for i, image in enumerate(test.images):
         yield "none", i, scoring.translate_with(adapter, run_config, image, "none", inference)
     xs = [encoded(image, "x") for image in test.images]
-    grid = TileGrid.create(
-        xs[0].shape[1:], int(inference["tile"]), int(inference["overlap"]), sati=True
-    )
+    grid = TileGrid.create(xs[0].shape[1:], inference.tile, inference.overlap, sati=True)
     real = [sati_with_source(x, adapter.translate, grid, None) for x in xs]
     for condition in CONDITIONS:
         for i, x in enumerate(xs):
@@ -190,7 +189,7 @@ def _translations(
 
 
 def probe_rows(
-    config: dict[str, Any], root: Path, data_dir: Path, adapters: Sequence[str] | None = None
+    config: BenchConfig, root: Path, data_dir: Path, adapters: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """One row per SATI run and condition (``none`` included): circles, errors, and both split
     into those crossing a seam of the SATI grid and the rest.
@@ -215,7 +214,7 @@ def probe_rows(
     for run in runs:
         adapter, run_config = load_adapter(planning.run_dir(root, run))
         counts: dict[str, np.ndarray] = {}
-        for condition, i, y in _translations(adapter, run_config, test, config["inference"]):
+        for condition, i, y in _translations(adapter, run_config, test, config.inference):
             result = colour_error(y, test.labels[i])
             on_seam, far = test.seams[i][result.ids], test.far[i][result.ids]
             counts[condition] = counts.get(condition, 0) + np.array(
@@ -297,26 +296,26 @@ def run_strip_probe(
     command = f"python -m benchmarks.strip_probe --config {config_name}"
     command += "" if chosen is None else "".join(f" --adapter {a}" for a in chosen)
     payload = {
-        "config": config["name"],
+        "config": config.name,
         "commit": git_commit(),
         "machine": machine(),
         "command": command,
-        "tile": int(config["inference"]["tile"]),
-        "overlap": int(config["inference"]["overlap"]),
+        "tile": config.inference.tile,
+        "overlap": config.inference.overlap,
         "conditions": ["none", *CONDITIONS],
         "rows": rows,
     }
     table = markdown(rows)
     if write:
         header = (
-            f"# What SATI models take from the leading strip, `{config['name']}`\n\n"
+            f"# What SATI models take from the leading strip, `{config.name}`\n\n"
             f"`{command}` on {payload['machine']}, commit {payload['commit']}. SATI inference "
             f"(tile {payload['tile']}, overlap {payload['overlap']}, raster order) with the "
             "generator shown another strip (see `benchmarks/strip_probe.py`); error in % of "
             "circles, median over seeds. `none`: the whole image without tiling; `real`: plain "
             "SATI. The JSON rows also split off the circles crossing a seam.\n\n"
         )
-        json_path, _ = write_results(config["name"], payload, header + table, "-strip-probe", 1)
+        json_path, _ = write_results(config.name, payload, header + table, "-strip-probe", 1)
         echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)
     return payload

@@ -12,6 +12,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_config import BenchConfig
 from benchmarks.planning import FINETUNE, TRAINING_FREE, Run, init_run, run_dir, run_steps
 
 # a run's kept weights (config ``snapshots = true``): runs/<adapter>/<variant>-seed<N>/snapshots/
@@ -26,42 +27,42 @@ ABLATION_SETTINGS = {
 }
 
 
-def train_config(config: dict[str, Any], run: Run):
+def train_config(config: BenchConfig, run: Run):
     """The :class:`satikit.checkpoint.RunConfig` a run trains with."""
     from satikit.checkpoint import AdapterSpec, DataSpec, RunConfig, SATISettings
     from satikit.checkpoint import TrainingSettings as Training
 
-    train = config["train"]
+    train = config.train
     sati: dict[str, Any] = {"enabled": run.variant not in TRAINING_FREE}
     # optional SATISettings overrides: [train.sati] for SATI models, [train.standard] for the
     # baselines (e.g. lambda_stitch = 5 / domain_encoding = true), [finetune.sati] on top for
     # fine-tunes
-    sati.update(train.get("sati" if sati["enabled"] else "standard", {}))
-    if run.variant == FINETUNE:
-        sati.update(config["finetune"].get("sati", {}))
+    sati.update(train.sati if sati["enabled"] else train.standard)
+    if run.variant == FINETUNE and config.finetune is not None:
+        sati.update(config.finetune.sati)
     for adaptation, overrides in ABLATION_SETTINGS.items():
         if run.variant == f"sati-wo-{adaptation.replace('_', '-')}":
             sati.update(overrides)
     steps = run_steps(config, run)
     return RunConfig(
-        adapter=AdapterSpec(run.adapter, dict(train.get("options", {}).get(run.adapter, {}))),
-        data=DataSpec(dims=int(config["data"].get("dims", 2))),
+        adapter=AdapterSpec(run.adapter, dict(train.options.get(run.adapter, {}))),
+        data=DataSpec(dims=config.data.dims),
         training=Training(
-            crop=int(train["crop"]),
-            batch_size=int(train["batch_size"]),
+            crop=train.crop,
+            batch_size=train.batch_size,
             steps=steps,
             seed=int(run.seed),
             log_every=50,
             checkpoint_every=max(1, steps // 6),
-            ema=float(train.get("ema", 0.0)),
+            ema=float(train.ema),
         ),
         sati=SATISettings(**sati),
     )
 
 
-def _device(config: dict[str, Any]) -> str:
+def _device(config: BenchConfig) -> str:
     """The device runs train on (``[train] device``, default ``auto``)."""
-    return str(config["train"].get("device", "auto"))
+    return config.train.device
 
 
 RUN_NAME = re.compile(r"(?P<variant>.+)-seed(?P<seed>\d+)")
@@ -87,7 +88,7 @@ def _finished(folder: Path) -> bool:
     return training.step == training.steps
 
 
-def _matches(path: Path, config: dict[str, Any], run: Run) -> bool:
+def _matches(path: Path, config: BenchConfig, run: Run) -> bool:
     """Whether the run in ``path`` (its config.json, read without writing) was trained
     towards the steps, with the SATI settings and the adapter options ``config`` asks for.
     Options are compared resolved (defaults included), so dropping an override from a config
@@ -107,7 +108,7 @@ def _matches(path: Path, config: dict[str, Any], run: Run) -> bool:
     )
 
 
-def is_trained(root: Path, run: Run, steps: int, config: dict[str, Any] | None = None) -> bool:
+def is_trained(root: Path, run: Run, steps: int, config: BenchConfig | None = None) -> bool:
     """Whether ``run`` finished ``steps`` steps (and, given ``config``, with its settings)."""
     from satikit.checkpoint import read_config
 
@@ -117,7 +118,7 @@ def is_trained(root: Path, run: Run, steps: int, config: dict[str, Any] | None =
     return read_config(path).training.step == steps
 
 
-def is_stale(root: Path, run: Run, config: dict[str, Any]) -> bool:
+def is_stale(root: Path, run: Run, config: BenchConfig) -> bool:
     """A cached run trained with other settings than the config now asks for."""
     path = run_dir(root, run) / "config.json"
     return path.is_file() and not _matches(path, config, run)
@@ -133,7 +134,7 @@ def snapshots(root: Path, run: Run) -> list[tuple[int, Path]]:
 
 
 def train_one(
-    config: dict[str, Any], run: Run, root: str, data_dir: str, home: str | None = None
+    config: BenchConfig, run: Run, root: str, data_dir: str, home: str | None = None
 ) -> str:
     """Train (or resume) one run in this process; returns its run directory. A fine-tune
     starts from the standard run of its seed in ``home`` (default: ``root``), which must be
@@ -144,8 +145,8 @@ def train_one(
     from satikit.training import SATITrainer, Snapshots
 
     # a run's kept weights (config ``snapshots = true``), for learning curves
-    callbacks = [Snapshots(SNAPSHOTS)] if config.get("snapshots", False) else []
-    torch.set_num_threads(int(config.get("threads_per_job", 1)))
+    callbacks = [Snapshots(SNAPSHOTS)] if config.snapshots else []
+    torch.set_num_threads(config.threads_per_job)
     target = run_dir(Path(root), run)
     if is_trained(Path(root), run, run_steps(config, run), config):
         return str(target)
@@ -171,7 +172,7 @@ def train_one(
 
 
 def train_all(
-    config: dict[str, Any],
+    config: BenchConfig,
     root: Path,
     data_dir: Path,
     runs: Iterable[Run],
@@ -186,14 +187,12 @@ def train_all(
             echo(f"  {run.name}: cached with other settings, retraining")
     if not todo:
         return
-    echo(f"training {len(todo)} run(s), {config.get('jobs', 1)} at a time")
+    echo(f"training {len(todo)} run(s), {config.jobs} at a time")
     phases = [
         [r for r in todo if init_run(config, r) is None],
         [r for r in todo if init_run(config, r) is not None],
     ]
-    with ProcessPoolExecutor(
-        max_workers=int(config.get("jobs", 1)), mp_context=get_context("spawn")
-    ) as pool:
+    with ProcessPoolExecutor(max_workers=config.jobs, mp_context=get_context("spawn")) as pool:
         for phase in phases:
             futures = {
                 pool.submit(train_one, config, r, str(root), str(data_dir), str(home or root)): r

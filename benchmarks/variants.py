@@ -21,11 +21,12 @@ inference methods of :mod:`benchmarks.methods` (e.g. ``sati@25+m8``) to the defa
 from __future__ import annotations
 
 import argparse
-import copy
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from benchmarks import planning, report, scoring, training_runs
+from benchmarks.bench_config import BenchConfig
 
 
 def parse_value(text: str) -> Any:
@@ -41,13 +42,13 @@ def parse_value(text: str) -> Any:
 
 
 def variant_config(
-    config: dict[str, Any],
+    config: BenchConfig,
     variant: str,
     overrides: dict[str, Any],
     steps: int | None,
     options: dict[str, Any] | None = None,
     init: str | None = None,
-) -> dict[str, Any]:
+) -> BenchConfig:
     """The benchmark config with ``overrides`` applied to ``variant``'s SATI settings,
     ``options`` to every adapter's hyperparameters and ``init`` (``"standard"``: fine-tune the
     standard model of each seed) to its training.
@@ -63,19 +64,20 @@ def variant_config(
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown SATI setting(s) {unknown}; known: {sorted(known)}")
-    changed = copy.deepcopy(config)
+    train = config.train
     if steps is not None:
-        changed["train"]["steps"] = int(steps)
+        train = replace(train, steps=int(steps))
     if init is not None:
         if init != "standard":
             raise ValueError(f"--init takes 'standard', got {init!r}")
-        changed["train"]["init"] = init
-    for adapter in changed["adapters"]:
-        per_adapter = changed["train"].setdefault("options", {}).setdefault(adapter, {})
-        per_adapter.update(options or {})
+        train = replace(train, init=init)
+    adapter_options = {
+        **train.options,
+        **{a: {**train.options.get(a, {}), **(options or {})} for a in config.adapters},
+    }
     section = "standard" if variant == "standard" else "sati"
-    changed["train"][section] = {**changed["train"].get(section, {}), **overrides}
-    return changed
+    sati = {**getattr(train, section), **overrides}
+    return replace(config, train=replace(train, options=adapter_options, **{section: sati}))
 
 
 def default_label(
@@ -120,7 +122,7 @@ def run_variant(
     label = label or default_label(variant, overrides, steps, options, init)
     chosen = planning.select_adapters(base, adapters)  # before any data is made
     for method in methods:
-        parse_method(method, config["inference"])  # refuse a bad name before any training
+        parse_method(method, config.inference)  # refuse a bad name before any training
     home = planning.workdir(base, cache)
     data_dir = planning.ensure_dataset(base, home)
     root = planning.runs_root(home, label)
@@ -154,12 +156,12 @@ def run_variant(
         + [f"--method {m}" for m in methods]
     )
     payload = {
-        "config": base["name"],
+        "config": base.name,
         "variant": variant,
         "label": label,
         "overrides": overrides,
         "options": options or {},
-        "steps": int(config["train"]["steps"]),
+        "steps": config.train.steps,
         "init": init,
         "split": split,
         "commit": git_commit(),
@@ -171,11 +173,11 @@ def run_variant(
     table = report.markdown_table(summary)
     if write:
         header = (
-            f"# Variant `{label}` of `{base['name']}`\n\n`{command}` on {payload['machine']}, "
+            f"# Variant `{label}` of `{base.name}`\n\n`{command}` on {payload['machine']}, "
             f"commit {payload['commit']}, {payload['steps']} steps\n\n"
         )
         suffix = f"-variant-{label}" + ("" if split == "test" else f"-{split}")
-        json_path, _ = write_results(base["name"], payload, header + table, suffix, 1)
+        json_path, _ = write_results(base.name, payload, header + table, suffix, 1)
         echo(f"wrote {json_path.with_suffix('')}.*")
     echo(table)
     return payload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from benchmarks import planning, quality, report, scoring, training_runs, variants
+from benchmarks.bench_config import BenchConfig, InferenceConfig
 
 TINY = """
 name = "tiny"
@@ -68,9 +70,10 @@ def test_plan_covers_standard_sati_and_ablations(tiny_config):
 
 
 def test_per_adapter_plan_overrides_seeds_and_ablations(tiny_config):
-    config = planning.load_config(str(tiny_config))
-    config["adapters"] = ["cyclegan", "munit"]
-    config["per_adapter"] = {"munit": {"seeds": [1, 2], "ablation_seeds": []}}
+    raw = planning.load_config(str(tiny_config)).as_dict()
+    raw["adapters"] = ["cyclegan", "munit"]
+    raw["per_adapter"] = {"munit": {"seeds": [1, 2], "ablation_seeds": []}}
+    config = BenchConfig.from_dict(raw)
     munit = [r for r in planning.plan_runs(config) if r.adapter == "munit"]
     assert [(r.variant, r.seed) for r in munit] == [
         ("standard", 1),
@@ -81,9 +84,9 @@ def test_per_adapter_plan_overrides_seeds_and_ablations(tiny_config):
     assert [r.adapter for r in planning.plan_runs(config, ["munit"])] == ["munit"] * 4
     with pytest.raises(ValueError, match="unit.*not in config"):
         planning.plan_runs(config, ["unit"])
-    config["per_adapter"]["munit"]["seed"] = [0]
+    raw["per_adapter"]["munit"]["seed"] = [0]
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['seed'\]"):
-        planning.plan_runs(config)
+        planning.plan_runs(BenchConfig.from_dict(raw))
 
 
 def test_bench_cli_names_an_adapter_the_config_lacks(tiny_config, tmp_path):
@@ -102,12 +105,13 @@ def test_bench_cli_names_an_adapter_the_config_lacks(tiny_config, tmp_path):
 def test_adapter_options_and_sati_overrides_do_not_move_the_cache_folder(tiny_config, tmp_path):
     config = planning.load_config(str(tiny_config))
     before = planning.workdir(config, tmp_path)
-    config["train"]["options"]["munit"] = {"dim": 8}
-    config["train"]["sati"] = {"lambda_stitch": 5.0}  # checked per run: standard runs stay
+    options = {**config.train.options, "munit": {"dim": 8}}
+    sati = {"lambda_stitch": 5.0}  # checked per run: standard runs stay
+    config = replace(config, train=replace(config.train, options=options, sati=sati))
     assert planning.workdir(config, tmp_path) == before
     sati = planning.plan_runs(config)[1]
     assert training_runs.train_config(config, sati).sati.lambda_stitch == 5.0
-    config["train"]["steps"] = 3
+    config = replace(config, train=replace(config.train, steps=3))
     assert planning.workdir(config, tmp_path) != before
 
 
@@ -138,7 +142,7 @@ def test_seam_objects_marks_circles_crossing_the_middle_of_an_overlap():
     # with a SATI margin of 4 the tiles start every 20 px: the seam moves to 20 + 4 = 24
     labels[22:26, 40:44] = 3
     assert scoring.seam_objects(labels, 32, 8, margin=4).tolist() == [False, False, False, True]
-    config = {"tile": 32, "overlap": 8, "simple_overlap": 0, "margin": 4}
+    config = InferenceConfig(tile=32, overlap=8, simple_overlap=0, margin=4)
     assert scoring.seam_grid("simple", config) == (0, 0)  # simple tiling's own grid
     assert scoring.seam_grid("weighted", config) == scoring.seam_grid("sati", config) == (8, 4)
 
@@ -227,11 +231,12 @@ def test_dropped_option_or_other_steps_make_a_cached_run_stale(tiny_config, tmp_
     del saved["adapter"]["options"]["pool_size"]  # an option the run predates: its default
     path.write_text(json.dumps(saved))
     assert not training_runs.is_stale(root, standard, config)
-    dropped = json.loads(json.dumps(config))
-    del dropped["train"]["options"]["cyclegan"]["ngf"]  # back to the default ngf (64)
+    raw = config.as_dict()
+    del raw["train"]["options"]["cyclegan"]["ngf"]  # back to the default ngf (64)
+    dropped = BenchConfig.from_dict(raw)
     assert training_runs.is_stale(root, standard, dropped)
-    longer = json.loads(json.dumps(config))
-    longer["train"]["steps"] = 3  # same folder (a variant label), another target
+    # same folder (a variant label), another target
+    longer = replace(config, train=replace(config.train, steps=3))
     assert training_runs.is_stale(root, standard, longer)
     assert not training_runs.is_trained(root, standard, 3, longer)
 
@@ -641,7 +646,7 @@ def test_ship_lineage_picks_the_median_lineage_and_each_models_tiled_method():
     assert median_lineage(comparison, "cyclegan")["seed"] == 2
     with pytest.raises(ValueError, match="no compared lineage"):
         median_lineage(comparison, "unit")
-    inference = {"tile": 64, "overlap": 16, "weighted_shift": 16, "gaussian_overlap": 32}
+    inference = InferenceConfig(tile=64, overlap=16, weighted_shift=16, gaussian_overlap=32)
     rows = [
         {"model": m, "method": x, "error": e, "cost": c, "seed": 2}
         for m, x, e, c in [

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from test_bench import TINY
 
 from benchmarks import frontier, planning, training_runs, variants
+from benchmarks.bench_config import BenchConfig, InferenceConfig
 from satikit.checkpoint import load_adapter
 
 FINETUNE = """
@@ -88,13 +90,15 @@ def test_validation_split_scores_other_images_and_is_refused_on_the_test_seed(
     assert len(list((validation / "test" / "x").glob("*.tif"))) == 1
     test_image = (data / "test" / "x" / "00000.tif").read_bytes()
     assert (validation / "test" / "x" / "00000.tif").read_bytes() != test_image
-    same_seed = {**config, "data": {**config["data"], "validation_seed": 3}}
+    same_seed = replace(config, data=replace(config.data, validation_seed=3))
     with pytest.raises(ValueError, match="is the seed of the test set"):
         planning.validation_data(same_seed, tmp_path / "other")
     with pytest.raises(ValueError, match="split must be one of test, validation"):
         planning.split_data(config, root, data, "train")
     # the validation keys do not move the cache folder (the training data is the same)
-    plain = {**config, "data": {k: v for k, v in config["data"].items() if "validation" not in k}}
+    raw = config.as_dict()
+    raw["data"] = {k: v for k, v in raw["data"].items() if "validation" not in k}
+    plain = BenchConfig.from_dict(raw)
     assert planning.workdir(config, tmp_path) == planning.workdir(plain, tmp_path)
 
 
@@ -202,17 +206,17 @@ def test_variant_fine_tunes_the_configs_standard_model_and_scores_validation(con
 
 def test_models_pick_what_each_seed_trains(config_path):
     config = planning.load_config(str(config_path))
-    only_finetunes = {**config, "models": ["standard", planning.FINETUNE]}
+    only_finetunes = replace(config, models=("standard", planning.FINETUNE))
     assert [r.variant for r in planning.plan_runs(only_finetunes)] == [
         "standard",
         planning.FINETUNE,
     ]
     with pytest.raises(ValueError, match="unknown model"):
-        planning.plan_runs({**config, "models": ["sati-fast"]})
-    no_table = {k: v for k, v in config.items() if k != "finetune"}
+        planning.plan_runs(replace(config, models=("sati-fast",)))
+    no_table = replace(config, finetune=None)
     assert [r.variant for r in planning.plan_runs(no_table)] == ["standard", "sati"]
     with pytest.raises(ValueError, match=r"needs a \[finetune\] table"):
-        planning.plan_runs({**no_table, "models": [planning.FINETUNE]})
+        planning.plan_runs(replace(no_table, models=(planning.FINETUNE,)))
 
 
 def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp_path):
@@ -244,7 +248,7 @@ def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp
 def test_ship_table_names_the_models_and_methods_that_ship():
     from benchmarks.ship_demo import shipped_models
 
-    assert shipped_models({}) == {
+    assert shipped_models(planning.load_config("gpu-quick")) == {
         "standard": ("demo-standard", "standard", "weighted"),
         "sati": ("demo-sati", "sati", "sati"),
     }
@@ -265,7 +269,7 @@ def _row(model, method, error, cost, seed=0):
     }
 
 
-INFERENCE = {"tile": 32, "overlap": 8, "weighted_shift": 8, "gaussian_overlap": 16}
+INFERENCE = InferenceConfig(tile=32, overlap=8, weighted_shift=8, gaussian_overlap=16)
 
 
 def test_lineages_pick_each_side_on_validation_within_the_cost_cap():
@@ -402,22 +406,26 @@ def test_datasets_with_a_known_truth_are_scored_against_it(tmp_path):
 
 
 def test_averaged_weights_get_only_the_configs_averaged_methods():
-    config = {"frontier": {"standard": ["none", "gaussian@25"], "sati": ["none", "sati@25"]}}
+    tables = {"standard": ["none", "gaussian@25"], "sati": ["none", "sati@25"]}
+    base = planning.load_config("gpu-quick").as_dict()
+
+    def methods(run: planning.Run) -> list[str]:
+        config = BenchConfig.from_dict({**base, "frontier": tables})
+        return frontier.frontier_methods(config, run)
+
     ema = planning.Run("cyclegan", planning.CONTROL, 0, "ema")
-    assert frontier.frontier_methods(config, ema) == ["none", "gaussian@25"]
-    config["frontier"]["averaged"] = ["none"]
-    assert frontier.frontier_methods(config, ema) == ["none"]
-    assert frontier.frontier_methods(config, planning.Run("cyclegan", "control", 0)) == [
+    assert methods(ema) == ["none", "gaussian@25"]
+    tables["averaged"] = ["none"]
+    assert methods(ema) == ["none"]
+    assert methods(planning.Run("cyclegan", "control", 0)) == [
         "none",
         "gaussian@25",
     ]
     sati = planning.Run("cyclegan", planning.FINETUNE, 0, "ema")
-    assert frontier.frontier_methods(config, sati) == ["none"]
-    config["frontier"]["control"] = ["gaussian@25"]  # a list named after the model wins
-    assert frontier.frontier_methods(config, planning.Run("cyclegan", "control", 0)) == [
-        "gaussian@25"
-    ]
-    assert frontier.frontier_methods(config, planning.Run("cyclegan", "standard", 0)) == [
+    assert methods(sati) == ["none"]
+    tables["control"] = ["gaussian@25"]  # a list named after the model wins
+    assert methods(planning.Run("cyclegan", "control", 0)) == ["gaussian@25"]
+    assert methods(planning.Run("cyclegan", "standard", 0)) == [
         "none",
         "gaussian@25",
     ]

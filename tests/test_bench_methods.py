@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from benchmarks.bench_config import InferenceConfig
 from benchmarks.methods import parse_method
 
-INFERENCE = {
-    "tile": 128,
-    "overlap": 32,
-    "simple_overlap": 0,
-    "weighted_shift": 32,
-    "gaussian_overlap": 64,
-    "margin": 0,
-}
+INFERENCE = InferenceConfig(
+    tile=128, overlap=32, simple_overlap=0, weighted_shift=32, gaussian_overlap=64, margin=0
+)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +57,7 @@ def test_seam_reference_is_the_methods_own_grid_for_named_overlaps():
     assert parse_method("pyramid@50", INFERENCE).seam_grid(INFERENCE) == (64, 0)
     assert parse_method("sati@25+m8", INFERENCE).seam_grid(INFERENCE) == (32, 8)
     # the quality report's names share the SATI grid as their reference
-    assert parse_method("weighted", INFERENCE).seam_grid({**INFERENCE, "margin": 4}) == (32, 4)
+    assert parse_method("weighted", INFERENCE).seam_grid(replace(INFERENCE, margin=4)) == (32, 4)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +152,7 @@ def test_translate_with_equals_the_engine_on_the_methods_grid(method):
         data=DataSpec(dims=2, in_channels=3, out_channels=3),
         sati=SATISettings(domain_encoding=True),
     )
-    inference = {"tile": 32, "overlap": 8, "batch_size": 3}
+    inference = InferenceConfig(tile=32, overlap=8, batch_size=3)
     image = np.random.default_rng(2).integers(0, 256, (72, 64, 3), dtype=np.uint8)
     spec = parse_method(method, inference)
     x = np.moveaxis(encode(image, "x"), -1, 0)
