@@ -155,7 +155,8 @@ def ship_lineage(
     target: Path = PRETRAINED,
 ) -> list[Path]:
     """Ship the median lineage's standard model, control and SATI fine-tune (``[ship]``
-    ``standard`` / ``control`` / ``sati`` names), each with its chosen weights and method."""
+    ``standard`` / ``control`` / ``sati`` names), each with its chosen weights and method; a
+    config that trains no control ships the other two."""
     from benchmarks.methods import parse_method
 
     config = planning.load_config(config_name)
@@ -169,12 +170,15 @@ def ship_lineage(
         "sati": config.ship.sati,
     }
     root = planning.workdir(config)
+    planned = planning.adapter_plan(config, adapter)["models"]
     shipped = []
     for kind, variant in (
         ("standard", "standard"),
         ("control", planning.CONTROL),
         ("sati", planning.FINETUNE),
     ):
+        if variant not in planned:
+            continue
         row = chosen_model(choice, variant, seed, inference)
         weights = row["model"].split("+")[1] if "+" in row["model"] else ""
         run = planning.Run(adapter, variant, seed, weights)
