@@ -40,8 +40,8 @@ HASHES = {
     "gpu-quick": "b5f65e6f9c",
     "large-objects": "faffcdc871",
     "paper": "f9153cd902",
-    "restain": "ecc5b3b07a",
-    "textured": "1352914a70",
+    "restain": "79d0317711",
+    "textured": "d15b1e3cd8",
 }
 
 
