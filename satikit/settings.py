@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from satikit.choices import NORMS, ORDERS, SEAMS, STRATEGIES, WINDOWS, check_choice
@@ -57,7 +57,7 @@ class InferenceSettings:
     outside its choice list or a batch size below 1 raises ``ValueError``.
 
     ``None`` for ``strategy``, ``tile``, ``overlap`` and ``margin`` means "the run's";
-    :meth:`resolve` fills them (the engine needs them filled). Sizes are an int (every dim) or
+    :func:`satikit.checkpoint.config.resolve_inference` fills them (the engine needs them filled). Sizes are an int (every dim) or
     a tuple per dim. Each field's meaning is its ``help`` metadata (``satikit translate
     --help`` shows them).
     """
@@ -188,42 +188,6 @@ class InferenceSettings:
             tile=tile,
             overlap=tuple(t // 4 for t in tile),
         )
-
-    @classmethod
-    def resolve(
-        cls, run: InferenceSettings, given: Mapping[str, Any] | None = None
-    ) -> InferenceSettings:
-        """The settings of one translation: the defaults, then what the ``run`` recorded
-        (strategy, tile, overlap; a margin only for ``sati``, else 0; window and statistics
-        only for the run's own strategy), then ``given`` (a ``None`` value counts as not
-        given). ``simple`` tiling without a given overlap has none (tiles side by side, the
-        paper's simple tiling): the run's overlap is that of its weighted or SATI tiling.
-        ``norm_kernel`` takes its canonical spelling.
-
-        Raises:
-            TypeError: a name in ``given`` that is no setting.
-            ValueError: a bad value (see the class), a bad ``norm_kernel``.
-        """
-        from satikit.stitching.norm import NormKernel
-        from satikit.stitching.registry import get_strategy
-
-        given = given or {}
-        unknown = sorted(set(given) - set(cls.names()))
-        if unknown:
-            raise TypeError(f"unknown inference setting(s) {unknown}; known: {cls.names()}")
-        chosen = {k: v for k, v in given.items() if v is not None}
-        settings = replace(cls(), **{k: getattr(run, k) for k in ("strategy", "tile", "overlap")})
-        settings = replace(settings, **chosen)
-        strategy = get_strategy(settings.strategy)
-        if not strategy.overlaps_by_default and "overlap" not in chosen:
-            settings = replace(settings, overlap=0)
-        if settings.margin is None:
-            recorded = run.margin if run.margin is not None else 0
-            settings = replace(settings, margin=recorded if strategy.continues else 0)
-        if strategy is get_strategy(run.strategy):
-            method = {k: getattr(run, k) for k in cls.RUN_METHOD_FIELDS if k not in chosen}
-            settings = replace(settings, **method)
-        return replace(settings, norm_kernel=str(NormKernel.parse(settings.norm_kernel)))
 
     def to_dict(self, names: Sequence[str] | None = None) -> dict[str, Any]:
         """The settings (or the ``names`` ones) as JSON values (tuples become lists)."""

@@ -21,6 +21,7 @@ from satikit.checkpoint import (
     load_config,
     save_weights,
 )
+from satikit.checkpoint.config import resolve_inference
 from satikit.cli import cli
 
 DATA = Path(__file__).parent / "data"
@@ -91,7 +92,7 @@ def test_a_new_config_derives_what_a_trainer_fills_in() -> None:
 
 def test_inference_settings_resolve_defaults_then_recorded_then_given() -> None:
     run = InferenceSettings(strategy="sati", tile=(64, 64), overlap=(16, 16), margin=(4, 4))
-    plain = InferenceSettings.resolve(run)
+    plain = resolve_inference(run)
     assert (plain.strategy, plain.tile, plain.overlap, plain.margin) == (
         "sati",
         (64, 64),
@@ -99,7 +100,7 @@ def test_inference_settings_resolve_defaults_then_recorded_then_given() -> None:
         (4, 4),
     )
     assert (plain.seam, plain.batch_size, plain.norm_kernel) == ("middle", 1, "3")  # defaults
-    given = InferenceSettings.resolve(run, {"strategy": "weighted", "tile": 32, "seam": None})
+    given = resolve_inference(run, {"strategy": "weighted", "tile": 32, "seam": None})
     assert (given.strategy, given.tile, given.overlap, given.margin) == (
         "weighted",
         32,
@@ -107,12 +108,12 @@ def test_inference_settings_resolve_defaults_then_recorded_then_given() -> None:
         0,
     )
     assert given.seam == "middle"  # None: not given
-    assert InferenceSettings.resolve(replace(run, margin=None)).margin == 0  # the paper's grid
-    assert InferenceSettings.resolve(run, {"margin": 2}).margin == 2
-    kernel = InferenceSettings.resolve(run, {"norm_kernel": "5:gaussian"}).norm_kernel
-    assert kernel == str(InferenceSettings.resolve(run, {"norm_kernel": kernel}).norm_kernel)
+    assert resolve_inference(replace(run, margin=None)).margin == 0  # the paper's grid
+    assert resolve_inference(run, {"margin": 2}).margin == 2
+    kernel = resolve_inference(run, {"norm_kernel": "5:gaussian"}).norm_kernel
+    assert kernel == str(resolve_inference(run, {"norm_kernel": kernel}).norm_kernel)
     with pytest.raises(TypeError, match="unknown inference setting"):
-        InferenceSettings.resolve(run, {"tiles": 3})
+        resolve_inference(run, {"tiles": 3})
     round_trip = InferenceSettings.from_dict(json.loads(json.dumps(given.to_dict())))
     assert round_trip == given and not given.differences(round_trip, given.names())
     assert given.differences(plain, ["strategy", "seam"]) == ["strategy"]
@@ -120,12 +121,12 @@ def test_inference_settings_resolve_defaults_then_recorded_then_given() -> None:
 
 def test_simple_tiles_side_by_side_unless_an_overlap_is_given() -> None:
     run = InferenceSettings("weighted", (128, 128), (96, 96))  # the shipped standard run's
-    assert InferenceSettings.resolve(run, {"strategy": "simple"}).overlap == 0  # paper's simple
-    assert InferenceSettings.resolve(run, {"strategy": "simple", "overlap": 8}).overlap == 8
-    assert InferenceSettings.resolve(run).overlap == (96, 96)
-    assert InferenceSettings.resolve(run, {"strategy": "sati"}).overlap == (96, 96)
+    assert resolve_inference(run, {"strategy": "simple"}).overlap == 0  # paper's simple
+    assert resolve_inference(run, {"strategy": "simple", "overlap": 8}).overlap == 8
+    assert resolve_inference(run).overlap == (96, 96)
+    assert resolve_inference(run, {"strategy": "sati"}).overlap == (96, 96)
     recorded_simple = InferenceSettings("simple", 64, 16)
-    assert InferenceSettings.resolve(recorded_simple).overlap == 0
+    assert resolve_inference(recorded_simple).overlap == 0
 
 
 def test_a_run_records_how_its_strategy_is_best_run() -> None:
@@ -136,12 +137,12 @@ def test_a_run_records_how_its_strategy_is_best_run() -> None:
     assert recorded["norm"] == "thumbnail" and recorded["thumbnail_scale"] == 1.0
     assert "norm_kernel" not in recorded
     read = InferenceSettings.from_dict(json.loads(json.dumps(recorded)))
-    used = InferenceSettings.resolve(read)
+    used = resolve_inference(read)
     assert (used.norm, used.thumbnail_scale, used.window) == ("thumbnail", 1.0, "pyramid")
-    assert InferenceSettings.resolve(read, {"norm": "tile"}).norm == "tile"  # given wins
-    other = InferenceSettings.resolve(read, {"strategy": "sati"})  # not the run's strategy
+    assert resolve_inference(read, {"norm": "tile"}).norm == "tile"  # given wins
+    other = resolve_inference(read, {"strategy": "sati"})  # not the run's strategy
     assert (other.norm, other.window) == ("tile", "gaussian")
-    assert InferenceSettings.resolve(read, {"strategy": "none"}).norm == "tile"
+    assert resolve_inference(read, {"strategy": "none"}).norm == "tile"
 
 
 def test_the_input_range_is_a_setting_in_its_cli_spelling() -> None:

@@ -7,7 +7,7 @@ defaults. :meth:`RunConfig.to_dict` / :meth:`RunConfig.from_dict` map it to and 
 run folder stores (format ``satikit-run/<version>``; older versions are read, newer refused).
 
 :class:`InferenceSettings` (defined in :mod:`satikit.settings`, re-exported here) are the
-settings of one translation; :meth:`InferenceSettings.resolve` is the one place their values
+settings of one translation; :func:`resolve_inference` is the one place their values
 are decided: the library defaults, overridden by what the run recorded (strategy, tile,
 overlap, margin), then by what the caller gave.
 """
@@ -32,6 +32,7 @@ __all__ = [
     "SATISettings",
     "TrainingSettings",
     "default_crop",
+    "resolve_inference",
 ]
 
 FORMAT_VERSION = 1
@@ -251,6 +252,43 @@ class TrainingSettings:
         return {key: crop if key == "crop" else getattr(self, key) for key in keys}
 
 
+def resolve_inference(
+    run: InferenceSettings, given: Mapping[str, Any] | None = None
+) -> InferenceSettings:
+    """The settings of one translation: the defaults, then what the ``run`` recorded
+    (strategy, tile, overlap; a margin only for ``sati``, else 0; window and statistics only
+    for the run's own strategy), then ``given`` (a ``None`` value counts as not given).
+    ``simple`` tiling without a given overlap has none (tiles side by side, the paper's simple
+    tiling): the run's overlap is that of its weighted or SATI tiling. ``norm_kernel`` takes
+    its canonical spelling.
+
+    Raises:
+        TypeError: a name in ``given`` that is no setting.
+        ValueError: a bad value (see :class:`InferenceSettings`), a bad ``norm_kernel``.
+    """
+    from satikit.stitching.norm import NormKernel
+    from satikit.stitching.registry import get_strategy
+
+    given = given or {}
+    names = InferenceSettings.names()
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise TypeError(f"unknown inference setting(s) {unknown}; known: {names}")
+    chosen = {k: v for k, v in given.items() if v is not None}
+    settings = InferenceSettings(**{k: getattr(run, k) for k in ("strategy", "tile", "overlap")})
+    settings = replace(settings, **chosen)
+    strategy = get_strategy(settings.strategy)
+    if not strategy.overlaps_by_default and "overlap" not in chosen:
+        settings = replace(settings, overlap=0)
+    if settings.margin is None:
+        recorded = run.margin if run.margin is not None else 0
+        settings = replace(settings, margin=recorded if strategy.continues else 0)
+    if strategy is get_strategy(run.strategy):
+        fields = InferenceSettings.RUN_METHOD_FIELDS
+        settings = replace(settings, **{k: getattr(run, k) for k in fields if k not in chosen})
+    return replace(settings, norm_kernel=str(NormKernel.parse(settings.norm_kernel)))
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run records (its ``config.json``): what to build, what it trained on, how
@@ -320,8 +358,8 @@ class RunConfig:
         return InferenceSettings.for_run(self.crop, self.sati.enabled)
 
     def inference_settings(self, given: Mapping[str, Any] | None = None) -> InferenceSettings:
-        """The settings of one translation with this run (:meth:`InferenceSettings.resolve`)."""
-        return InferenceSettings.resolve(self.run_inference, given)
+        """The settings of one translation with this run (:func:`resolve_inference`)."""
+        return resolve_inference(self.run_inference, given)
 
     def resolved(
         self,
