@@ -49,10 +49,12 @@ def test_choices_come_from_the_validation_rows_and_ratios_from_the_test_rows():
     assert first["seam_ratio"] == 3.0 / 4.0
     assert first["gaussian_shared"] == "gaussian@25/dense"
     assert first["tile_deviation_ratio"] == 0.25
+    assert first["seam_floor"] == 1.0 / 4.0  # whole-image statistics on the same tiles
+    assert first["tile_deviation_floor"] == 1.0 / 2.0  # one pass, no tiles
     assert first["tin_ratio_simple@0"] == 0.105 / 0.10
     assert first["sati_shared"] == "sati@25/dense"
     # SATI + dense (0.11) is not below the lowest tiled standard row (simple + TIN, 0.105)
-    assert first["lowest_tiled_error"] == 0.105 and first["sati_lowest"] is False
+    assert first["lowest_tiled_error"] == 100 * 0.105 and first["sati_lowest"] is False
     assert first["sati_cost_share_of_g75"] == 3.0 / 16.0
 
 
