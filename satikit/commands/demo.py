@@ -282,7 +282,9 @@ def _translate_all(
     for label, run, strategy, settings in rows_for(preset):
         adapter, config = models[run]
         started = time.perf_counter()
-        settings = dict(settings)
+        # every row says its statistics: a shipped run records the ones its own strategy is
+        # best run with, which would otherwise replace the per-tile baselines
+        settings = {"norm": "tile", **settings}
         if "overlap_fraction" in settings:
             tile = config.run_inference.tile
             fraction = settings.pop("overlap_fraction")
