@@ -129,7 +129,10 @@ class Strategy:
                 f"grid shape {None if grid is None else grid.shape} does not match the "
                 f"image {spatial}"
             )
-        if grid.margin is not None:
+        if self.continues:
+            if any(2 * o >= t for o, t in zip(grid.window_overlap, grid.tile)):
+                raise ValueError(sati_overlap_message(grid.tile, grid.overlap, grid.margin))
+        elif grid.margin is not None:
             raise ValueError(
                 f"margin is a SATI setting; the {self.name} strategy got {grid.margin}"
             )
@@ -215,13 +218,6 @@ class SATITiling(Strategy):
 
     name = "sati"
     continues = True
-
-    def check(self, grid: TileGrid | None, spatial: tuple[int, ...]) -> None:
-        if grid is None or grid.shape != spatial:
-            super().check(grid, spatial)
-        assert grid is not None
-        if any(2 * o >= t for o, t in zip(grid.window_overlap, grid.tile)):
-            raise ValueError(sati_overlap_message(grid.tile, grid.overlap, grid.margin))
 
     def tiles(self, job: TileJob) -> int:
         assert job.grid is not None

@@ -489,9 +489,6 @@ class Translation:
         """The engine's sink over a new (or, resuming, the partial) output; the job is recorded
         beside it. Leaving the block completes the output (renamed; a viewer output gets its
         pyramid); an error leaves the partial output for ``resume``."""
-        recorded = {k: v for k, v in job.items() if k != "stitched"}
-        if self.stitched(job):
-            recorded["stitched"] = True
         with (
             reported_as(self.target),
             _output(
@@ -504,7 +501,7 @@ class Translation:
                 resume=self.resume,
             ) as sink,
         ):
-            write_json(self.files.settings, recorded)
+            write_json(self.files.settings, job)
             yield sink
 
     def attach_output(self, spatial: Sequence[int]) -> Any:
