@@ -171,3 +171,32 @@ def test_3d_variants_build_and_step(name: str) -> None:
     loss, y_hat = adapter.generator_step(x, y)
     assert torch.isfinite(loss) and y_hat.shape == x.shape
     assert isinstance(adapter.discriminator_y(y), list)  # one score map per scale
+
+
+@pytest.mark.parametrize("name", ["unit", "munit"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_patch_discriminator_option_gives_one_score_map_and_trains(name: str, dims: int) -> None:
+    options = {**get_adapter_info(name).test_options, "discriminator": "patch"}
+    adapter = create_adapter(name, dims=dims, **options)
+    size = 32 if dims == 2 else 16
+    x = torch.rand(1, 3, *(size,) * dims) * 2 - 1
+    y = torch.rand(1, 3, *(size,) * dims) * 2 - 1
+    loss, y_hat = adapter.generator_step(x, y)
+    d_loss = adapter.discriminator_step(x, y, y_hat)
+    assert torch.isfinite(loss) and torch.isfinite(d_loss)
+    scores = adapter.discriminator_y(y)
+    assert isinstance(scores, torch.Tensor) and scores.shape[:2] == (1, 1)  # one PatchGAN map
+    with pytest.raises(ValueError, match="discriminator must be"):
+        adapter.options["discriminator"] = "pyramid"
+        adapter._discriminators(3)
+
+
+def test_unit_latent_noise_zero_makes_training_mode_deterministic() -> None:
+    torch.manual_seed(0)
+    unit = create_adapter(
+        "unit", dims=2, **{**get_adapter_info("unit").test_options, "latent_noise": 0.0}
+    )
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(unit.generator_xy(x), unit.generator_xy(x))  # z = mu
+        assert torch.allclose(unit.generator_xy(x), unit.translate(x))

@@ -28,6 +28,12 @@ OPTIONS: dict[str, Option] = {
     "ndf": Option(64, "discriminator base channels"),
     "d_layers": Option(4, "stride-2 layers of each discriminator scale"),
     "n_scales": Option(3, "scales of the multi-scale discriminator (paper: 3)"),
+    "discriminator": Option(
+        "multiscale",
+        "multiscale (the paper's, one PatchGAN per scale, no normalisation) or patch "
+        "(CycleGAN's PatchGAN with instance norm; n_scales unused)",
+        choices=("multiscale", "patch"),
+    ),
     "gan_loss": Option("lsgan", "adversarial loss (paper: LSGAN)", choices=("lsgan", "vanilla")),
     "lambda_gan": Option(1.0, "weight of the adversarial losses"),
     "lambda_x": Option(10.0, "weight of the L1 image reconstruction (paper: 10)"),

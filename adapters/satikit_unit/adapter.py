@@ -34,8 +34,8 @@ def kl_loss(mu: Tensor) -> Tensor:
 class UNITTranslator(nn.Module):
     """One translation direction of UNIT: ``decode_T(shared_dec(shared_enc(encode_S(.))))``.
 
-    In training mode the latent is sampled (``mu + N(0, I)``, paper eq. 1), in evaluation mode
-    the mean is used. Input ``(B, C_s, *S)`` encoded source values; output ``(B, C_t, *S)`` in the
+    In training mode the latent is sampled (``mu + latent_noise * N(0, I)``, paper eq. 1 with
+    ``latent_noise`` 1), in evaluation mode the mean is used. Input ``(B, C_s, *S)`` encoded source values; output ``(B, C_t, *S)`` in the
     target domain's encoded range.
     """
 
@@ -48,8 +48,10 @@ class UNITTranslator(nn.Module):
         domain: Domain,
         *,
         encoding: bool,
+        latent_noise: float = 1.0,
     ) -> None:
         super().__init__()
+        self.latent_noise = float(latent_noise)
         self.encoder, self.shared_encoder = encoder, shared_encoder
         self.shared_decoder, self.decoder = shared_decoder, decoder
         self.domain, self.encoding = domain, encoding
@@ -65,7 +67,7 @@ class UNITTranslator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         mu = self.encode(x)
         if self.encoder.training:
-            mu = mu + torch.randn_like(mu)
+            mu = mu + self.latent_noise * torch.randn_like(mu)
         return self.decode(mu)
 
 
@@ -104,12 +106,17 @@ class UNITAdapter(TwoDomainAdapter):
         self.discriminator_x = self._discriminators(in_channels)
         self.discriminator_y = self._discriminators(out_channels)
         self._initialise()
-        shared, encoding = (self.shared_encoder, self.shared_decoder), self.domain_encoding
+        shared = (self.shared_encoder, self.shared_decoder)
+        view = dict(encoding=self.domain_encoding, latent_noise=o["latent_noise"])
         # Views over the modules above; kept out of _modules so the state dict has no duplicates.
         self._views = (
-            UNITTranslator(self.encoder_x, *shared, self.decoder_y, "y", encoding=encoding),
-            UNITTranslator(self.encoder_y, *shared, self.decoder_x, "x", encoding=encoding),
+            UNITTranslator(self.encoder_x, *shared, self.decoder_y, "y", **view),
+            UNITTranslator(self.encoder_y, *shared, self.decoder_x, "x", **view),
         )
+
+    def _sample(self, mu: Tensor) -> Tensor:
+        """``z = mu + latent_noise * N(0, I)`` (paper eq. 1: unit variance)."""
+        return mu + self.options["latent_noise"] * torch.randn_like(mu)
 
     @property
     def generator_xy(self) -> UNITTranslator:
@@ -130,7 +137,7 @@ class UNITAdapter(TwoDomainAdapter):
         o = self.options
         xy, yx = self._views
         mu_x, mu_y = xy.encode(x), yx.encode(y)
-        z_x, z_y = mu_x + torch.randn_like(mu_x), mu_y + torch.randn_like(mu_y)
+        z_x, z_y = self._sample(mu_x), self._sample(mu_y)
         fake_y, fake_x = xy.decode(z_x), yx.decode(z_y)
         terms = {
             "adv_xy": o["lambda_gan"] * self.criterion(self.discriminator_y(fake_y), True),
@@ -142,8 +149,8 @@ class UNITAdapter(TwoDomainAdapter):
         }
         if o["lambda_cycle"] > 0 or o["lambda_kl_cycle"] > 0:
             mu_x_cyc, mu_y_cyc = yx.encode(fake_y), xy.encode(fake_x)
-            cyc_x = yx.decode(mu_x_cyc + torch.randn_like(mu_x_cyc))
-            cyc_y = xy.decode(mu_y_cyc + torch.randn_like(mu_y_cyc))
+            cyc_x = yx.decode(self._sample(mu_x_cyc))
+            cyc_y = xy.decode(self._sample(mu_y_cyc))
             terms.update(
                 {
                     "cycle_x": o["lambda_cycle"] * F.l1_loss(cyc_x, x),

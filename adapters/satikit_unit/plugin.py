@@ -32,8 +32,19 @@ OPTIONS: dict[str, Option] = {
     "ndf": Option(64, "discriminator base channels"),
     "d_layers": Option(4, "stride-2 layers of each discriminator scale"),
     "n_scales": Option(3, "scales of the multi-scale discriminator"),
+    "discriminator": Option(
+        "multiscale",
+        "multiscale (the paper's, one PatchGAN per scale, no normalisation) or patch "
+        "(CycleGAN's PatchGAN with instance norm; n_scales unused)",
+        choices=("multiscale", "patch"),
+    ),
     "gan_loss": Option("lsgan", "adversarial loss", choices=("lsgan", "vanilla")),
     "lambda_gan": Option(1.0, "weight of the adversarial losses (paper lambda_0 / lambda_0)"),
+    "latent_noise": Option(
+        1.0,
+        "std of the Gaussian noise added to the latent code in training (paper: 1, the "
+        "unit-variance encoders)",
+    ),
     "lambda_kl": Option(0.01, "weight of the KL terms (paper lambda_1 / lambda_0)"),
     "lambda_rec": Option(10.0, "weight of the L1 reconstruction (paper lambda_2 / lambda_0)"),
     "lambda_kl_cycle": Option(0.01, "weight of the cycle KL terms (paper lambda_3 / lambda_0)"),

@@ -11,7 +11,11 @@ from typing import Any
 from torch import Tensor, nn
 
 from satikit.encoding import Domain, to_domain
-from satikit.gan.discriminators import MultiScaleDiscriminator, adversarial_loss
+from satikit.gan.discriminators import (
+    MultiScaleDiscriminator,
+    PatchDiscriminator,
+    adversarial_loss,
+)
 from satikit.gan.layers import init_weights
 from satikit.protocols import Optimizers
 from satikit.training.optim import adam_with_linear_decay
@@ -125,8 +129,17 @@ class TwoDomainAdapter(AdapterBase):
                 if id(module) not in skip:
                     init_weights(module, scheme=o["gen_init"])
 
-    def _discriminators(self, channels: int) -> MultiScaleDiscriminator:
+    def _discriminators(self, channels: int) -> MultiScaleDiscriminator | PatchDiscriminator:
+        """The papers' multi-scale discriminator (``discriminator="multiscale"``), or
+        CycleGAN's PatchGAN (``"patch"``: instance norm, ``d_layers`` stride-2 layers,
+        ``n_scales`` unused), whose 70 px receptive field at ``d_layers=3`` sees a
+        full-resolution texture the multi-scale one sees in 22 px patches."""
         o = self.options
+        kind = o.get("discriminator", "multiscale")
+        if kind == "patch":
+            return PatchDiscriminator(self.dims, channels, ndf=o["ndf"], n_layers=o["d_layers"])
+        if kind != "multiscale":
+            raise ValueError(f"discriminator must be 'multiscale' or 'patch', got {kind!r}")
         return MultiScaleDiscriminator(
             self.dims, channels, ndf=o["ndf"], n_layers=o["d_layers"], n_scales=o["n_scales"]
         )
