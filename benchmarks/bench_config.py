@@ -108,7 +108,7 @@ class PlanOverrides(Section):
 
 
 # the keys of [data] every kind takes besides its generator's: the validation set's
-VALIDATION_KEYS = ("validation_seed", "n_validation", "validation_source")
+VALIDATION_KEYS = ("validation_seed", "n_validation", "validation_source", "validation_box")
 DATA_KINDS = ("circles", "textured", "restain")
 
 
@@ -144,6 +144,9 @@ class DataConfig(Section):
     validation_seed: int = 777
     n_validation: int | None = None
     validation_source: str = "retina"  # restain: the bundled image of the validation set
+    # restain: (top, left, height, width) of the source part the validation set is made from
+    # (its bottom half is the validation part, as the test part is the slide's); None: all
+    validation_box: tuple[int, int, int, int] | None = None
     params: Mapping[str, Any] = field(default_factory=dict)  # the generator's other keys
 
     REST: ClassVar[str | None] = "params"

@@ -251,13 +251,16 @@ def validation_data(config: BenchConfig, home: Path, seed: int | None = None) ->
     if seed == data.seed:
         raise ValueError(f"validation seed {seed} is the seed of the test set; pick another")
     changed: DataConfig
-    if data.kind == "restain":  # one test part per source image: another image's
-        params = {**data.params, "source": data.validation_source, "box": None}
+    folder = f"validation-{seed}"
+    if data.kind == "restain":  # the bottom half of another image, or of a part of the slide
+        box = None if data.validation_box is None else tuple(data.validation_box)
+        params = {**data.params, "source": data.validation_source, "box": box}
         changed = replace(data, seed=seed, n_images=1, params=params)
+        folder += f"-{data.validation_source}" + "".join(f"-{b}" for b in box or ())
     else:
         n_test = next(n for n in (data.n_validation, data.n_test, 8) if n is not None)
         changed = replace(data, seed=seed, n_images=1, n_test=n_test)
-    return ensure_dataset(replace(config, data=changed), home / f"validation-{seed}")
+    return ensure_dataset(replace(config, data=changed), home / folder)
 
 
 def split_data(config: BenchConfig, home: Path, data_dir: Path, split: str) -> Path:

@@ -40,7 +40,7 @@ HASHES = {
     "gpu-quick": "b5f65e6f9c",
     "large-objects": "faffcdc871",
     "paper": "f9153cd902",
-    "restain": "79d0317711",
+    "restain": "7685018c33",
     "textured": "d15b1e3cd8",
 }
 

@@ -439,3 +439,23 @@ def test_a_partial_report_scores_nothing_new(config_path, tmp_path):
     )
     assert partial["partial"] and {r["method"] for r in partial["rows"]} == {"none"}
     assert partial["command"].endswith("--cached-only")
+
+
+def test_restain_validation_part_can_be_cut_from_the_test_slide(tmp_path):
+    config = planning.load_config("restain")
+    data = replace(
+        config.data,
+        params={**config.data.params, "n_images": 2, "crop": 32, "tile": 32, "mosaic": 1},
+        validation_source="immunohistochemistry",
+        validation_box=(0, 0, 128, 256),
+    )
+    validation = planning.validation_data(replace(config, data=data), tmp_path)
+    assert validation.parent.name == "validation-777-immunohistochemistry-0-0-128-256"
+    manifest = json.loads((validation / "manifest.json").read_text())
+    assert manifest["source"]["name"] == "immunohistochemistry"
+    assert manifest["source"]["box"] == [0, 0, 128, 256]
+    # its scored part is the bottom half of the box: rows 64-128, above the slide's test part
+    assert manifest["geometry"]["test"] == [64, 0, 64, 256]
+    # another box is another folder: no stale cached score of the old part is reused
+    other = replace(data, validation_box=(0, 0, 128, 128))
+    assert planning.validation_data(replace(config, data=other), tmp_path) != validation
