@@ -24,7 +24,7 @@ def _result():
             _row("standard", "simple@0/thumbnail:1", seed, 0.105, cost=2.0),
             _row("standard", "gaussian@25", seed, 0.18, dev=2.0, cost=1.8),
             _row("standard", "gaussian@25/dense", seed, 0.14, dev=0.5, cost=3.6),
-            _row("standard", "gaussian@25/thumbnail:1", seed, 0.12, cost=2.8),
+            _row("standard", "gaussian@25/thumbnail:1", seed, 0.12, dev=0.2, cost=2.8),
             _row("standard", "gaussian@75", seed, 0.13, cost=16.0),
             _row("sati-finetune", "sati@25/dense", seed, 0.11, cost=3.0),
             _row("sati-finetune", "sati@25/kernel:3", seed, 0.09, cost=3.0),
@@ -35,6 +35,7 @@ def _result():
             _row("standard", "simple@0/kernel:3", seed, 0.1, seam=2.0, split="validation"),
             _row("standard", "simple@0/kernel:5", seed, 0.1, seam=1.0, split="validation"),
             _row("standard", "gaussian@25/dense", seed, 0.1, dev=0.1, split="validation"),
+            _row("standard", "gaussian@25/thumbnail:1", seed, 0.1, dev=0.05, split="validation"),
             _row("sati-finetune", "sati@25/dense", seed, 0.05, split="validation"),
             _row("sati-finetune", "sati@25/kernel:3", seed, 0.06, split="validation"),
         ]
@@ -49,6 +50,9 @@ def test_choices_come_from_the_validation_rows_and_ratios_from_the_test_rows():
     assert first["seam_ratio"] == 3.0 / 4.0
     assert first["gaussian_shared"] == "gaussian@25/dense"
     assert first["tile_deviation_ratio"] == 0.25
+    # among every shared mode validation chooses TIN 1, whose test deviation is 0.2 / 2.0
+    assert first["gaussian_shared_any"] == "gaussian@25/thumbnail:1"
+    assert first["tile_deviation_ratio_any"] == 0.1
     assert first["seam_floor"] == 1.0 / 4.0  # whole-image statistics on the same tiles
     assert first["tile_deviation_floor"] == 1.0 / 2.0  # one pass, no tiles
     assert first["tin_ratio_simple@0"] == 0.105 / 0.10
