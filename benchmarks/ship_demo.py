@@ -71,6 +71,7 @@ def ship(
     root = planning.workdir(config)
     data_dir = planning.ensure_dataset(config, root)
     seeds = planning.adapter_plan(config, adapter)["seeds"] if seeds is None else seeds
+    commit = git_commit()  # before the first copy makes the tree differ from HEAD
     shipped = []
     for name, variant, method in shipped_models(config).values():
         runs = [planning.Run(adapter, variant, s) for s in seeds]
@@ -100,7 +101,7 @@ def ship(
             f"this model (colour error of {method} on {data.n_test} test images)",
             "data": f"satikit dataset circles --preset {data.preset} --seed {data.seed} "
             f"({data.n_images} images per domain)",
-            "satikit_commit": git_commit(),
+            "satikit_commit": commit,
         }
         shipped.append(_write(target / name, source, run_config, trained_by))
         print(f"{name}: {adapter}/{variant}/seed{seed} ({method})")
@@ -171,6 +172,7 @@ def ship_lineage(
     }
     root = planning.workdir(config)
     planned = planning.adapter_plan(config, adapter)["models"]
+    commit = git_commit()  # before the first copy makes the tree differ from HEAD
     shipped = []
     for kind, variant in (
         ("standard", "standard"),
@@ -201,7 +203,7 @@ def ship_lineage(
             f"{adapter} lineages ({lineage['ratio']:.2f}, seed {seed})",
             "why_this_method": f"the lowest {row['split']} error of this model's tiled methods "
             f"({100 * row['error']:.2f} %)",
-            "satikit_commit": git_commit(),
+            "satikit_commit": commit,
         }
         run_config = replace(run_config, inference=recorded)
         shipped.append(_write(target / names[kind], source, run_config, trained_by))
