@@ -200,3 +200,34 @@ def test_unit_latent_noise_zero_makes_training_mode_deterministic() -> None:
     with torch.no_grad():
         assert torch.equal(unit.generator_xy(x), unit.generator_xy(x))  # z = mu
         assert torch.allclose(unit.generator_xy(x), unit.translate(x))
+
+
+def test_timm_batchnorm_uses_running_statistics_at_inference_so_only_the_decoder_is_per_tile():
+    """The timm encoders' BatchNorm layers normalise with their running statistics once the
+    adapter is in evaluation mode (as every loaded run is): a tile's translation does not
+    depend on the tiles beside it in a batch, and the statistics that ``--norm
+    thumbnail|kernel|dense`` share are the decoder's instance norms only."""
+    from satikit.stitching.norm import find_norm_layers
+
+    torch.manual_seed(0)
+    adapter = create_adapter("timm", dims=2, **get_adapter_info("timm").test_options)
+    batchnorms = [m for m in adapter.generator_xy.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert batchnorms  # the resnet encoder has them
+    with torch.no_grad():  # give them running statistics that differ from any batch's
+        for bn in batchnorms:
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    adapter.train(False)
+    tiles = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        alone = adapter.generator_xy(tiles[:1])
+        together = adapter.generator_xy(tiles)[:1]
+        torch.testing.assert_close(alone, together)
+        adapter.train(True)  # in training the batch's statistics are used: they differ
+        assert not torch.allclose(adapter.generator_xy(tiles)[:1], alone, atol=1e-4)
+    layers = find_norm_layers(adapter)
+    assert layers and all(
+        isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) for m in layers
+    )
+    decoder = {id(m) for part in adapter.generator_xy.net.decoder_modules() for m in part.modules()}
+    assert all(id(m) in decoder for m in layers)  # none in the timm encoder

@@ -7,6 +7,11 @@ concatenate its features, two 3x3 conv + instance norm + ReLU; at full resolutio
 concatenates the input image itself (so the generator can keep already-translated SATI pixels)
 and ends in a 3x3 conv with tanh. Resizing goes to each feature's exact size, so any input size
 the backbone accepts works (no divisibility rule). 2D only (timm models are 2D).
+
+Statistics across tiles: the backbone's BatchNorm layers normalise with their running statistics
+at inference (a loaded run is in evaluation mode), so the encoder is the same for every tile;
+the decoder's instance norms are per tile, and they are what ``--norm thumbnail|kernel|dense``
+share.
 """
 
 from __future__ import annotations
