@@ -140,12 +140,14 @@ def run_learning_curve(
     n_images: int = 4,
     *,
     variant: str | None = None,
+    split: str = "test",
     cache: Path = planning.CACHE,
     echo: Callable[[str], None] = print,
     write: bool = True,
 ) -> dict[str, Any]:
     """Score every snapshot of a quality run (or of the ``benchmarks.variants`` run labelled
-    ``variant``); returns the payload written as JSON."""
+    ``variant``) on the first ``n_images`` images of ``split`` (``validation``: where a
+    snapshot may be chosen); returns the payload written as JSON."""
     from benchmarks.common import git_commit, machine, require_plotting, write_results
 
     if write:
@@ -153,9 +155,11 @@ def run_learning_curve(
     config = planning.load_config(config_name)
     home = planning.workdir(config, cache)
     root = planning.runs_root(home, variant)
-    rows = curve_rows(root, home / "data", config.inference, n_images)
+    images = planning.split_data(config, home, planning.ensure_dataset(config, home), split)
+    rows = curve_rows(root, images, config.inference, n_images)
     curves = medians(rows)
     command = f"python -m benchmarks.learning_curve --config {config_name} --images {n_images}"
+    command += "" if split == "test" else f" --split {split}"
     payload = {
         "config": config.name,
         "variant": variant,
@@ -163,16 +167,18 @@ def run_learning_curve(
         "machine": machine(),
         "command": command + ("" if variant is None else f" --variant {variant}"),
         "n_images": n_images,
+        "split": split,
         "rows": rows,
         "curves": {k: {str(s): v for s, v in c.items()} for k, c in curves.items()},
     }
     table = markdown(curves)
     if write:
         suffix = "-learning-curve" + ("" if variant is None else f"-variant-{variant}")
+        suffix += "" if split == "test" else f"-{split}"
         header = (
             f"# Learning curves of `{config.name}`\n\n`{payload['command']}` on "
             f"{payload['machine']}, commit {payload['commit']}: median error (%) over seeds of "
-            f"the weights kept at each checkpoint, on the first {n_images} test images.\n\n"
+            f"the weights kept at each checkpoint, on the first {n_images} {split} images.\n\n"
         )
         json_path, _ = write_results(config.name, payload, header + table, suffix, indent=1)
         title = f"{config.name} learning curves (solid: none, dashed: sati)"
@@ -185,12 +191,18 @@ def run_learning_curve(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="cpu-small")
-    parser.add_argument("--images", type=int, default=4, help="test images to score per step")
+    parser.add_argument("--images", type=int, default=4, help="images to score per step")
+    parser.add_argument(
+        "--split",
+        choices=planning.SPLITS,
+        default="test",
+        help="score the test images or the validation images (where a snapshot may be chosen)",
+    )
     parser.add_argument(
         "--variant", help="label of a benchmarks.variants run [default: the config's own runs]"
     )
     args = parser.parse_args(argv)
-    run_learning_curve(args.config, args.images, variant=args.variant)
+    run_learning_curve(args.config, args.images, variant=args.variant, split=args.split)
 
 
 if __name__ == "__main__":

@@ -369,6 +369,24 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
     assert set(payload["curves"]) == {"cyclegan sati + none", "cyclegan sati + sati"}
     assert list(payload["curves"]["cyclegan sati + sati"]) == ["1", "2"]
     assert payload["command"].endswith("--variant sati-2steps")
+    # on the validation images (where a snapshot may be chosen): other images, other counts
+    on_validation = learning_curve.run_learning_curve(
+        str(with_snapshots),
+        1,
+        variant="sati-2steps",
+        split="validation",
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+        write=False,
+    )
+    assert (
+        on_validation["split"] == "validation" and "--split validation" in on_validation["command"]
+    )
+    validation = planning.validation_data(config, root)
+    v_labels = read_image(list_images(validation / "test" / "labels")[0])
+    assert {r["n_objects"] for r in on_validation["rows"]} == {
+        len(np.unique(v_labels[v_labels > 0]))
+    }
 
     # written as JSON + markdown + picture under one stem
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
