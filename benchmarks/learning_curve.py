@@ -51,40 +51,72 @@ def curve_rows(
     Raises:
         ValueError: no run under ``root`` kept snapshots.
     """
-    from satikit.checkpoint import load_adapter
-    from satikit.io.images import list_images, read_image
-    from satikit.metrics import colour_error
-
     kept = [(run, step, folder) for run, snaps in kept_runs(root) for step, folder in snaps]
     if not kept:
         raise ValueError(
             f"no snapshots under {root / 'runs'}: set `snapshots = true` in the config and run "
             "`satikit bench quality` first"
         )
-    images = list_images(data_dir / "test" / "x")[:n_images]
-    labels = [read_image(data_dir / "test" / "labels" / p.name) for p in images]
-    xs = [read_image(p) for p in images]
+    images = _labelled(data_dir, n_images)
+    return [
+        row
+        for run, step, folder in kept
+        for row in score_snapshot(run, step, folder, images, inference, methods_for(run.variant))
+    ]
+
+
+def _labelled(data_dir: Path, n_images: int | None) -> list[tuple[Any, Any]]:
+    """``(x, labels)`` of the first ``n_images`` (None: all) test images of ``data_dir``."""
+    from satikit.io.images import list_images, read_image
+
+    paths = list_images(data_dir / "test" / "x")[:n_images]
+    return [(read_image(p), read_image(data_dir / "test" / "labels" / p.name)) for p in paths]
+
+
+def score_snapshot(
+    run: planning.Run,
+    step: int,
+    folder: Path,
+    images: list[tuple[Any, Any]],
+    inference: InferenceConfig,
+    methods: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The paper's colour error of the weights in ``folder`` on ``images``, per method."""
+    from satikit.checkpoint import load_adapter
+    from satikit.metrics import colour_error
+
+    adapter, run_config = load_adapter(folder)
     rows = []
-    for run, step, folder in kept:
-        adapter, run_config = load_adapter(folder)
-        for method in methods_for(run.variant):
-            n = e = 0
-            for x, label in zip(xs, labels):
-                y = scoring.translate_with(adapter, run_config, x, method, inference)
-                result = colour_error(y, label)
-                n, e = n + result.n_objects, e + result.n_errors
-            rows.append(
-                {
-                    "adapter": run.adapter,
-                    "model": run.variant,
-                    "method": method,
-                    "seed": run.seed,
-                    "step": step,
-                    "error": e / max(n, 1),
-                    "n_objects": n,
-                }
-            )
+    for method in methods:
+        n = e = 0
+        for x, label in images:
+            y = scoring.translate_with(adapter, run_config, x, method, inference)
+            result = colour_error(y, label)
+            n, e = n + result.n_objects, e + result.n_errors
+        rows.append(
+            {
+                "adapter": run.adapter,
+                "model": run.variant,
+                "method": method,
+                "seed": run.seed,
+                "step": step,
+                "error": e / max(n, 1),
+                "n_objects": n,
+            }
+        )
     return rows
+
+
+def chosen_snapshots(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], int]:
+    """``(adapter, model, seed)`` -> the step whose ``none`` error is the lowest in ``rows``
+    (the earliest on a tie): a snapshot chosen on the images ``rows`` were scored on."""
+    best: dict[tuple[str, str, int], tuple[float, int]] = {}
+    for r in rows:
+        if r["method"] != "none":
+            continue
+        key, score = (r["adapter"], r["model"], r["seed"]), (r["error"], r["step"])
+        best[key] = min(best.get(key, score), score)
+    return {key: step for key, (_, step) in best.items()}
 
 
 def medians(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
@@ -160,6 +192,18 @@ def run_learning_curve(
     curves = medians(rows)
     command = f"python -m benchmarks.learning_curve --config {config_name} --images {n_images}"
     command += "" if split == "test" else f" --split {split}"
+    chosen: list[dict[str, Any]] = []
+    if split != "test":  # each run's snapshot chosen here, scored on every test image
+        test_images = _labelled(planning.ensure_dataset(config, home), None)
+        folders = {
+            (run.adapter, run.variant, run.seed, step): (run, folder)
+            for run, snaps in kept_runs(root)
+            for step, folder in snaps
+        }
+        for (adapter, model, seed), step in sorted(chosen_snapshots(rows).items()):
+            run, folder = folders[(adapter, model, seed, step)]
+            for row in score_snapshot(run, step, folder, test_images, config.inference, ["none"]):
+                chosen.append({**row, "split": "test", "chosen_on": split})
     payload = {
         "config": config.name,
         "variant": variant,
@@ -169,9 +213,20 @@ def run_learning_curve(
         "n_images": n_images,
         "split": split,
         "rows": rows,
+        "chosen": chosen,
         "curves": {k: {str(s): v for s, v in c.items()} for k, c in curves.items()},
     }
     table = markdown(curves)
+    if chosen:
+        table += (
+            f"\nThe snapshot with the lowest {split} error of each run, on all test images:\n\n"
+            "| run | step | test error % (none) |\n|---|---:|---:|\n"
+        )
+        table += "".join(
+            f"| {c['adapter']} {c['model']} seed {c['seed']} | {c['step']} "
+            f"| {100 * c['error']:.2f} |\n"
+            for c in chosen
+        )
     if write:
         suffix = "-learning-curve" + ("" if variant is None else f"-variant-{variant}")
         suffix += "" if split == "test" else f"-{split}"

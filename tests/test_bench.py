@@ -387,6 +387,11 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
     assert {r["n_objects"] for r in on_validation["rows"]} == {
         len(np.unique(v_labels[v_labels > 0]))
     }
+    # each run's snapshot with the lowest validation error, then scored on the test images
+    (chosen,) = on_validation["chosen"]
+    lowest = min((r["error"], r["step"]) for r in on_validation["rows"] if r["method"] == "none")[1]
+    assert chosen["step"] == lowest and chosen["split"] == "test" and chosen["n_objects"] > 0
+    assert chosen["chosen_on"] == "validation"
 
     # written as JSON + markdown + picture under one stem
     monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
@@ -403,6 +408,17 @@ def test_snapshots_at_every_checkpoint_give_learning_curves(tiny_config, tmp_pat
     )
     text = (tmp_path / "results" / "tiny" / written[1]).read_text()
     assert text.startswith("# Learning curves of `tiny`") and "| 2 |" in text
+
+
+def test_chosen_snapshot_is_the_lowest_none_error_and_the_earliest_on_a_tie():
+    from benchmarks.learning_curve import chosen_snapshots
+
+    def row(step, error, method="none", seed=0):
+        return {"adapter": "a", "model": "m", "seed": seed, "step": step, "error": error,
+                "method": method}  # fmt: skip
+
+    rows = [row(1, 0.5), row(2, 0.2), row(3, 0.2), row(4, 0.1, "sati"), row(1, 0.3, seed=1)]
+    assert chosen_snapshots(rows) == {("a", "m", 0): 2, ("a", "m", 1): 1}
 
 
 def test_learning_curve_without_snapshots_says_how_to_get_them(tiny_config, tmp_path):
