@@ -231,9 +231,12 @@ class InferenceConfig(Section):
 @dataclass(frozen=True, kw_only=True)
 class FrontierConfig(Section):
     """``[frontier]``: method lists per model (``standard``, ``sati``, or a model's own name such
-    as ``control``) in ``lists``, and ``averaged``: the methods kept for averaged weights."""
+    as ``control``) in ``lists``; ``averaged``: the methods kept for averaged weights; ``best``:
+    the methods kept for each run's snapshot chosen on the validation images (``+best``
+    models, with ``snapshots = true``; None: no such models)."""
 
     averaged: tuple[str, ...] | None = None
+    best: tuple[str, ...] | None = None
     lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     REST: ClassVar[str | None] = "lists"

@@ -40,13 +40,43 @@ def frontier_methods(config: BenchConfig, run: planning.Run) -> list[str]:
     """Methods of the frontier for one model: the config's ``[frontier]`` list named after the
     model (e.g. ``control``), else its ``standard`` list for models trained without SATI, its
     ``sati`` list for every SATI model; for averaged weights only those of them in
-    ``[frontier] averaged``, if the config has it."""
+    ``[frontier] averaged``, if the config has it, for a chosen snapshot those in
+    ``[frontier] best``."""
     kind = "standard" if run.variant in planning.TRAINING_FREE else "sati"
     lists = config.frontier.lists
     methods = list(lists.get(run.variant, lists.get(kind, DEFAULT_METHODS[kind])))
-    if run.weights and (averaged := config.frontier.averaged) is not None:
-        methods = [m for m in methods if m in averaged]
+    kept = {"ema": config.frontier.averaged, "best": config.frontier.best}.get(run.weights)
+    if kept is not None:
+        methods = [m for m in methods if m in kept]
     return methods
+
+
+def chosen_snapshots(
+    config: BenchConfig,
+    root: Path,
+    home: Path,
+    data_dir: Path,
+    runs: Sequence[planning.Run],
+    echo: Callable[[str], None],
+    cached_only: bool = False,
+) -> list[planning.Run]:
+    """The ``+best`` models of ``runs`` when ``[frontier] best`` is set: each run's snapshot
+    chosen on the validation images (:func:`benchmarks.snapshot_choice.choose`; with
+    ``cached_only`` only the choices made already)."""
+    if config.frontier.best is None:
+        return []
+    from benchmarks import snapshot_choice
+
+    models = []
+    for run in runs:
+        best = planning.Run(run.adapter, run.variant, run.seed, "best")
+        record = planning.run_dir(root, run) / planning.SNAPSHOTS / planning.CHOSEN_SNAPSHOT
+        if cached_only and not record.is_file():
+            continue
+        if not cached_only:
+            snapshot_choice.choose(config, root, home, data_dir, run, echo)
+        models.append(best)
+    return models
 
 
 def strategy_family(method: str, inference: InferenceConfig) -> str:
@@ -206,7 +236,9 @@ def run_frontier(
             raise ValueError(f"no finished runs of variant {variant!r} under {root}")
     splits = [split] + ([choose_on] if choose_on not in (None, split) else [])
     scored: dict[str, list[dict[str, Any]]] = {name: [] for name in splits}
-    for run in planning.scored_models(config, runs):
+    for run in planning.scored_models(config, runs) + chosen_snapshots(
+        config, root, home, data_dir, runs, echo, cached_only
+    ):
         chosen_methods = [m for m in frontier_methods(config, run) if not methods or m in methods]
         for name in splits:
             scored[name] += scoring.evaluate_run(

@@ -21,13 +21,15 @@ CACHE = ROOT / "cache"
 
 @dataclass(frozen=True)
 class Run:
-    """One model of the benchmark: a trained run, or (``weights="ema"``) the average of its
-    generator's weights that the run keeps beside it (``[train] ema``)."""
+    """One model of the benchmark: a trained run, (``weights="ema"``) the average of its
+    generator's weights that the run keeps beside it (``[train] ema``), or (``weights="best"``)
+    the snapshot of its weights chosen on the validation images (``snapshots = true``,
+    :mod:`benchmarks.snapshot_choice`)."""
 
     adapter: str
     variant: str  # "standard", "sati", "sati-finetune", "control" or "sati-wo-<adaptation>"
     seed: int
-    weights: str = ""  # "": the run's last weights; "ema": their moving average
+    weights: str = ""  # "": the run's last weights; "ema": their moving average; "best"
 
     def __post_init__(self) -> None:
         if self.weights not in WEIGHTS:
@@ -35,7 +37,8 @@ class Run:
 
     @property
     def model(self) -> str:
-        """The model's name in tables: the variant, ``+ema`` for averaged weights."""
+        """The model's name in tables: the variant, ``+ema`` for averaged weights, ``+best``
+        for the chosen snapshot."""
         return self.variant + (f"+{self.weights}" if self.weights else "")
 
     @property
@@ -48,7 +51,11 @@ class Run:
         return Run(self.adapter, self.variant, self.seed)
 
 
-WEIGHTS = ("", "ema")
+WEIGHTS = ("", "ema", "best")
+# a run's kept weights (config ``snapshots = true``): runs/<adapter>/<variant>-seed<N>/snapshots/
+SNAPSHOTS = "snapshots"
+# the record of the snapshot chosen on the validation images, in that folder
+CHOSEN_SNAPSHOT = "chosen.json"
 
 
 def load_config(name_or_path: str) -> BenchConfig:
@@ -236,7 +243,26 @@ def run_dir(root: Path, run: Run) -> Path:
     from satikit.training.ema import EMA_DIR
 
     folder = root / "runs" / run.adapter / f"{run.variant}-seed{run.seed}"
+    if run.weights == "best":
+        return chosen_snapshot(folder)
     return folder / EMA_DIR if run.weights == "ema" else folder
+
+
+def chosen_snapshot(folder: Path) -> Path:
+    """The snapshot folder recorded as chosen for the run in ``folder``.
+
+    Raises:
+        FileNotFoundError: none was chosen yet (:func:`benchmarks.snapshot_choice.choose`).
+    """
+    import json
+
+    record = folder / SNAPSHOTS / CHOSEN_SNAPSHOT
+    if not record.is_file():
+        raise FileNotFoundError(
+            f"no snapshot of {folder} was chosen yet ({record} is missing): the frontier chooses "
+            "one on the validation images when [frontier] best is set"
+        )
+    return folder / SNAPSHOTS / json.loads(record.read_text())["snapshot"]
 
 
 SPLITS = ("test", "validation")

@@ -236,6 +236,14 @@ def evaluate_run(
     return rows
 
 
+def count_error(counts: dict[str, Any]) -> float:
+    """A method's error from :func:`score_method`'s counts: the share of objects coloured wrong
+    (circles), or the mean absolute error as a fraction of 0-255 (data with a known truth)."""
+    if "mae" in counts:
+        return counts["mae"] / 255
+    return counts["n_errors"] / max(counts["n_objects"], 1)
+
+
 def _row(run: Run, method: str, split: str, counts: dict[str, Any]) -> dict[str, Any]:
     """A scored row: ``error`` is the share of objects coloured wrong (circles), or for a
     dataset with a known truth the mean absolute error as a fraction of the 0-255 range (its
@@ -243,14 +251,14 @@ def _row(run: Run, method: str, split: str, counts: dict[str, Any]) -> dict[str,
     row = {"adapter": run.adapter, "model": run.model, "method": method, "seed": run.seed}
     row["split"] = split
     if "mae" in counts:
-        return {**row, "error": counts["mae"] / 255, **counts}
+        return {**row, "error": count_error(counts), **counts}
 
     def rate(errors: str, objects: str) -> float:
         return counts[errors] / max(counts[objects], 1)
 
     return {
         **row,
-        "error": rate("n_errors", "n_objects"),
+        "error": count_error(counts),
         "error_seam": rate("n_seam_errors", "n_seam_objects"),
         "error_interior": rate("n_interior_errors", "n_interior_objects"),
         "error_border": rate("n_border_errors", "n_border_objects"),

@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_config import BenchConfig
-from benchmarks.planning import FINETUNE, TRAINING_FREE, Run, init_run, run_dir, run_steps
-
-# a run's kept weights (config ``snapshots = true``): runs/<adapter>/<variant>-seed<N>/snapshots/
-SNAPSHOTS = "snapshots"
+from benchmarks.planning import (
+    FINETUNE,
+    SNAPSHOTS,
+    TRAINING_FREE,
+    Run,
+    init_run,
+    run_dir,
+    run_steps,
+)
 
 # model variant -> SATISettings overrides
 ABLATION_SETTINGS = {

@@ -459,3 +459,57 @@ def test_restain_validation_part_can_be_cut_from_the_test_slide(tmp_path):
     # another box is another folder: no stale cached score of the old part is reused
     other = replace(data, validation_box=(0, 0, 128, 128))
     assert planning.validation_data(replace(config, data=other), tmp_path) != validation
+
+
+def test_frontier_scores_each_runs_snapshot_chosen_on_validation(
+    config_path, tmp_path, monkeypatch
+):
+    from benchmarks import scoring, snapshot_choice
+
+    text = config_path.read_text().replace(
+        "[train]\ncrop = 32\nbatch_size = 2\nsteps = 2",
+        "[train]\ncrop = 32\nbatch_size = 2\nsteps = 4",
+    )
+    text = "snapshots = true\n" + text.replace(
+        'sati = ["none", "sati@25"]\n', 'sati = ["none", "sati@25"]\nbest = ["none", "sati@25"]\n'
+    )
+    path = tmp_path / "snap.toml"
+    path.write_text(text)
+    config = planning.load_config(str(path))
+    root = planning.workdir(config, tmp_path / "cache")
+    standard = planning.Run("cyclegan", "standard", 0)
+    best = planning.Run("cyclegan", "standard", 0, "best")
+    assert best.model == "standard+best"
+    payload = frontier.run_frontier(
+        str(path), models=["standard", "sati"], cache=tmp_path / "cache", echo=lambda _: None,
+        write=False,
+    )  # fmt: skip
+    models = {(r["model"], r["method"]) for r in payload["rows"]}
+    # [frontier] best keeps only its methods of each model's list
+    assert ("standard+best", "none") in models and ("standard+best", "gaussian@25") not in models
+    assert {("sati+best", "none"), ("sati+best", "sati@25")} <= models
+    record = json.loads(
+        (planning.run_dir(root, standard) / "snapshots" / "chosen.json").read_text()
+    )
+    kept = training_runs.snapshots(root, standard)
+    assert len(kept) == 4  # one per step of the 4
+    assert sorted(int(s) for s in record["errors"]) == [step for step, _ in kept]
+    lowest = min((e, int(s)) for s, e in record["errors"].items())[1]
+    assert record["step"] == lowest and record["split"] == "validation"
+    assert planning.run_dir(root, best) == dict(kept)[lowest]
+    # the chosen snapshot's validation row is the error it was chosen by
+    (row,) = [
+        r for r in payload["choice_rows"] if r["model"] == "standard+best" and r["method"] == "none"
+    ]
+    assert row["error"] == pytest.approx(record["errors"][str(lowest)])
+    # a second choice reuses the recorded errors: nothing is scored again
+    monkeypatch.setattr(scoring, "score_method", lambda *a, **k: pytest.fail("scored again"))
+    data = planning.ensure_dataset(config, root)
+    assert snapshot_choice.choose(config, root, root, data, standard, lambda _: None) == lowest
+
+
+def test_a_chosen_snapshot_is_asked_for_before_it_is_chosen(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no snapshot of .* was chosen yet"):
+        planning.run_dir(tmp_path, planning.Run("cyclegan", "standard", 0, "best"))
+    with pytest.raises(ValueError, match="weights must be one of"):
+        planning.Run("cyclegan", "standard", 0, "last")
