@@ -62,7 +62,8 @@ def chosen_snapshots(
 ) -> list[planning.Run]:
     """The ``+best`` models of ``runs`` when ``[frontier] best`` is set: each run's snapshot
     chosen on the validation images (:func:`benchmarks.snapshot_choice.choose`; with
-    ``cached_only`` only the choices made already)."""
+    ``cached_only`` only the choices made already). A run that kept no snapshots (trained
+    before ``snapshots = true``) has none, and says so."""
     if config.frontier.best is None:
         return []
     from benchmarks import snapshot_choice
@@ -71,6 +72,9 @@ def chosen_snapshots(
     for run in runs:
         best = planning.Run(run.adapter, run.variant, run.seed, "best")
         record = planning.run_dir(root, run) / planning.SNAPSHOTS / planning.CHOSEN_SNAPSHOT
+        if not training_runs.snapshots(root, run):
+            echo(f"  {run.name} kept no snapshots: no {best.model} model")
+            continue
         if cached_only and not record.is_file():
             continue
         if not cached_only:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -502,6 +503,15 @@ def test_frontier_scores_each_runs_snapshot_chosen_on_validation(
         r for r in payload["choice_rows"] if r["model"] == "standard+best" and r["method"] == "none"
     ]
     assert row["error"] == pytest.approx(record["errors"][str(lowest)])
+    # a run that kept no snapshots has no +best model
+    shutil.rmtree(planning.run_dir(root, planning.Run("cyclegan", "sati", 0)) / "snapshots")
+    said = []
+    again = frontier.run_frontier(
+        str(path), models=["standard", "sati"], cache=tmp_path / "cache", echo=said.append,
+        write=False,
+    )  # fmt: skip
+    assert "sati+best" not in {r["model"] for r in again["rows"]}
+    assert any("cyclegan/sati/seed0 kept no snapshots" in line for line in said)
     # a second choice reuses the recorded errors: nothing is scored again
     monkeypatch.setattr(scoring, "score_method", lambda *a, **k: pytest.fail("scored again"))
     data = planning.ensure_dataset(config, root)
