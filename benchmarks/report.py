@@ -46,9 +46,13 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "mean": statistics.fmean(errors),
                 "std": statistics.pstdev(errors),
                 "best": min(errors),
-                "seam": statistics.median(100 * r["error_seam"] for r in items),
-                "interior": statistics.median(100 * r["error_interior"] for r in items),
-                "border": statistics.median(100 * r.get("error_border", 0.0) for r in items),
+                # circles: errors on seams, inside tiles, at the image border; data with a known
+                # truth (no objects): its seam score and tile-level deviation instead
+                "seam": _median(items, "error_seam", 100),
+                "interior": _median(items, "error_interior", 100),
+                "border": _median(items, "error_border", 100),
+                "seam_score": _median(items, "seam_score"),
+                "tile_deviation": _median(items, "tile_deviation"),
                 # Table 1 is CycleGAN's
                 "paper_median": PAPER_MEDIAN.get((model, method))
                 if adapter == "cyclegan"
@@ -58,7 +62,31 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def _median(items: list[dict[str, Any]], key: str, scale: float = 1.0) -> float | None:
+    """The median of ``key`` over ``items`` times ``scale``; None where a row lacks it."""
+    values = [r.get(key) for r in items]
+    if any(v is None for v in values):
+        return None
+    return scale * statistics.median(values)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def markdown_table(summary: list[dict[str, Any]]) -> str:
+    if summary and all(s["seam"] is None for s in summary):  # data with a known truth
+        lines = [
+            "| adapter | model | method | seeds | median MAE % | mean % | std | best % | seam score | tile deviation |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for s in summary:
+            lines.append(
+                f"| {s['adapter']} | {s['model']} | {s['method']} | {s['n_seeds']} "
+                f"| {s['median']:.2f} | {s['mean']:.2f} | {s['std']:.2f} | {s['best']:.2f} "
+                f"| {_cell(s['seam_score'])} | {_cell(s['tile_deviation'])} |"
+            )
+        return "\n".join(lines) + "\n"
     lines = [
         "| adapter | model | method | seeds | median % | mean % | std | best % | seam circles % | interior % | image-border circles % | paper median % |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -67,8 +95,8 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
         paper = "" if s["paper_median"] is None else f"{s['paper_median']:.2f}"
         lines.append(
             f"| {s['adapter']} | {s['model']} | {s['method']} | {s['n_seeds']} | {s['median']:.2f} | {s['mean']:.2f} "
-            f"| {s['std']:.2f} | {s['best']:.2f} | {s['seam']:.2f} | {s['interior']:.2f} "
-            f"| {s['border']:.2f} | {paper} |"
+            f"| {s['std']:.2f} | {s['best']:.2f} | {_cell(s['seam'])} | {_cell(s['interior'])} "
+            f"| {_cell(s['border'])} | {paper} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -699,3 +699,19 @@ def test_ship_lineage_picks_the_median_lineage_and_each_models_tiled_method():
     assert (sati["model"], sati["method"]) == ("sati-finetune+ema", "sati@25+m12")
     with pytest.raises(ValueError, match="no tiled rows"):
         chosen_model(rows, "control", 0, inference)
+
+
+def test_variant_tables_of_data_with_a_known_truth_show_its_scores():
+    from benchmarks.report import markdown_table, summarise
+
+    rows = [
+        {"adapter": "cyclegan", "model": "sati", "method": "sati", "seed": s, "error": e,
+         "mae": 255 * e, "seam_score": seam, "tile_deviation": dev}
+        for s, e, seam, dev in ((0, 0.10, 1.5, 4.0), (1, 0.12, 2.5, 6.0))
+    ]  # fmt: skip
+    (summary,) = summarise(rows)
+    assert summary["seam"] is None and summary["seam_score"] == 2.0
+    assert summary["tile_deviation"] == 5.0
+    table = markdown_table([summary])
+    assert "| seam score | tile deviation |" in table
+    assert "| cyclegan | sati | sati | 2 | 11.00 | 11.00 | 1.00 | 10.00 | 2.00 | 5.00 |" in table
