@@ -243,13 +243,15 @@ def test_demo_large_objects_preset_uses_its_tiles_circles_and_statistics(tmp_pat
     sati = json.loads((out / "runs" / "large-objects" / "sati" / "config.json").read_text())
     assert sati["inference"]["tile"] == [64, 64] and sati["inference"]["overlap"] == [16, 16]
     assert sati["sati"]["lambda_consistency"] == 0.0 and sati["training"]["steps"] == 1
+    assert sati["sati"]["lambda_d_sati"] == 0.5  # the benchmark's validation choice
     manifest = json.loads((out / "data" / "large-objects" / "manifest.json").read_text())
     assert manifest["params"]["diameter"] == 16
     # the held-out image is the preset's (not the small demo's circles in the same folder)
     assert {r["objects"] for r in results["rows"]} <= set(range(60, 100))  # ~94 circles
-    assert [r["method"] for r in results["rows"]][-2:] == [
+    assert [r["method"] for r in results["rows"]][-3:] == [
         "Standard + weighted 50% + TIN",
         "SATI + TIN",
+        "SATI + KIN 5",
     ]
 
 
