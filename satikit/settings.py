@@ -57,9 +57,9 @@ class InferenceSettings:
     outside its choice list or a batch size below 1 raises ``ValueError``.
 
     ``None`` for ``strategy``, ``tile``, ``overlap`` and ``margin`` means "the run's";
-    :func:`satikit.checkpoint.config.resolve_inference` fills them (the engine needs them filled). Sizes are an int (every dim) or
-    a tuple per dim. Each field's meaning is its ``help`` metadata (``satikit translate
-    --help`` shows them).
+    :func:`satikit.checkpoint.config.resolve_inference` fills them (the engine needs them
+    filled). Sizes are an int (every dim) or a tuple per dim. Each field's meaning is its
+    ``help`` metadata (``satikit translate --help`` shows them).
     """
 
     strategy: str | None = _setting(

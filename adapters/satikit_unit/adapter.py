@@ -34,9 +34,10 @@ def kl_loss(mu: Tensor) -> Tensor:
 class UNITTranslator(nn.Module):
     """One translation direction of UNIT: ``decode_T(shared_dec(shared_enc(encode_S(.))))``.
 
-    In training mode the latent is sampled (``mu + latent_noise * N(0, I)``, paper eq. 1 with
-    ``latent_noise`` 1), in evaluation mode the mean is used. Input ``(B, C_s, *S)`` encoded source values; output ``(B, C_t, *S)`` in the
-    target domain's encoded range.
+    In training mode the latent is sampled (:meth:`sample`: ``mu + latent_noise * N(0, I)``,
+    paper eq. 1 with ``latent_noise`` 1), in evaluation mode the mean is used. Input
+    ``(B, C_s, *S)`` encoded source values; output ``(B, C_t, *S)`` in the target domain's
+    encoded range.
     """
 
     def __init__(
@@ -64,11 +65,13 @@ class UNITTranslator(nn.Module):
         """Latent -> image in the target domain's encoded range."""
         return to_domain(self.decoder(self.shared_decoder(h)), self.domain, enabled=self.encoding)
 
+    def sample(self, mu: Tensor) -> Tensor:
+        """``z = mu + latent_noise * N(0, I)`` (paper eq. 1: unit variance)."""
+        return mu + self.latent_noise * torch.randn_like(mu)
+
     def forward(self, x: Tensor) -> Tensor:
         mu = self.encode(x)
-        if self.encoder.training:
-            mu = mu + self.latent_noise * torch.randn_like(mu)
-        return self.decode(mu)
+        return self.decode(self.sample(mu) if self.encoder.training else mu)
 
 
 class UNITAdapter(TwoDomainAdapter):
@@ -114,10 +117,6 @@ class UNITAdapter(TwoDomainAdapter):
             UNITTranslator(self.encoder_y, *shared, self.decoder_x, "x", **view),
         )
 
-    def _sample(self, mu: Tensor) -> Tensor:
-        """``z = mu + latent_noise * N(0, I)`` (paper eq. 1: unit variance)."""
-        return mu + self.options["latent_noise"] * torch.randn_like(mu)
-
     @property
     def generator_xy(self) -> UNITTranslator:
         """``G_XY``: encoded X (or merged Z) -> encoded Y; samples the latent in training mode."""
@@ -137,7 +136,7 @@ class UNITAdapter(TwoDomainAdapter):
         o = self.options
         xy, yx = self._views
         mu_x, mu_y = xy.encode(x), yx.encode(y)
-        z_x, z_y = self._sample(mu_x), self._sample(mu_y)
+        z_x, z_y = xy.sample(mu_x), yx.sample(mu_y)
         fake_y, fake_x = xy.decode(z_x), yx.decode(z_y)
         terms = {
             "adv_xy": o["lambda_gan"] * self.criterion(self.discriminator_y(fake_y), True),
@@ -149,8 +148,8 @@ class UNITAdapter(TwoDomainAdapter):
         }
         if o["lambda_cycle"] > 0 or o["lambda_kl_cycle"] > 0:
             mu_x_cyc, mu_y_cyc = yx.encode(fake_y), xy.encode(fake_x)
-            cyc_x = yx.decode(self._sample(mu_x_cyc))
-            cyc_y = xy.decode(self._sample(mu_y_cyc))
+            cyc_x = yx.decode(yx.sample(mu_x_cyc))
+            cyc_y = xy.decode(xy.sample(mu_y_cyc))
             terms.update(
                 {
                     "cycle_x": o["lambda_cycle"] * F.l1_loss(cyc_x, x),
