@@ -65,8 +65,8 @@ def curve_rows(
     ]
 
 
-def _labelled(data_dir: Path, n_images: int | None) -> list[tuple[Any, Any]]:
-    """``(x, labels)`` of the first ``n_images`` (None: all) test images of ``data_dir``."""
+def _labelled(data_dir: Path, n_images: int) -> list[tuple[Any, Any]]:
+    """``(x, labels)`` of the first ``n_images`` test images of ``data_dir``."""
     from satikit.io.images import list_images, read_image
 
     paths = list_images(data_dir / "test" / "x")[:n_images]
@@ -109,14 +109,15 @@ def score_snapshot(
 
 def chosen_snapshots(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], int]:
     """``(adapter, model, seed)`` -> the step whose ``none`` error is the lowest in ``rows``
-    (the earliest on a tie): a snapshot chosen on the images ``rows`` were scored on."""
-    best: dict[tuple[str, str, int], tuple[float, int]] = {}
+    (the earliest on a tie, :func:`benchmarks.snapshot_choice.lowest_step`): a snapshot chosen
+    on the images ``rows`` were scored on."""
+    from benchmarks.snapshot_choice import lowest_step
+
+    errors: dict[tuple[str, str, int], dict[int, float]] = {}
     for r in rows:
-        if r["method"] != "none":
-            continue
-        key, score = (r["adapter"], r["model"], r["seed"]), (r["error"], r["step"])
-        best[key] = min(best.get(key, score), score)
-    return {key: step for key, (_, step) in best.items()}
+        if r["method"] == "none":
+            errors.setdefault((r["adapter"], r["model"], r["seed"]), {})[r["step"]] = r["error"]
+    return {key: lowest_step(by_step) for key, by_step in errors.items()}
 
 
 def medians(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
@@ -194,16 +195,30 @@ def run_learning_curve(
     command += "" if split == "test" else f" --split {split}"
     chosen: list[dict[str, Any]] = []
     if split != "test":  # each run's snapshot chosen here, scored on every test image
-        test_images = _labelled(planning.ensure_dataset(config, home), None)
+        from satikit.checkpoint import load_adapter
+
+        test_dir = planning.ensure_dataset(config, home)
         folders = {
-            (run.adapter, run.variant, run.seed, step): (run, folder)
+            (run.adapter, run.variant, run.seed, step): folder
             for run, snaps in kept_runs(root)
             for step, folder in snaps
         }
         for (adapter, model, seed), step in sorted(chosen_snapshots(rows).items()):
-            run, folder = folders[(adapter, model, seed, step)]
-            for row in score_snapshot(run, step, folder, test_images, config.inference, ["none"]):
-                chosen.append({**row, "split": "test", "chosen_on": split})
+            folder = folders[(adapter, model, seed, step)]
+            counts = scoring.score_method(*load_adapter(folder), test_dir, "none", config.inference)
+            chosen.append(
+                {
+                    "adapter": adapter,
+                    "model": model,
+                    "method": "none",
+                    "seed": seed,
+                    "step": step,
+                    "error": scoring.count_error(counts),
+                    "n_objects": counts.get("n_objects"),
+                    "split": "test",
+                    "chosen_on": split,
+                }
+            )
     payload = {
         "config": config.name,
         "variant": variant,

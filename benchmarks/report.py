@@ -75,28 +75,32 @@ def _cell(value: float | None) -> str:
 
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
-    if summary and all(s["seam"] is None for s in summary):  # data with a known truth
-        lines = [
-            "| adapter | model | method | seeds | median MAE % | mean % | std | best % | seam score | tile deviation |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    """Table 1's columns; for data with a known truth (no objects: no seam, interior or border
+    errors) its seam score and tile-level deviation instead."""
+    truth = bool(summary) and all(s["seam"] is None for s in summary)
+    if truth:
+        tail = [("seam score", "seam_score"), ("tile deviation", "tile_deviation")]
+    else:
+        tail = [
+            ("seam circles %", "seam"),
+            ("interior %", "interior"),
+            ("image-border circles %", "border"),
         ]
-        for s in summary:
-            lines.append(
-                f"| {s['adapter']} | {s['model']} | {s['method']} | {s['n_seeds']} "
-                f"| {s['median']:.2f} | {s['mean']:.2f} | {s['std']:.2f} | {s['best']:.2f} "
-                f"| {_cell(s['seam_score'])} | {_cell(s['tile_deviation'])} |"
-            )
-        return "\n".join(lines) + "\n"
+    titles = ["median MAE %" if truth else "median %", "mean %", "std", "best %"]
+    titles += [title for title, _ in tail] + ([] if truth else ["paper median %"])
     lines = [
-        "| adapter | model | method | seeds | median % | mean % | std | best % | seam circles % | interior % | image-border circles % | paper median % |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| adapter | model | method | seeds | " + " | ".join(titles) + " |",
+        "|---|---|---|---:|" + "---:|" * len(titles),
     ]
     for s in summary:
-        paper = "" if s["paper_median"] is None else f"{s['paper_median']:.2f}"
+        cells = [_cell(s[k]) for k in ("median", "mean", "std", "best")]
+        cells += [_cell(s[key]) for _, key in tail]
+        if not truth:
+            cells.append("" if s["paper_median"] is None else f"{s['paper_median']:.2f}")
         lines.append(
-            f"| {s['adapter']} | {s['model']} | {s['method']} | {s['n_seeds']} | {s['median']:.2f} | {s['mean']:.2f} "
-            f"| {s['std']:.2f} | {s['best']:.2f} | {_cell(s['seam'])} | {_cell(s['interior'])} "
-            f"| {_cell(s['border'])} | {paper} |"
+            f"| {s['adapter']} | {s['model']} | {s['method']} | {s['n_seeds']} | "
+            + " | ".join(cells)
+            + " |"
         )
     return "\n".join(lines) + "\n"
 

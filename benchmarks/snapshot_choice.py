@@ -12,13 +12,18 @@ it with the methods of ``[frontier] best``, beside the run's last weights.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from benchmarks import planning, scoring, training_runs
 from benchmarks.bench_config import BenchConfig
 
-__all__ = ["choose"]
+__all__ = ["choose", "lowest_step"]
+
+
+def lowest_step(errors: Mapping[int, float]) -> int:
+    """The step with the lowest error, the earliest on a tie (step -> error)."""
+    return min(errors, key=lambda step: (errors[step], step))
 
 
 def choose(
@@ -51,7 +56,8 @@ def choose(
         if str(step) not in errors:
             counts = scoring.score_method(*load_adapter(folder), images, "none", config.inference)
             errors[str(step)] = scoring.count_error(counts)
-    step, folder = min(kept, key=lambda kept_one: (errors[str(kept_one[0])], kept_one[0]))
+    step = lowest_step({step: errors[str(step)] for step, _ in kept})
+    folder = dict(kept)[step]
     record = {
         "split": "validation",
         "method": "none",
