@@ -193,6 +193,11 @@ class DataSpec:
         return self.input_range or dtype_range(self.trained_dtype)
 
 
+#: Batches of training crops the BatchNorm statistics of a generator are recomputed over before
+#: each checkpoint (:mod:`satikit.training.batch_norm`).
+BN_RECALIBRATION = 100
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """How a run trains (section ``training``).
@@ -209,6 +214,10 @@ class TrainingSettings:
         checkpoint_every: write a checkpoint every N steps (0: only at the end).
         ema: decay of an exponential moving average of ``generator_xy``'s weights, written
             beside the run as ``RUN/ema/`` (:mod:`satikit.training.ema`); 0: none.
+        bn_recalibration: before each checkpoint, the generators' BatchNorm running statistics
+            are recomputed over this many batches of source-domain training crops with the
+            current weights (:mod:`satikit.training.batch_norm`); 0: keep the running averages.
+            Generators without BatchNorm layers are not affected.
         step: steps done (the checkpoint's).
         world_size: processes that trained it.
     """
@@ -223,6 +232,7 @@ class TrainingSettings:
     sample_every: int = 0
     checkpoint_every: int = 0
     ema: float = 0.0
+    bn_recalibration: int = BN_RECALIBRATION
     step: int = 0
     world_size: int = 1
 
@@ -230,6 +240,10 @@ class TrainingSettings:
         object.__setattr__(self, "crop", as_sizes(self.crop))
         if not 0.0 <= float(self.ema) < 1.0:
             raise ValueError(f"training.ema (an EMA decay) must be in [0, 1), got {self.ema}")
+        if int(self.bn_recalibration) < 0:
+            raise ValueError(
+                f"training.bn_recalibration (batches) must be >= 0, got {self.bn_recalibration}"
+            )
 
     def crop_size(self, dims: int) -> tuple[int, ...]:
         """The crop as one size per spatial dim.
@@ -248,6 +262,7 @@ class TrainingSettings:
         keys = ("step", "steps", "crop", "batch_size", "seed", "world_size", "amp", "compile")
         keys += ("log_every", "sample_every", "checkpoint_every")
         keys += ("ema",) if self.ema else ()  # runs without one keep their stored form
+        keys += ("bn_recalibration",) if self.bn_recalibration != BN_RECALIBRATION else ()
         crop = self.crop if not isinstance(self.crop, tuple) else list(self.crop)
         return {key: crop if key == "crop" else getattr(self, key) for key in keys}
 

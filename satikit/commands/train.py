@@ -11,6 +11,7 @@ import click
 from click.core import ParameterSource
 
 from satikit.checkpoint import CONFIG_NAME, RunConfig
+from satikit.checkpoint.config import BN_RECALIBRATION
 from satikit.commands.errors import user_errors
 from satikit.commands.options import threads_option
 
@@ -198,6 +199,15 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
     help="Also keep an exponential moving average of the generator's weights with this decay "
     "(e.g. 0.995: about the last 200 steps), saved as the run OUT/ema; 0: none.",
 )
+@click.option(
+    "--bn-recalibration",
+    type=click.IntRange(min=0),
+    default=BN_RECALIBRATION,
+    show_default=True,
+    help="Before each checkpoint, recompute the generators' BatchNorm statistics (e.g. a timm "
+    "backbone's) over this many batches of training crops; 0: keep the running averages. "
+    "No effect on generators without BatchNorm.",
+)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the networks.")
 @click.option("--log-every", type=click.IntRange(min=1), default=1, show_default=True)
@@ -282,6 +292,7 @@ def _config(params: dict[str, Any], dims: int) -> RunConfig:
             sample_every=p["sample_every"],
             checkpoint_every=p["checkpoint_every"],
             ema=p["ema"],
+            bn_recalibration=p["bn_recalibration"],
         ),
         sati=SATISettings(
             enabled=p["sati"],

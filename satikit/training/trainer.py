@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from satikit.io.images import list_images
 from satikit.plugins import get_adapter_info
 from satikit.protocols import Adapter
 from satikit.training import distributed
+from satikit.training.batch_norm import recalibrate
 from satikit.training.callbacks import Callback
 from satikit.training.crops import CropSampler
 from satikit.training.ema import EMA_DIR, GeneratorEMA
@@ -347,6 +348,29 @@ class SATITrainer:
         if self.run_dir is not None and self.dist.is_main:
             truncate_log(self.run_dir / LOG_NAME, self.step)
 
+    def recalibrate_batch_norm(self, *, only_xy: bool = False) -> None:
+        """Recompute the BatchNorm running statistics of ``generator_xy`` (and ``generator_yx``)
+        over ``training.bn_recalibration`` batches of their source domain's training crops
+        (:func:`satikit.training.batch_norm.recalibrate`); nothing for generators without
+        BatchNorm, or without crop samplers. The crops come from a generator of their own
+        (seeded by the seed and step), so training draws what it would without this."""
+        batches = self.config.training.bn_recalibration
+        if not batches or self.x_sampler is None or self.y_sampler is None:
+            return
+        rng = np.random.default_rng((self.config.training.seed, self.step))
+        size = self.config.training.batch_size
+
+        def crops(sampler: CropSampler, source: bool) -> Iterator[torch.Tensor]:
+            for _ in range(batches):
+                crop = sampler.sample(size, rng).to(self.device)
+                yield self.hooks.split_context(crop)[1] if source else crop
+
+        pairs = [(self.adapter.generator_xy, self.x_sampler, True)]
+        if not only_xy and getattr(self.adapter, "generator_yx", None) is not None:
+            pairs.append((self.adapter.generator_yx, self.y_sampler, False))
+        for generator, sampler, source in pairs:
+            recalibrate(generator, crops(sampler, source))
+
     def save(self) -> Path | None:
         """Write weights, resume state and config to ``run_dir`` as one atomic checkpoint
         (:func:`satikit.checkpoint.save_checkpoint`), with an EMA the averaged weights as the
@@ -355,9 +379,11 @@ class SATITrainer:
         if self.run_dir is None or not self.dist.is_main:
             return None
         config = self.run_config()
+        self.recalibrate_batch_norm()
         path = save_checkpoint(self.run_dir, self.adapter, config, self.state())
         if self.ema is not None:
             with self.ema.swapped_in():
+                self.recalibrate_batch_norm(only_xy=True)
                 save_checkpoint(self.run_dir / EMA_DIR, self.adapter, config)
         for callback in self.callbacks:
             callback.on_checkpoint(self, path)
