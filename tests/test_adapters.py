@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from satikit.cli import cli
+from satikit.gan.autoencoder import upsampling_path
 from satikit.plugins import create_adapter, get_adapter_info
 
 NEW = ("unit", "munit", "timm")
@@ -189,6 +190,22 @@ def test_patch_discriminator_option_gives_one_score_map_and_trains(name: str, di
     with pytest.raises(ValueError, match="discriminator must be"):
         adapter.options["discriminator"] = "pyramid"
         adapter._discriminators(3)
+
+
+@pytest.mark.parametrize("name", ["unit", "munit"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_transposed_upsampling_option_keeps_shapes_and_trains(name: str, dims: int) -> None:
+    options = {**get_adapter_info(name).test_options, "upsampling": "transposed"}
+    adapter = create_adapter(name, dims=dims, **options)
+    kinds = (torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+    assert any(isinstance(m, kinds) for m in adapter.decoder_y.modules())
+    assert not any(isinstance(m, torch.nn.Upsample) for m in adapter.decoder_y.modules())
+    size = 32 if dims == 2 else 16
+    x = torch.rand(2, 3, *(size,) * dims) * 2 - 1
+    loss, y_hat = adapter.generator_step(x, x.flip(0))
+    assert y_hat.shape == x.shape and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="upsampling must be one of"):
+        upsampling_path(dims, 8, 3, 1, "bilinear")
 
 
 def test_unit_latent_noise_zero_makes_training_mode_deterministic() -> None:

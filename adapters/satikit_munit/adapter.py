@@ -107,6 +107,7 @@ class MUNITAdapter(TwoDomainAdapter):
             style_dim=o["style_dim"],
             mlp_dim=o["mlp_dim"],
             mlp_layers=o["mlp_layers"],
+            upsampling=o["upsampling"],
         )
         latent = self.content_encoder_x.out_channels
         # spatial sizes must divide this (the translate step pads whole images to it)

@@ -83,7 +83,7 @@ class StyleEncoder(nn.Module):
 
 class StyleDecoder(nn.Module):
     """MUNIT decoder: AdaIN residual blocks whose parameters an MLP computes from the style code,
-    then :func:`satikit.gan.autoencoder.upsampling_path`.
+    then :func:`satikit.gan.autoencoder.upsampling_path` (``upsampling``: its mode).
 
     ``forward(content, style)``: content ``(B, channels, *S)``, style ``(B, style_dim)`` or
     ``(1, style_dim)`` (broadcast over the batch) -> ``(B, out_channels, *S * 2**n)`` in [-1, 1].
@@ -100,6 +100,7 @@ class StyleDecoder(nn.Module):
         style_dim: int,
         mlp_dim: int,
         mlp_layers: int = 3,
+        upsampling: str = "nearest",
     ) -> None:
         super().__init__()
         if mlp_layers < 1:
@@ -114,7 +115,7 @@ class StyleDecoder(nn.Module):
             width = mlp_dim
         layers.append(nn.Linear(width, n_params))
         self.mlp = nn.Sequential(*layers)
-        self.up = upsampling_path(dims, channels, out_channels, n_upsampling)
+        self.up = upsampling_path(dims, channels, out_channels, n_upsampling, upsampling)
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         if style.ndim != 2 or style.shape[1] != self.style_dim:

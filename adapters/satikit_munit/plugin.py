@@ -25,6 +25,12 @@ OPTIONS: dict[str, Option] = {
     "style_downsampling": Option(4, "stride-2 convolutions of the style encoder (paper: 4)"),
     "mlp_dim": Option(256, "hidden width of the MLP that maps a style to AdaIN parameters"),
     "mlp_layers": Option(3, "linear layers of that MLP"),
+    "upsampling": Option(
+        "nearest",
+        "decoder upsampling: nearest (the paper's 2x nearest + 5^N conv) or transposed "
+        "(CycleGAN's stride-2 3^N transposed conv)",
+        choices=("nearest", "transposed"),  # satikit.gan.autoencoder.UPSAMPLING
+    ),
     "ndf": Option(64, "discriminator base channels"),
     "d_layers": Option(4, "stride-2 layers of each discriminator scale"),
     "n_scales": Option(3, "scales of the multi-scale discriminator (paper: 3)"),

@@ -104,8 +104,9 @@ class UNITAdapter(TwoDomainAdapter):
         self.shared_decoder = nn.Sequential(
             *[ResnetBlock(dims, latent) for _ in range(o["n_shared"])]
         )
-        self.decoder_x = Decoder(dims, latent, in_channels, down, res)
-        self.decoder_y = Decoder(dims, latent, out_channels, down, res)
+        up = o["upsampling"]
+        self.decoder_x = Decoder(dims, latent, in_channels, down, res, up)
+        self.decoder_y = Decoder(dims, latent, out_channels, down, res, up)
         self.discriminator_x = self._discriminators(in_channels)
         self.discriminator_y = self._discriminators(out_channels)
         self._initialise()

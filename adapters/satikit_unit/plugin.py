@@ -29,6 +29,12 @@ OPTIONS: dict[str, Option] = {
         "residual blocks shared by both encoders, and by both decoders "
         "(paper: 1; the authors' 2018 code: 0)",
     ),
+    "upsampling": Option(
+        "nearest",
+        "decoder upsampling: nearest (the paper's 2x nearest + 5^N conv) or transposed "
+        "(CycleGAN's stride-2 3^N transposed conv)",
+        choices=("nearest", "transposed"),  # satikit.gan.autoencoder.UPSAMPLING
+    ),
     "ndf": Option(64, "discriminator base channels"),
     "d_layers": Option(4, "stride-2 layers of each discriminator scale"),
     "n_scales": Option(3, "scales of the multi-scale discriminator"),

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from satikit.gan.layers import ConvBlock, check_divisible
+from satikit.gan.layers import ConvBlock, check_divisible, conv_layer, make_norm
 from satikit.gan.resnet import ResnetBlock
 
-__all__ = ["Decoder", "Encoder", "upsampling_path"]
+__all__ = ["UPSAMPLING", "Decoder", "Encoder", "upsampling_path"]
 
 
 class Encoder(nn.Module):
@@ -42,36 +42,57 @@ class Encoder(nn.Module):
         return self.layers(x)
 
 
+#: how :func:`upsampling_path` doubles the size: the papers' ``nearest`` (2x nearest-neighbour
+#: upsampling + 5^N conv) or CycleGAN's ``transposed`` (3^N stride-2 transposed conv)
+UPSAMPLING = ("nearest", "transposed")
+
+
 def upsampling_path(
-    dims: int, channels: int, out_channels: int, n_upsampling: int
+    dims: int, channels: int, out_channels: int, n_upsampling: int, mode: str = "nearest"
 ) -> nn.Sequential:
-    """``n_upsampling`` x (2x nearest upsampling, 5^N conv, LN, ReLU) halving the width, then a
-    7^N conv with tanh: ``(B, channels, *S)`` -> ``(B, out_channels, *S * 2**n)`` in [-1, 1]."""
+    """``n_upsampling`` x (an upsampling stage (``mode``, see :data:`UPSAMPLING`), LN, ReLU)
+    halving the width, then a 7^N conv with tanh: ``(B, channels, *S)`` ->
+    ``(B, out_channels, *S * 2**n)`` in [-1, 1]."""
+    if mode not in UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {mode!r}")
     layers: list[nn.Module] = []
     for _ in range(n_upsampling):
-        layers.append(
-            nn.Sequential(
+        if mode == "nearest":
+            stage: nn.Module = nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 ConvBlock(dims, channels, channels // 2, 5, norm="ln"),
             )
-        )
+        else:
+            transposed = conv_layer("convT", dims)
+            stage = nn.Sequential(
+                transposed(channels, channels // 2, 3, stride=2, padding=1, output_padding=1),
+                make_norm("ln", dims, channels // 2),
+                nn.ReLU(inplace=True),
+            )
+        layers.append(stage)
         channels //= 2
     layers.append(ConvBlock(dims, channels, out_channels, 7, act="tanh"))
     return nn.Sequential(*layers)
 
 
 class Decoder(nn.Module):
-    """``n_res`` residual blocks (IN), then :func:`upsampling_path`.
+    """``n_res`` residual blocks (IN), then :func:`upsampling_path` (``upsampling``: its mode).
 
     ``(B, channels, *S)`` -> ``(B, out_channels, *S * 2**n_upsampling)``, tanh values in [-1, 1].
     """
 
     def __init__(
-        self, dims: int, channels: int, out_channels: int, n_upsampling: int, n_res: int
+        self,
+        dims: int,
+        channels: int,
+        out_channels: int,
+        n_upsampling: int,
+        n_res: int,
+        upsampling: str = "nearest",
     ) -> None:
         super().__init__()
         self.blocks = nn.Sequential(*[ResnetBlock(dims, channels) for _ in range(n_res)])
-        self.up = upsampling_path(dims, channels, out_channels, n_upsampling)
+        self.up = upsampling_path(dims, channels, out_channels, n_upsampling, upsampling)
 
     def forward(self, h: Tensor) -> Tensor:
         return self.up(self.blocks(h))
