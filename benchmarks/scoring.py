@@ -187,6 +187,12 @@ def score_method(
     }
 
 
+def data_key(images: Path) -> str:
+    """The images' folder as cached scores record it: its real path, so a checkout that reaches
+    the same cache through a link (a second working tree) reuses the scores."""
+    return str(Path(images).resolve())
+
+
 def evaluate_run(
     config: BenchConfig,
     root: Path,
@@ -219,7 +225,7 @@ def evaluate_run(
     for method in methods or methods_for(run):
         spec = parse_method(method, inference)
         key = config_hash(
-            {"method": repr(spec), "evaluation": EVALUATION_VERSION, "data": str(images)}
+            {"method": repr(spec), "evaluation": EVALUATION_VERSION, "data": data_key(images)}
         )
         safe = method.replace("/", "~")  # a norm suffix is not a folder
         cache = run_dir(root, run) / "evaluations" / split / f"{safe}-{key}.json"

@@ -51,7 +51,9 @@ def choose(
     images = planning.split_data(config, home, data_dir, "validation")
     path = planning.run_dir(root, run) / planning.SNAPSHOTS / planning.CHOSEN_SNAPSHOT
     old = json.loads(path.read_text()) if path.is_file() else {}
-    errors: dict[str, float] = dict(old.get("errors", {})) if old.get("data") == str(images) else {}
+    errors: dict[str, float] = (
+        dict(old.get("errors", {})) if old.get("data") == scoring.data_key(images) else {}
+    )
     for step, folder in kept:
         if str(step) not in errors:
             counts = scoring.score_method(*load_adapter(folder), images, "none", config.inference)
@@ -61,7 +63,7 @@ def choose(
     record = {
         "split": "validation",
         "method": "none",
-        "data": str(images),
+        "data": scoring.data_key(images),
         "errors": errors,
         "step": step,
         "snapshot": folder.name,

@@ -715,3 +715,22 @@ def test_variant_tables_of_data_with_a_known_truth_show_its_scores():
     table = markdown_table([summary])
     assert "| seam score | tile deviation |" in table
     assert "| cyclegan | sati | sati | 2 | 11.00 | 11.00 | 1.00 | 10.00 | 2.00 | 5.00 |" in table
+
+
+def test_scores_are_reused_through_a_linked_cache_folder(tiny_config, tmp_path, monkeypatch):
+    """A second checkout reaching the same cache through a symbolic link scores nothing again."""
+    config, root, data, runs = _trained(tiny_config, tmp_path, 1)
+    first = scoring.evaluate_run(config, root, data, runs[0], methods=["none"])
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "cache")
+
+    def rescored(*args, **kwargs):
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(scoring, "score_method", rescored)
+    linked_root, linked_data = (
+        link / root.relative_to(tmp_path / "cache"),
+        link / data.relative_to(tmp_path / "cache"),
+    )
+    again = scoring.evaluate_run(config, linked_root, linked_data, runs[0], methods=["none"])
+    assert again == first
