@@ -149,16 +149,21 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
     assert config["encoding"] == {"domain_encoding": False}  # the plain host GAN's [-1, 1]
     invoke("train", "--out", run, "--resume", "--steps", 3, "--quiet", "--threads", 1)
     assert json.loads((run / "config.json").read_text())["training"]["step"] == 3
+    refused = CliRunner().invoke(
+        cli, ["train", "--out", str(run), "--resume", "--bn-recalibration", "5", "--quiet"]
+    )
+    assert refused.exit_code != 0 and "--bn-recalibration 5 (it used 100)" in refused.output
     ablation = tmp_path / "ablation"
     ablation_flags = (
         "--no-overlap-sampling --no-domain-encoding --no-loss-ramping --no-pixel-weighting "
         "--lambda-stitch 5 --overlap 6 --strip-source neighbour --lambda-consistency 2 "
-        "--lambda-d-sati 0.5 --sati-start 0.25"
+        "--lambda-d-sati 0.5 --sati-start 0.25 --bn-recalibration 0"
     )
     train(tmp_path, ablation, *ablation_flags.split())
     epochs = tmp_path / "epochs"
     train(tmp_path, epochs, "--epochs", 2, steps=None)
     assert json.loads((epochs / "config.json").read_text())["training"]["steps"] == 2
+    assert json.loads((ablation / "config.json").read_text())["training"]["bn_recalibration"] == 0
     sati = json.loads((ablation / "config.json").read_text())["sati"]
     assert sati == {
         "enabled": True,
