@@ -28,9 +28,9 @@ from benchmarks.bench_config import InferenceConfig
 
 
 def methods_for(variant: str) -> tuple[str, ...]:
-    """Standard models: their own translation (``none``); SATI models (ablations included):
-    ``none`` and ``sati``."""
-    return ("none",) if variant == "standard" else ("none", "sati")
+    """Models trained without SATI (standard, control): their own translation (``none``); SATI
+    models (fine-tunes and ablations included): ``none`` and ``sati``."""
+    return ("none",) if variant in planning.TRAINING_FREE else ("none", "sati")
 
 
 def kept_runs(root: Path) -> list[tuple[planning.Run, list[tuple[int, Path]]]]:

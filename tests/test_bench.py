@@ -734,3 +734,12 @@ def test_scores_are_reused_through_a_linked_cache_folder(tiny_config, tmp_path, 
     )
     again = scoring.evaluate_run(config, linked_root, linked_data, runs[0], methods=["none"])
     assert again == first
+
+
+def test_learning_curves_score_sati_only_on_models_trained_with_it():
+    from benchmarks import learning_curve
+
+    assert learning_curve.methods_for("standard") == ("none",)
+    assert learning_curve.methods_for("control") == ("none",)  # a fine-tune without SATI
+    assert learning_curve.methods_for("sati-finetune") == ("none", "sati")
+    assert learning_curve.methods_for("sati-wo-domain-encoding") == ("none", "sati")
