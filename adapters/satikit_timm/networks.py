@@ -9,7 +9,9 @@ and ends in a 3x3 conv with tanh. Resizing goes to each feature's exact size, so
 the backbone accepts works (no divisibility rule). 2D only (timm models are 2D).
 
 Statistics across tiles: the backbone's BatchNorm layers normalise with their running statistics
-at inference (a loaded run is in evaluation mode), so the encoder is the same for every tile;
+at inference (a loaded run is in evaluation mode; the trainer recomputes them over source-domain
+crops before every checkpoint, :mod:`satikit.training.batch_norm`), so the encoder is the same
+for every tile;
 the decoder's instance norms are per tile, and they are what ``--norm thumbnail|kernel|dense``
 share.
 """

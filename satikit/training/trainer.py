@@ -352,10 +352,10 @@ class SATITrainer:
         """Recompute the BatchNorm running statistics of ``generator_xy`` (and ``generator_yx``)
         over ``training.bn_recalibration`` batches of their source domain's training crops
         (:func:`satikit.training.batch_norm.recalibrate`); nothing for generators without
-        BatchNorm, or without crop samplers. The crops come from a generator of their own
+        BatchNorm, or without a crop sampler of their source domain. The crops come from a generator of their own
         (seeded by the seed and step), so training draws what it would without this."""
         batches = self.config.training.bn_recalibration
-        if not batches or self.x_sampler is None or self.y_sampler is None:
+        if not batches:
             return
         rng = np.random.default_rng((self.config.training.seed, self.step))
         size = self.config.training.batch_size
@@ -366,10 +366,11 @@ class SATITrainer:
                 yield self.hooks.split_context(crop)[1] if source else crop
 
         pairs = [(self.adapter.generator_xy, self.x_sampler, True)]
-        if not only_xy and getattr(self.adapter, "generator_yx", None) is not None:
-            pairs.append((self.adapter.generator_yx, self.y_sampler, False))
+        if not only_xy:
+            pairs.append((getattr(self.adapter, "generator_yx", None), self.y_sampler, False))
         for generator, sampler, source in pairs:
-            recalibrate(generator, crops(sampler, source))
+            if generator is not None and sampler is not None:
+                recalibrate(generator, crops(sampler, source))
 
     def save(self) -> Path | None:
         """Write weights, resume state and config to ``run_dir`` as one atomic checkpoint
