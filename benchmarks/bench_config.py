@@ -99,12 +99,28 @@ class Section:
 
 @dataclass(frozen=True, kw_only=True)
 class PlanOverrides(Section):
-    """``[per_adapter.<adapter>]``: plan keys for one adapter (None: the top-level value)."""
+    """``[per_adapter.<adapter>]``: plan keys for one adapter (None: the top-level value), the
+    training steps of its runs trained from scratch (``steps``, instead of ``[train] steps``)
+    and of its fine-tunes and controls (``finetune_steps``, instead of ``[finetune] steps``),
+    and SATISettings its SATI fine-tunes take on top of ``[finetune.sati]``
+    (``finetune_sati``)."""
 
     models: tuple[str, ...] | None = None
     seeds: tuple[int, ...] | None = None
     ablation_seeds: tuple[int, ...] | None = None
     ablations: tuple[str, ...] | None = None
+    steps: int | None = None
+    finetune_steps: int | None = None
+    finetune_sati: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, table: Mapping[str, Any], where: str, source: str) -> PlanOverrides:
+        config = super().from_dict(table, where, source)
+        for key in ("steps", "finetune_steps"):
+            if (value := getattr(config, key)) is not None and value < 1:
+                raise ConfigError(f"{source}: {_key(f'{where}.{key}')} must be >= 1, got {value}")
+        _check_sati(config.finetune_sati, f"{where}.finetune_sati", source)
+        return config
 
 
 # the keys of [data] every kind takes besides its generator's: the validation set's

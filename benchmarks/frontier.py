@@ -16,6 +16,7 @@ Trains what is missing first (like the quality benchmark; evaluations are cached
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -182,6 +183,23 @@ def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     save_figure(fig, ax, path, title)
 
 
+def selection_suffix(
+    adapters: Sequence[str] | None,
+    models: Sequence[str] | None,
+    seeds: Sequence[int] | None,
+    methods: Sequence[str] | None,
+) -> str:
+    """The part of a report's file name naming a selection of the config's plan (adapters,
+    models, seeds, methods; empty for the whole plan), so that a report of part of the plan
+    never takes the place of the whole plan's report."""
+    parts = [*(adapters or []), *(models or [])]
+    if seeds is not None:
+        parts.append("seeds" + "-".join(str(s) for s in seeds))
+    if methods:
+        parts.append(f"{len(methods)}methods")
+    return "".join(f"-{re.sub(r'[^A-Za-z0-9.-]+', '_', p)}" for p in parts)
+
+
 def run_frontier(
     config_name: str,
     *,
@@ -321,6 +339,7 @@ def run_frontier(
             "neighbouring pixels (1: borders invisible).\n\n"
         )
         suffix = "-frontier" + (f"-{variant}" if variant else "")
+        suffix += selection_suffix(adapters, models, seeds, methods)
         suffix += "" if split == "test" else f"-{split}"
         json_path, _ = write_results(config.name, payload, header + table, suffix, 1)
         title = f"{config.name} ({payload['commit']})"

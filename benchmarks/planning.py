@@ -215,11 +215,17 @@ def ensure_dataset(config: BenchConfig, root: Path) -> Path:
 # -- training ------------------------------------------------------------------------------
 def run_steps(config: BenchConfig, run: Run) -> int:
     """Training steps of a run: ``[finetune] steps`` for fine-tunes and their controls, else
-    ``[train] steps``."""
+    ``[train] steps``; ``[per_adapter.<adapter>]``'s ``finetune_steps`` / ``steps`` replace
+    them for that adapter's runs."""
+    overrides = config.per_adapter.get(run.adapter)
     if run.variant in (FINETUNE, CONTROL):
         if config.finetune is None:
             raise ValueError(f"model {run.variant!r} needs a [finetune] table (its steps)")
+        if overrides is not None and overrides.finetune_steps is not None:
+            return overrides.finetune_steps
         return config.finetune.steps
+    if overrides is not None and overrides.steps is not None:
+        return overrides.steps
     return config.train.steps
 
 

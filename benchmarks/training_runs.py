@@ -4,6 +4,7 @@ the training itself, several runs at a time in separate processes."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable, Iterable
@@ -41,10 +42,12 @@ def train_config(config: BenchConfig, run: Run):
     sati: dict[str, Any] = {"enabled": run.variant not in TRAINING_FREE}
     # optional SATISettings overrides: [train.sati] for SATI models, [train.standard] for the
     # baselines (e.g. lambda_stitch = 5 / domain_encoding = true), [finetune.sati] on top for
-    # fine-tunes
+    # fine-tunes, then the adapter's own [per_adapter.<adapter>] finetune_sati
     sati.update(train.sati if sati["enabled"] else train.standard)
     if run.variant == FINETUNE and config.finetune is not None:
         sati.update(config.finetune.sati)
+        if (overrides := config.per_adapter.get(run.adapter)) is not None:
+            sati.update(overrides.finetune_sati)
     for adaptation, overrides in ABLATION_SETTINGS.items():
         if run.variant == f"sati-wo-{adaptation.replace('_', '-')}":
             sati.update(overrides)
@@ -113,20 +116,53 @@ def _matches(path: Path, config: BenchConfig, run: Run) -> bool:
     )
 
 
-def is_trained(root: Path, run: Run, steps: int, config: BenchConfig | None = None) -> bool:
-    """Whether ``run`` finished ``steps`` steps (and, given ``config``, with its settings)."""
+# beside a fine-tune's config.json: which weights it started from
+PARENT = "parent.json"
+
+
+def _weights_id(folder: Path) -> str | None:
+    """The SHA-256 of a run's ``model.safetensors`` as its config.json records it."""
+    from satikit.checkpoint import read_config
+
+    path = folder / "config.json"
+    return read_config(path).files.get("model.safetensors") if path.is_file() else None
+
+
+def _parent_changed(root: Path, run: Run, config: BenchConfig, home: Path | None) -> bool:
+    """Whether the run a fine-tune started from (in ``home``, default ``root``) holds other
+    weights now than when the fine-tune began (e.g. it was retrained for more steps). Runs
+    from before this record was kept count as unchanged."""
+    source = init_run(config, run)
+    record = run_dir(root, run) / PARENT
+    if source is None or not record.is_file():
+        return False
+    return json.loads(record.read_text())["model"] != _weights_id(run_dir(home or root, source))
+
+
+def is_trained(
+    root: Path,
+    run: Run,
+    steps: int,
+    config: BenchConfig | None = None,
+    home: Path | None = None,
+) -> bool:
+    """Whether ``run`` finished ``steps`` steps (and, given ``config``, with its settings and,
+    for a fine-tune, from its parent's current weights; see :func:`is_stale`)."""
     from satikit.checkpoint import read_config
 
     path = run_dir(root, run) / "config.json"
-    if not path.is_file() or (config is not None and not _matches(path, config, run)):
+    if not path.is_file() or (config is not None and is_stale(root, run, config, home)):
         return False
     return read_config(path).training.step == steps
 
 
-def is_stale(root: Path, run: Run, config: BenchConfig) -> bool:
-    """A cached run trained with other settings than the config now asks for."""
+def is_stale(root: Path, run: Run, config: BenchConfig, home: Path | None = None) -> bool:
+    """A cached run trained with other settings than the config now asks for, or a fine-tune
+    of weights its parent run (in ``home``, default ``root``) no longer holds."""
     path = run_dir(root, run) / "config.json"
-    return path.is_file() and not _matches(path, config, run)
+    if not path.is_file():
+        return False
+    return not _matches(path, config, run) or _parent_changed(root, run, config, home)
 
 
 def snapshots(root: Path, run: Run) -> list[tuple[int, Path]]:
@@ -147,16 +183,18 @@ def train_one(
     import torch
 
     from satikit.checkpoint import load_init
+    from satikit.io.atomic import write_json
     from satikit.training import SATITrainer, Snapshots
 
     # a run's kept weights (config ``snapshots = true``), for learning curves
     callbacks = [Snapshots(SNAPSHOTS)] if config.snapshots else []
     torch.set_num_threads(config.threads_per_job)
     target = run_dir(Path(root), run)
-    if is_trained(Path(root), run, run_steps(config, run), config):
+    parents = Path(home or root)
+    if is_trained(Path(root), run, run_steps(config, run), config, parents):
         return str(target)
-    if is_stale(Path(root), run, config):
-        shutil.rmtree(target)  # trained by an older harness with other settings
+    if is_stale(Path(root), run, config, parents):
+        shutil.rmtree(target)  # trained with other settings, or from other weights
     if (target / "config.json").is_file():
         trainer = SATITrainer.resume(target, callbacks=callbacks)
     else:
@@ -170,7 +208,10 @@ def train_one(
             callbacks=callbacks,
         )
         if (source := init_run(config, run)) is not None:
-            load_init(trainer.adapter, run_dir(Path(home or root), source))
+            parent = run_dir(parents, source)
+            load_init(trainer.adapter, parent)
+            target.mkdir(parents=True, exist_ok=True)
+            write_json(target / PARENT, {"run": source.name, "model": _weights_id(parent)})
     trainer.fit(progress=False)
     trainer.save()
     return str(target)
@@ -186,10 +227,10 @@ def train_all(
 ) -> None:
     """Train the missing runs, ``jobs`` at a time in separate processes: first those trained
     from scratch, then the fine-tunes of standard runs (from ``home``, default ``root``)."""
-    todo = [r for r in runs if not is_trained(root, r, run_steps(config, r), config)]
+    todo = [r for r in runs if not is_trained(root, r, run_steps(config, r), config, home)]
     for run in todo:
-        if is_stale(root, run, config):
-            echo(f"  {run.name}: cached with other settings, retraining")
+        if is_stale(root, run, config, home):
+            echo(f"  {run.name}: cached with other settings or from other weights, retraining")
     if not todo:
         return
     echo(f"training {len(todo)} run(s), {config.jobs} at a time")

@@ -65,8 +65,10 @@ def variant_config(
     if unknown:
         raise ValueError(f"unknown SATI setting(s) {unknown}; known: {sorted(known)}")
     train = config.train
-    if steps is not None:
+    if steps is not None:  # also for adapters whose [per_adapter] table sets their own
         train = replace(train, steps=int(steps))
+        per_adapter = {a: replace(o, steps=None) for a, o in config.per_adapter.items()}
+        config = replace(config, per_adapter=per_adapter)
     if init is not None:
         if init != "standard":
             raise ValueError(f"--init takes 'standard', got {init!r}")
@@ -78,6 +80,13 @@ def variant_config(
     section = "standard" if variant == "standard" else "sati"
     sati = {**getattr(train, section), **overrides}
     return replace(config, train=replace(train, options=adapter_options, **{section: sati}))
+
+
+def _steps(config: BenchConfig, runs: Sequence[planning.Run]) -> int | dict[str, int]:
+    """The runs' training steps: one number, or one per adapter where they differ."""
+    steps = {run.adapter: planning.run_steps(config, run) for run in runs}
+    values = set(steps.values())
+    return values.pop() if len(values) == 1 else steps
 
 
 def default_label(
@@ -161,7 +170,7 @@ def run_variant(
         "label": label,
         "overrides": overrides,
         "options": options or {},
-        "steps": config.train.steps,
+        "steps": _steps(config, runs),
         "init": init,
         "split": split,
         "commit": git_commit(),

@@ -89,6 +89,49 @@ def test_per_adapter_plan_overrides_seeds_and_ablations(tiny_config):
         planning.plan_runs(BenchConfig.from_dict(raw))
 
 
+def test_per_adapter_steps_and_finetune_settings(tiny_config):
+    raw = planning.load_config(str(tiny_config)).as_dict()
+    raw["adapters"] = ["cyclegan", "munit"]
+    raw["models"] = ["standard", "sati-finetune", "control"]
+    raw["ablation_seeds"] = []
+    raw["finetune"] = {"steps": 3, "sati": {"lambda_d_sati": 0.5}}
+    raw["per_adapter"] = {
+        "munit": {"steps": 7, "finetune_steps": 5, "finetune_sati": {"lambda_consistency": 1.0}}
+    }
+    config = BenchConfig.from_dict(raw)
+    steps = {
+        (r.adapter, r.variant): planning.run_steps(config, r) for r in planning.plan_runs(config)
+    }
+    assert steps == {
+        ("cyclegan", "standard"): 2,
+        ("cyclegan", "sati-finetune"): 3,
+        ("cyclegan", "control"): 3,
+        ("munit", "standard"): 7,
+        ("munit", "sati-finetune"): 5,
+        ("munit", "control"): 5,
+    }
+    settings = {
+        (r.adapter, r.variant): training_runs.train_config(config, r).sati
+        for r in planning.plan_runs(config)
+    }
+    munit, cyclegan = settings["munit", "sati-finetune"], settings["cyclegan", "sati-finetune"]
+    assert (munit.lambda_consistency, munit.lambda_d_sati) == (1.0, 0.5)  # on top of [finetune]
+    assert (cyclegan.lambda_consistency, cyclegan.lambda_d_sati) == (0.0, 0.5)
+    assert settings["munit", "control"].enabled is False
+    assert (
+        training_runs.train_config(config, planning.Run("munit", "control", 0)).training.steps == 5
+    )
+    # a variant's --steps applies to every adapter, also one with its own steps
+    varied = variants.variant_config(config, "standard", {}, 11)
+    assert planning.run_steps(varied, planning.Run("munit", "standard", 0)) == 11
+    raw["per_adapter"]["munit"]["finetune_sati"] = {"lambda_stitchh": 1.0}
+    with pytest.raises(ValueError, match=r"finetune_sati.*lambda_stitchh"):
+        BenchConfig.from_dict(raw)
+    raw["per_adapter"]["munit"] = {"steps": 0}
+    with pytest.raises(ValueError, match=r"per_adapter.munit.steps.*>= 1"):
+        BenchConfig.from_dict(raw)
+
+
 def test_bench_cli_names_an_adapter_the_config_lacks(tiny_config, tmp_path):
     from click.testing import CliRunner
 

@@ -75,6 +75,17 @@ def test_finetune_starts_from_the_trained_standard_weights(config_path, tmp_path
     tuned = load_adapter(planning.run_dir(root, finetune))[0].state_dict()
     gap = max((base[k].float() - tuned[k].float()).abs().max().item() for k in base)
     assert 0 < gap < 0.05
+    # the parent trained for more steps: the fine-tune of its old weights is stale, retrained
+    steps = planning.run_steps(config, finetune)
+    assert training_runs.is_trained(root, finetune, steps, config)
+    longer = replace(config, train=replace(config.train, steps=config.train.steps + 1))
+    assert not training_runs.is_stale(root, finetune, longer)  # until the parent changes
+    training_runs.train_one(longer, standard, str(root), str(data))
+    assert training_runs.is_stale(root, finetune, longer)
+    assert not training_runs.is_trained(root, finetune, steps, longer)
+    training_runs.train_one(longer, finetune, str(root), str(data))
+    assert loaded[-1] == planning.run_dir(root, standard)
+    assert training_runs.is_trained(root, finetune, steps, longer)
 
 
 def test_validation_split_scores_other_images_and_is_refused_on_the_test_seed(
@@ -523,3 +534,10 @@ def test_a_chosen_snapshot_is_asked_for_before_it_is_chosen(tmp_path):
         planning.run_dir(tmp_path, planning.Run("cyclegan", "standard", 0, "best"))
     with pytest.raises(ValueError, match="weights must be one of"):
         planning.Run("cyclegan", "standard", 0, "last")
+
+
+def test_a_report_of_part_of_the_plan_is_named_after_its_selection():
+    assert frontier.selection_suffix(None, None, None, None) == ""
+    assert frontier.selection_suffix(["timm"], None, [0], None) == "-timm-seeds0"
+    named = frontier.selection_suffix(["cyclegan", "timm"], ["sati-finetune"], [1, 2], ["none"])
+    assert named == "-cyclegan-timm-sati-finetune-seeds1-2-1methods"
