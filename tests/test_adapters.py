@@ -208,6 +208,34 @@ def test_transposed_upsampling_option_keeps_shapes_and_trains(name: str, dims: i
         upsampling_path(dims, 8, 3, 1, "bilinear")
 
 
+@pytest.mark.parametrize("name", ["unit", "munit"])
+def test_identity_loss_option_maps_each_domain_through_the_other_generator(name: str) -> None:
+    options = dict(get_adapter_info(name).test_options)
+    if name == "unit":
+        options["latent_noise"] = 0.0
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    y = torch.rand(2, 3, 32, 32) * 2 - 1
+    plain = _tiny(name, dims=2, **options)
+    plain.generator_step(x, y)
+    assert not {"idt_x", "idt_y"} & set(plain.loss_terms)  # the paper's loss by default
+    adapter = _tiny(name, dims=2, **options, lambda_idt=2.0)
+    adapter.generator_step(x, y)
+    xy, yx = adapter.generator_xy, adapter.generator_yx
+    with torch.no_grad():
+        if name == "unit":  # no latent noise: the training-mode path is deterministic
+            through = xy.decode(xy.encode(y)), yx.decode(yx.encode(x))
+        else:  # each image's own style
+            through = (
+                xy.decode(adapter.content_encoder_x(y), adapter.style_encoder_y(y)),
+                yx.decode(adapter.content_encoder_y(x), adapter.style_encoder_x(x)),
+            )
+    for key, out, target in (("idt_y", through[0], y), ("idt_x", through[1], x)):
+        expected = 2.0 * (out - target).abs().mean()
+        assert torch.allclose(adapter.loss_terms[key], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="lambda_idt 0"):
+        create_adapter(name, dims=2, in_channels=1, out_channels=3, **options, lambda_idt=1.0)
+
+
 def test_unit_latent_noise_zero_makes_training_mode_deterministic() -> None:
     torch.manual_seed(0)
     unit = create_adapter(

@@ -161,7 +161,8 @@ class MUNITAdapter(TwoDomainAdapter):
     # -- training -------------------------------------------------------------------------
     def generator_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """MUNIT generator loss (paper eq. 5: adversarial, image and latent reconstruction,
-        optional style-augmented cycle) and ``ŷ_x = G_Y(c_x, s_y)``, ``s_y ~ N(0, I)``.
+        optional style-augmented cycle; beyond the paper, an optional identity loss that
+        decodes the other domain's content of an image with its own style) and ``ŷ_x = G_Y(c_x, s_y)``, ``s_y ~ N(0, I)``.
 
         Sets ``generator_xy.style = s_y`` (and ``generator_yx.style = s_x``) until
         :meth:`discriminator_step`, so SATI's ``ŷ_z = G_XY(z)`` uses the same style as ``ŷ_x``.
@@ -188,6 +189,11 @@ class MUNITAdapter(TwoDomainAdapter):
         if o["lambda_cycle"] > 0:
             terms["cycle_x"] = o["lambda_cycle"] * F.l1_loss(yx.decode(c_x_rec, s_x_own), x)
             terms["cycle_y"] = o["lambda_cycle"] * F.l1_loss(xy.decode(c_y_rec, s_y_own), y)
+        if o["lambda_idt"] > 0:  # beyond the paper: CycleGAN's identity loss, own styles
+            idt_y = xy.decode(self.content_encoder_x(y), s_y_own)
+            idt_x = yx.decode(self.content_encoder_y(x), s_x_own)
+            terms["idt_y"] = o["lambda_idt"] * F.l1_loss(idt_y, y)
+            terms["idt_x"] = o["lambda_idt"] * F.l1_loss(idt_x, x)
         xy.style, yx.style = s_y.detach(), s_x.detach()
         self._fake_x = fake_x.detach()
         self.loss_terms = {key: value.detach() for key, value in terms.items()}

@@ -4,7 +4,8 @@ Per domain an encoder ``E`` (private layers, then high-level layers *shared* by 
 and a generator / decoder ``G`` (shared first layers, then private ones); ``q(h | x) = N(E(x), I)``
 (the paper's unit-variance encoder). SATI wraps ``G_XY = decode_Y(encode_X(.))``
 (:class:`UNITTranslator`) and ``D_Y``; the host losses are the paper's: adversarial, KL,
-reconstruction, and cycle reconstruction with its KL term.
+reconstruction, and cycle reconstruction with its KL term (and, beyond the paper, CycleGAN's
+identity loss with ``lambda_idt`` > 0).
 
 Every generator's tanh output is mapped to its target domain with
 :func:`satikit.encoding.to_domain`, so reconstruction and cycle losses compare like with like.
@@ -159,6 +160,9 @@ class UNITAdapter(TwoDomainAdapter):
                     "kl_cycle_y": o["lambda_kl_cycle"] * kl_loss(mu_y_cyc),
                 }
             )
+        if o["lambda_idt"] > 0:  # beyond the paper: CycleGAN's identity loss
+            terms["idt_y"] = o["lambda_idt"] * F.l1_loss(xy.decode(xy.sample(xy.encode(y))), y)
+            terms["idt_x"] = o["lambda_idt"] * F.l1_loss(yx.decode(yx.sample(yx.encode(x))), x)
         self._fake_x = fake_x.detach()
         self.loss_terms = {key: value.detach() for key, value in terms.items()}
         return sum(terms.values()), fake_y  # type: ignore[return-value]

@@ -57,6 +57,11 @@ OPTIONS: dict[str, Option] = {
     "lambda_cycle": Option(
         10.0, "weight of the L1 cycle reconstruction (paper lambda_4 / lambda_0)"
     ),
+    "lambda_idt": Option(
+        0.0,
+        "beyond the paper: weight of CycleGAN's L1 identity loss (a Y image through G_XY "
+        "comes back unchanged, and an X image through G_YX); 0: the paper's loss",
+    ),
     "lr": Option(1e-4, "Adam learning rate (paper: 0.0001)"),
     "beta1": Option(0.5, "Adam beta1"),
     "beta2": Option(0.999, "Adam beta2"),

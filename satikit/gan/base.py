@@ -54,7 +54,8 @@ class AdapterBase(nn.Module):
         in_channels / out_channels: channels of X / Y images.
         domain_encoding: generators map to encoded domain ranges (SATI III-C).
         **options: the hyperparameters the adapter's plugin declares; the optimiser reads
-            ``lr``, ``beta1``, ``beta2``, ``lr_decay_start`` and, if declared, ``weight_decay``.
+            ``lr``, ``beta1``, ``beta2``, ``lr_decay_start`` and, if declared, ``weight_decay``;
+            an identity loss (``lambda_idt`` > 0) needs as many X as Y channels.
     """
 
     name = ""
@@ -75,6 +76,11 @@ class AdapterBase(nn.Module):
         self.domain_encoding = domain_encoding
         self.loss_terms: dict[str, Tensor] = {}
         self._fake_x: Tensor | None = None
+        if self.options.get("lambda_idt", 0) > 0 and in_channels != out_channels:
+            raise ValueError(
+                f"the identity loss needs as many X as Y channels ({in_channels} vs "
+                f"{out_channels}); pass -o lambda_idt 0"
+            )
 
     def generator_parameters(self) -> list[nn.Parameter]:
         """Every parameter outside the discriminators, each once, in module order."""

@@ -40,11 +40,6 @@ class CycleGANBase(AdapterBase):
         super().__init__(**kwargs)
         o, dims = self.options, self.dims
         in_channels, out_channels = self.in_channels, self.out_channels
-        if o["lambda_idt"] > 0 and in_channels != out_channels:
-            raise ValueError(
-                f"the identity loss needs as many X as Y channels ({in_channels} vs "
-                f"{out_channels}); pass -o lambda_idt 0"
-            )
         generator = dict(ngf=o["ngf"], n_blocks=o["n_blocks"], n_downsampling=o["n_downsampling"])
         self.generator_xy = DomainGenerator(
             ResnetGenerator(dims, in_channels, out_channels, **generator),
