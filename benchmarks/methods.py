@@ -17,6 +17,11 @@ The error-versus-cost frontier adds names with the overlap as a percentage of th
 scale), ``/kernel`` (KIN, a 3-tile constant kernel over the tiles' statistics), optionally
 with a value, ``/thumbnail:0.5`` or ``/kernel:5:gaussian``, or ``/dense`` (dense
 normalisation, no value); the extra pass counts in the cost.
+
+For adapters with random style codes (MUNIT), ``+tile-styles`` after a tiled method's name (before
+or after a normalisation suffix) draws a style per tile instead of one per image, e.g.
+``gaussian@25+tile-styles``: what tiling does to a multimodal model that is not told to keep its
+tiles in one style.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from benchmarks.bench_config import InferenceConfig
 __all__ = ["Method", "parse_method"]
 
 _NORM_SUFFIX = re.compile(r"(?P<base>.+?)/(?P<norm>thumbnail|kernel|dense)(?::(?P<value>.+))?")
+TILE_STYLES = "+tile-styles"
 _PARAMETRISED = re.compile(
     r"(?P<kind>simple|gaussian|pyramid|sati)@(?P<percent>\d+(?:\.\d+)?)(?:\+m(?P<margin>\d+))?"
 )
@@ -52,6 +58,8 @@ class Method:
             (KIN) or ``dense``.
         norm_value: the ``thumbnail_scale`` or ``norm_kernel`` given after the suffix, or None
             (the engine's defaults).
+        styles: ``image`` (one style code per image, the engine's way) or ``tile`` (a random
+            style per tile, ``+tile-styles``; adapters with style codes only).
     """
 
     name: str
@@ -63,6 +71,7 @@ class Method:
     seam: str = "middle"
     norm: str = "tile"
     norm_value: str | None = None
+    styles: str = "image"
 
     def settings(self, batch_size: int = 1):
         """The :class:`satikit.settings.InferenceSettings` of this method (tiles per
@@ -130,6 +139,11 @@ def parse_method(name: str, inference: InferenceConfig) -> Method:
     Raises:
         ValueError: an unknown name, naming the known forms.
     """
+    if name.endswith(TILE_STYLES):
+        base = parse_method(name[: -len(TILE_STYLES)], inference)
+        if base.strategy == "none":
+            raise ValueError(f"{name!r}: a style per tile needs a tiled method")
+        return replace(base, name=name, styles="tile")
     if suffix := _NORM_SUFFIX.fullmatch(name):
         base = parse_method(suffix["base"], inference)
         if base.strategy == "none":

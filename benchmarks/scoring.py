@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmarks.bench_config import BenchConfig, InferenceConfig
-from benchmarks.methods import parse_method
+from benchmarks.methods import TILE_STYLES, parse_method
 from benchmarks.planning import Run, config_hash, methods_for, run_dir, split_data
+
+if TYPE_CHECKING:
+    import torch
 
 # bump when evaluate_run's output changes, so cached evaluations are redone
 EVALUATION_VERSION = 5  # 5: last tiles shifted back to the border, not reflect-padded
@@ -75,10 +78,43 @@ def translate_with(
 
     from satikit.translation.translate import translate_array
 
-    settings = parse_method(method, inference).settings(inference.batch_size)
+    parsed = parse_method(method, inference)
     # the tile order changes the speed only (wavefront: SATI's independent tiles in batches)
-    settings = replace(settings, order=inference.order)
+    settings = replace(parsed.settings(inference.batch_size), order=inference.order)
+    if parsed.styles == "tile":
+        adapter = TileStyles(adapter, name=method)
     return translate_array(adapter, run_config, image, settings)
+
+
+class TileStyles:
+    """An adapter with style codes (``style_dim``, ``translate(x, style=...)``: MUNIT) that
+    decodes every tile with a style of its own, drawn from N(0, I) by a generator seeded with
+    ``seed`` (the same draws on every run); everything else is the wrapped adapter's.
+
+    Raises:
+        ValueError: the adapter has no style codes.
+    """
+
+    def __init__(self, adapter: Any, *, name: str = TILE_STYLES, seed: int = 0) -> None:
+        if not isinstance(getattr(adapter, "style_dim", None), int):
+            raise ValueError(
+                f"{name!r} draws a style code per tile; the {type(adapter).__name__} has no "
+                "style codes (no integer style_dim)"
+            )
+        import torch
+
+        self._adapter = adapter
+        self._generator = torch.Generator().manual_seed(seed)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._adapter, attribute)
+
+    def translate(self, x: torch.Tensor, **_: Any) -> torch.Tensor:
+        """``(B, C, *tile)`` -> the adapter's translation, tile ``i`` in style ``i``."""
+        import torch
+
+        styles = torch.randn(x.shape[0], self._adapter.style_dim, generator=self._generator)
+        return self._adapter.translate(x, style=styles.to(x.device))
 
 
 COUNT_KEYS = (

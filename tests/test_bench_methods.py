@@ -166,3 +166,78 @@ def test_translate_with_equals_the_engine_on_the_methods_grid(method):
     y = stitch_on_grid(x, adapter.translate, grid, strategy=spec.strategy, batch_size=3, **options)
     expected = np.moveaxis(decode(y, "y"), 0, -1)
     assert np.array_equal(translate_with(adapter, config, image, method, inference), expected)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gaussian@25+tile-styles",
+        "sati@25+m8+tile-styles/kernel:5",
+        "sati@25+m8/kernel:5+tile-styles",
+    ],
+)
+def test_tile_styles_suffix_keeps_the_grid_and_statistics(name):
+    method = parse_method(name, INFERENCE)
+    base = parse_method(name.replace("+tile-styles", ""), INFERENCE)
+    assert method.styles == "tile" and base.styles == "image"
+    assert replace(method, name=base.name, styles="image") == base
+
+
+def test_tile_styles_need_a_tiled_method():
+    with pytest.raises(ValueError, match="tiled method"):
+        parse_method("none+tile-styles", INFERENCE)
+
+
+def _translate_setup(adapter_name: str):
+    import numpy as np
+    import torch
+
+    from satikit.checkpoint import DataSpec, RunConfig, SATISettings
+    from satikit.plugins import create_adapter, get_adapter_info
+
+    torch.manual_seed(0)
+    adapter = create_adapter(adapter_name, **get_adapter_info(adapter_name).test_options)
+    adapter.train(False)
+    config = RunConfig(
+        data=DataSpec(dims=2, in_channels=3, out_channels=3),
+        sati=SATISettings(domain_encoding=True),
+    )
+    image = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    return adapter, config, image
+
+
+def test_tile_styles_decode_each_tile_with_its_own_seeded_draw():
+    """MUNIT, simple tiling without overlap, one tile per call: tile i (raster order) is the
+    adapter's translation with the i-th N(0, I) draw of a generator seeded 0."""
+    import numpy as np
+    import torch
+
+    from benchmarks.scoring import translate_with
+    from satikit.encoding import decode, encode
+
+    adapter, config, image = _translate_setup("munit")
+    inference = InferenceConfig(tile=32, overlap=8, batch_size=1)
+    styled = translate_with(adapter, config, image, "simple@0+tile-styles", inference)
+    assert np.array_equal(
+        styled, translate_with(adapter, config, image, "simple@0+tile-styles", inference)
+    )
+    one_style = translate_with(adapter, config, image, "simple@0", inference)
+    assert not np.array_equal(styled, one_style)
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.from_numpy(np.moveaxis(encode(image, "x"), -1, 0))[None]
+    for i, (r, c) in enumerate([(0, 0), (0, 32), (32, 0), (32, 32)]):
+        style = torch.randn(1, adapter.style_dim, generator=generator)
+        y = adapter.translate(x[..., r : r + 32, c : c + 32], style=style)
+        expected = np.moveaxis(decode(y[0].numpy(), "y"), 0, -1)
+        assert np.array_equal(styled[r : r + 32, c : c + 32], expected), f"tile {i}"
+
+
+def test_tile_styles_refuse_an_adapter_without_style_codes():
+    from benchmarks.scoring import translate_with
+
+    adapter, config, image = _translate_setup("cyclegan")
+    with pytest.raises(ValueError, match="style code per tile.*no style codes"):
+        translate_with(
+            adapter, config, image, "gaussian@25+tile-styles", InferenceConfig(tile=32, overlap=8)
+        )
