@@ -32,12 +32,26 @@ from satikit.checkpoint import CONFIG_NAME, WEIGHTS_NAME, RunConfig, read_config
 PRETRAINED = Path(__file__).resolve().parent.parent / "satikit" / "pretrained"
 
 
-def shipped_models(config: BenchConfig) -> dict[str, tuple[str, str, str]]:
+def shipped_name(name: str, adapter: str, config: BenchConfig) -> str:
+    """The folder of a ``[ship]`` name for ``adapter``: the name itself for the config's first
+    adapter, else the adapter inserted before the last part (``large-objects-sati`` ->
+    ``large-objects-timm-sati``)."""
+    if adapter == config.adapters[0]:
+        return name
+    head, _, kind = name.rpartition("-")
+    return f"{head}-{adapter}-{kind}" if head else f"{adapter}-{name}"
+
+
+def shipped_models(config: BenchConfig, adapter: str) -> dict[str, tuple[str, str, str]]:
     """``kind -> (folder name, model variant, method scoring it)`` from ``[ship]``."""
     ship = config.ship
     return {
-        "standard": (ship.standard, "standard", ship.standard_method),
-        "sati": (ship.sati, ship.sati_model, ship.sati_method),
+        "standard": (
+            shipped_name(ship.standard, adapter, config),
+            "standard",
+            ship.standard_method,
+        ),
+        "sati": (shipped_name(ship.sati, adapter, config), ship.sati_model, ship.sati_method),
     }
 
 
@@ -73,7 +87,7 @@ def ship(
     seeds = planning.adapter_plan(config, adapter)["seeds"] if seeds is None else seeds
     commit = git_commit()  # before the first copy makes the tree differ from HEAD
     shipped = []
-    for name, variant, method in shipped_models(config).values():
+    for name, variant, method in shipped_models(config, adapter).values():
         runs = [planning.Run(adapter, variant, s) for s in seeds]
         rows = [
             row
@@ -166,9 +180,12 @@ def ship_lineage(
     seed, inference = lineage["seed"], config.inference
     choice = payload.get("choice_rows") or payload["rows"]
     names = {
-        "standard": config.ship.standard,
-        "control": config.ship.control,
-        "sati": config.ship.sati,
+        kind: shipped_name(name, adapter, config)
+        for kind, name in (
+            ("standard", config.ship.standard),
+            ("control", config.ship.control),
+            ("sati", config.ship.sati),
+        )
     }
     root = planning.workdir(config)
     planned = planning.adapter_plan(config, adapter)["models"]

@@ -260,14 +260,33 @@ def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp
 def test_ship_table_names_the_models_and_methods_that_ship():
     from benchmarks.ship_demo import shipped_models
 
-    assert shipped_models(planning.load_config("gpu-quick")) == {
+    assert shipped_models(planning.load_config("gpu-quick"), "cyclegan") == {
         "standard": ("demo-standard", "standard", "weighted"),
         "sati": ("demo-sati", "sati", "sati"),
     }
     small = planning.load_config("cpu-small")
-    assert shipped_models(small)["sati"] == ("demo-sati", planning.FINETUNE, "sati@25+m16")
-    large = shipped_models(planning.load_config("large-objects"))
-    assert large["standard"] == ("large-objects-standard", "standard", "gaussian@25")
+    assert shipped_models(small, "cyclegan")["sati"] == (
+        "demo-sati",
+        planning.FINETUNE,
+        "sati@25+m16",
+    )
+    large = planning.load_config("large-objects")
+    assert shipped_models(large, "cyclegan")["standard"] == (
+        "large-objects-standard",
+        "standard",
+        "gaussian@25",
+    )
+    # the config's other adapters ship beside CycleGAN's models, named after themselves
+    assert shipped_models(large, "timm")["sati"][0] == "large-objects-timm-sati"
+
+
+def test_shipped_names_of_other_adapters_insert_the_adapter_before_the_kind():
+    from benchmarks.ship_demo import shipped_name
+
+    large = planning.load_config("large-objects")
+    assert shipped_name("large-objects-control", "cyclegan", large) == "large-objects-control"
+    assert shipped_name("large-objects-control", "timm", large) == "large-objects-timm-control"
+    assert shipped_name("standard", "timm", large) == "timm-standard"
 
 
 def _row(model, method, error, cost, seed=0):
