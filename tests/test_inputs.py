@@ -213,6 +213,30 @@ def test_translate_says_the_settings_it_used_and_simple_tiles_side_by_side(circl
     assert sati.exit_code == 0 and "strategy" not in sati.output, sati.output
 
 
+def test_translate_uses_the_statistics_a_run_recorded_unless_told_otherwise(circles, tmp_path):
+    """A shipped model records the statistics its method was chosen with; the CLI's defaults
+    must not override them."""
+    import json
+    import shutil
+
+    folder, _ = circles
+    run = tmp_path / "run"
+    shutil.copytree(STANDARD, run)
+    config = json.loads((run / "config.json").read_text())
+    config["inference"].update(norm="kernel", norm_kernel="5")
+    (run / "config.json").write_text(json.dumps(config))
+    args = ["translate", str(run), str(folder / "x.tif"), "--device", "cpu"]
+    recorded = CliRunner().invoke(cli, [*args, str(tmp_path / "r.tif")])
+    assert recorded.exit_code == 0, recorded.output
+    assert "strategy weighted, tile 128, overlap 96, window gaussian, norm kernel (5)" in (
+        recorded.stderr
+    )
+    given = CliRunner().invoke(cli, [*args, str(tmp_path / "g.tif"), "--norm", "tile"])
+    assert "norm tile (each tile's own statistics)" in given.stderr
+    other = CliRunner().invoke(cli, [*args, str(tmp_path / "o.tif"), "--strategy", "simple"])
+    assert "norm tile" in other.stderr  # recorded for the run's own strategy only
+
+
 # -- evaluate reads predictions the same way ------------------------------------------------
 def test_evaluate_scores_floats_and_mapped_ranges_like_uint8(tmp_path):
     labels = np.zeros((32, 32), np.uint16)

@@ -94,8 +94,13 @@ def inference_options(command: F) -> F:
 
     for f in reversed(dataclasses.fields(InferenceSettings)):
         default = f.default
+        help = f.metadata["help"]
         extra: dict[str, Any] = {}
-        if default is not None:
+        if f.name in InferenceSettings.RUN_METHOD_FIELDS:
+            # not given: None, so that a run's recorded method (a shipped model's statistics)
+            # stands for its own strategy (satikit.checkpoint.config.resolve_inference)
+            help += f" [default: the run's recorded setting for its strategy, else {default}]"
+        elif default is not None:
             extra = {"default": str(default) if f.metadata["kind"] == "text" else default}
             extra["show_default"] = True
         if "metavar" in f.metadata:
@@ -104,7 +109,7 @@ def inference_options(command: F) -> F:
             "--" + f.name.replace("_", "-"),
             f.name,
             type=_click_type(f.metadata),
-            help=f.metadata["help"],
+            help=help,
             **extra,
         )(command)
     return command
