@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from benchmarks.bench_config import InferenceConfig
@@ -71,7 +71,9 @@ class Method:
     seam: str = "middle"
     norm: str = "tile"
     norm_value: str | None = None
-    styles: str = "image"
+    # not in the repr: cached scores are keyed by it (benchmarks.scoring), and the default must
+    # keep the keys of every score made before this field existed
+    styles: str = field(default="image", repr=False)
 
     def settings(self, batch_size: int = 1):
         """The :class:`satikit.settings.InferenceSettings` of this method (tiles per

@@ -260,8 +260,14 @@ def evaluate_run(
     rows = []
     for method in methods or methods_for(run):
         spec = parse_method(method, inference)
+        styles = {} if spec.styles == "image" else {"styles": spec.styles}
         key = config_hash(
-            {"method": repr(spec), "evaluation": EVALUATION_VERSION, "data": data_key(images)}
+            {
+                "method": repr(spec),
+                "evaluation": EVALUATION_VERSION,
+                "data": data_key(images),
+                **styles,
+            }
         )
         safe = method.replace("/", "~")  # a norm suffix is not a folder
         cache = run_dir(root, run) / "evaluations" / split / f"{safe}-{key}.json"

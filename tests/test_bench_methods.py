@@ -183,6 +183,14 @@ def test_tile_styles_suffix_keeps_the_grid_and_statistics(name):
     assert replace(method, name=base.name, styles="image") == base
 
 
+def test_the_styles_field_leaves_the_repr_that_keys_cached_scores_unchanged():
+    # cached scores are keyed by repr(method): one style per image must keep the old keys
+    assert repr(parse_method("gaussian@25", INFERENCE)) == (
+        "Method(name='gaussian@25', strategy='weighted', tile=128, overlap=32, "
+        "window='gaussian', margin=0, seam='middle', norm='tile', norm_value=None)"
+    )
+
+
 def test_tile_styles_need_a_tiled_method():
     with pytest.raises(ValueError, match="tiled method"):
         parse_method("none+tile-styles", INFERENCE)
