@@ -254,6 +254,31 @@ def run_dir(root: Path, run: Run) -> Path:
     return folder / EMA_DIR if run.weights == "ema" else folder
 
 
+def scored_run(root: Path, run: Run) -> Run:
+    """The model whose scores ``run`` shares: a ``+best`` model whose chosen snapshot holds the
+    run's last weights is the run itself (scored once, cached under it), any other ``run``
+    is its own."""
+    if run.weights == "best" and same_weights(run_dir(root, run), run_dir(root, run.trained)):
+        return run.trained
+    return run
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two run folders' weights hold equal tensors (the files themselves may differ:
+    a snapshot is written apart from the run's last checkpoint)."""
+    from safetensors.torch import load_file
+
+    from satikit.checkpoint.files import WEIGHTS_NAME
+
+    first, second = load_file(a / WEIGHTS_NAME), load_file(b / WEIGHTS_NAME)
+    return first.keys() == second.keys() and all(
+        first[k].dtype == second[k].dtype
+        and first[k].shape == second[k].shape
+        and bool((first[k] == second[k]).all())
+        for k in first
+    )
+
+
 def chosen_snapshot(folder: Path) -> Path:
     """The snapshot folder recorded as chosen for the run in ``folder``.
 

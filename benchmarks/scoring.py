@@ -14,7 +14,7 @@ import numpy as np
 
 from benchmarks.bench_config import BenchConfig, InferenceConfig
 from benchmarks.methods import TILE_STYLES, parse_method
-from benchmarks.planning import Run, config_hash, methods_for, run_dir, split_data
+from benchmarks.planning import Run, config_hash, methods_for, run_dir, scored_run, split_data
 
 if TYPE_CHECKING:
     import torch
@@ -257,6 +257,7 @@ def evaluate_run(
         images = split_data(config, home or root, data_dir, split)
     inference = config.inference
     loaded: tuple | None = None
+    scored = scored_run(root, run)  # a chosen snapshot that is the last weights: scored once
     rows = []
     for method in methods or methods_for(run):
         spec = parse_method(method, inference)
@@ -270,13 +271,13 @@ def evaluate_run(
             }
         )
         safe = method.replace("/", "~")  # a norm suffix is not a folder
-        cache = run_dir(root, run) / "evaluations" / split / f"{safe}-{key}.json"
+        cache = run_dir(root, scored) / "evaluations" / split / f"{safe}-{key}.json"
         if cache.is_file():
             counts = json.loads(cache.read_text())
         elif cached_only:
             continue
         else:
-            loaded = loaded or load_adapter(run_dir(root, run))
+            loaded = loaded or load_adapter(run_dir(root, scored))
             counts = score_method(*loaded, images, method, inference)
             cache.parent.mkdir(parents=True, exist_ok=True)
             write_json(cache, counts)  # atomically: never a truncated cache

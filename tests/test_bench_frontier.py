@@ -546,6 +546,18 @@ def test_frontier_scores_each_runs_snapshot_chosen_on_validation(
     monkeypatch.setattr(scoring, "score_method", lambda *a, **k: pytest.fail("scored again"))
     data = planning.ensure_dataset(config, root)
     assert snapshot_choice.choose(config, root, root, data, standard, lambda _: None) == lowest
+    # a chosen snapshot that holds the run's last weights shares the run's scores
+    step, folder = kept[-1]
+    record.update(step=step, snapshot=folder.name)
+    (planning.run_dir(root, standard) / "snapshots" / "chosen.json").write_text(json.dumps(record))
+    assert planning.scored_run(root, best) == standard
+    (plain,) = scoring.evaluate_run(config, root, data, standard, methods=["none"])
+    (shared,) = scoring.evaluate_run(config, root, data, best, methods=["none"])  # not scored
+    assert shared["model"] == "standard+best" and shared["error"] == plain["error"]
+    # an earlier snapshot holds other weights: it is a model of its own
+    record.update(step=kept[0][0], snapshot=kept[0][1].name)
+    (planning.run_dir(root, standard) / "snapshots" / "chosen.json").write_text(json.dumps(record))
+    assert planning.scored_run(root, best) == best
 
 
 def test_a_chosen_snapshot_is_asked_for_before_it_is_chosen(tmp_path):
