@@ -200,3 +200,29 @@ def test_kaiming_generator_init_follows_the_reference_and_leaves_the_discriminat
         )
     for a, b in zip(normal.discriminator_y.parameters(), kaiming.discriminator_y.parameters()):
         assert torch.equal(a, b)  # drawn first, from the same seed, and left alone
+
+
+def test_noise_channels_feed_the_decoders_last_conv_noise_in_training_zeros_at_inference():
+    from satikit.gan.autoencoder import NoiseInput
+
+    options = {**get_adapter_info("munit").test_options, "noise_channels": 2}
+    torch.manual_seed(0)
+    adapter = create_adapter("munit", **options)
+    last = adapter.decoder_y.up[-1]
+    assert isinstance(adapter.decoder_y.up[-2], NoiseInput)
+    conv = next(m for m in last.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.in_channels == options["dim"] + 2  # the last stage's width + the noise maps
+    content = torch.randn(2, adapter.content_encoder_x.out_channels, 8, 8)
+    style = torch.randn(1, options["style_dim"])
+    adapter.train(True)
+    with torch.no_grad():
+        a, b = adapter.decoder_y(content, style), adapter.decoder_y(content, style)
+    assert not torch.allclose(a, b)  # fresh noise every forward while training
+    adapter.train(False)
+    x = _x()
+    assert torch.equal(adapter.translate(x), adapter.translate(x))  # deterministic at inference
+    layer = NoiseInput(3).eval()
+    h = torch.randn(1, 4, 5, 5)
+    assert torch.equal(layer(h), torch.cat([h, torch.zeros(1, 3, 5, 5)], 1))
+    with pytest.raises(ValueError, match="noise channels must be >= 1"):
+        NoiseInput(0)

@@ -108,6 +108,7 @@ class MUNITAdapter(TwoDomainAdapter):
             mlp_dim=o["mlp_dim"],
             mlp_layers=o["mlp_layers"],
             upsampling=o["upsampling"],
+            noise_channels=o["noise_channels"],
         )
         latent = self.content_encoder_x.out_channels
         # spatial sizes must divide this (the translate step pads whole images to it)

@@ -83,7 +83,8 @@ class StyleEncoder(nn.Module):
 
 class StyleDecoder(nn.Module):
     """MUNIT decoder: AdaIN residual blocks whose parameters an MLP computes from the style code,
-    then :func:`satikit.gan.autoencoder.upsampling_path` (``upsampling``: its mode).
+    then :func:`satikit.gan.autoencoder.upsampling_path` (``upsampling``: its mode;
+    ``noise_channels``: per-pixel noise maps before its last conv).
 
     ``forward(content, style)``: content ``(B, channels, *S)``, style ``(B, style_dim)`` or
     ``(1, style_dim)`` (broadcast over the batch) -> ``(B, out_channels, *S * 2**n)`` in [-1, 1].
@@ -101,6 +102,7 @@ class StyleDecoder(nn.Module):
         mlp_dim: int,
         mlp_layers: int = 3,
         upsampling: str = "nearest",
+        noise_channels: int = 0,
     ) -> None:
         super().__init__()
         if mlp_layers < 1:
@@ -115,7 +117,9 @@ class StyleDecoder(nn.Module):
             width = mlp_dim
         layers.append(nn.Linear(width, n_params))
         self.mlp = nn.Sequential(*layers)
-        self.up = upsampling_path(dims, channels, out_channels, n_upsampling, upsampling)
+        self.up = upsampling_path(
+            dims, channels, out_channels, n_upsampling, upsampling, noise_channels
+        )
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         if style.ndim != 2 or style.shape[1] != self.style_dim:

@@ -31,6 +31,11 @@ OPTIONS: dict[str, Option] = {
         "(CycleGAN's stride-2 3^N transposed conv)",
         choices=("nearest", "transposed"),  # satikit.gan.autoencoder.UPSAMPLING
     ),
+    "noise_channels": Option(
+        0,
+        "beyond the paper: maps of per-pixel N(0, 1) noise each decoder takes before its last "
+        "conv while training (zeros at inference: a deterministic translation); 0: none",
+    ),
     "ndf": Option(64, "discriminator base channels"),
     "d_layers": Option(4, "stride-2 layers of each discriminator scale"),
     "n_scales": Option(3, "scales of the multi-scale discriminator (paper: 3)"),

@@ -8,12 +8,13 @@ nearest neighbour + ``5^N`` conv + layer norm + ReLU) and a ``7^N`` conv with ta
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from satikit.gan.layers import ConvBlock, check_divisible, conv_layer, make_norm
 from satikit.gan.resnet import ResnetBlock
 
-__all__ = ["UPSAMPLING", "Decoder", "Encoder", "upsampling_path"]
+__all__ = ["UPSAMPLING", "Decoder", "Encoder", "NoiseInput", "upsampling_path"]
 
 
 class Encoder(nn.Module):
@@ -47,14 +48,41 @@ class Encoder(nn.Module):
 UPSAMPLING = ("nearest", "transposed")
 
 
+class NoiseInput(nn.Module):
+    """Appends ``channels`` maps of per-pixel N(0, 1) noise to its input while training, and
+    zeros (the noise's mean: a deterministic translation, the same for every tile) in
+    evaluation mode: ``(B, C, *S)`` -> ``(B, C + channels, *S)``.
+
+    Beyond the papers: a decoder that must synthesise a domain's per-pixel noise from a smooth
+    latent draws it as a pattern at its upsampling phase; with noise given it need not."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"noise channels must be >= 1, got {channels}")
+        self.channels = channels
+
+    def forward(self, h: Tensor) -> Tensor:
+        shape = (h.shape[0], self.channels, *h.shape[2:])
+        noise = torch.randn(shape, dtype=h.dtype, device=h.device) if self.training else None
+        return torch.cat([h, h.new_zeros(shape) if noise is None else noise], dim=1)
+
+
 def upsampling_path(
-    dims: int, channels: int, out_channels: int, n_upsampling: int, mode: str = "nearest"
+    dims: int,
+    channels: int,
+    out_channels: int,
+    n_upsampling: int,
+    mode: str = "nearest",
+    noise_channels: int = 0,
 ) -> nn.Sequential:
     """``n_upsampling`` x (an upsampling stage (``mode``, see :data:`UPSAMPLING`), LN, ReLU)
-    halving the width, then a 7^N conv with tanh: ``(B, channels, *S)`` ->
-    ``(B, out_channels, *S * 2**n)`` in [-1, 1]."""
+    halving the width, then (``noise_channels`` > 0) a :class:`NoiseInput`, then a 7^N conv
+    with tanh: ``(B, channels, *S)`` -> ``(B, out_channels, *S * 2**n)`` in [-1, 1]."""
     if mode not in UPSAMPLING:
         raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {mode!r}")
+    if noise_channels < 0:
+        raise ValueError(f"noise_channels must be >= 0, got {noise_channels}")
     layers: list[nn.Module] = []
     for _ in range(n_upsampling):
         if mode == "nearest":
@@ -71,7 +99,9 @@ def upsampling_path(
             )
         layers.append(stage)
         channels //= 2
-    layers.append(ConvBlock(dims, channels, out_channels, 7, act="tanh"))
+    if noise_channels:
+        layers.append(NoiseInput(noise_channels))
+    layers.append(ConvBlock(dims, channels + noise_channels, out_channels, 7, act="tanh"))
     return nn.Sequential(*layers)
 
 
