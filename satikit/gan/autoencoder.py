@@ -63,9 +63,9 @@ class NoiseInput(nn.Module):
         self.channels = channels
 
     def forward(self, h: Tensor) -> Tensor:
+        draw = torch.randn if self.training else torch.zeros
         shape = (h.shape[0], self.channels, *h.shape[2:])
-        noise = torch.randn(shape, dtype=h.dtype, device=h.device) if self.training else None
-        return torch.cat([h, h.new_zeros(shape) if noise is None else noise], dim=1)
+        return torch.cat([h, draw(shape, dtype=h.dtype, device=h.device)], dim=1)
 
 
 def upsampling_path(
