@@ -178,7 +178,24 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
         "strip_source": "neighbour",
         "lambda_consistency": 2.0,
         "start": 0.25,
+        "statistics_context": 1,
     }
+
+
+def test_statistics_context_trains_and_is_recorded(tmp_path):
+    circles(tmp_path, 2, 64)
+    run = tmp_path / "run"
+    train(tmp_path, run, "--statistics-context", 3, "--bn-recalibration", 0)  # 48 px regions
+    config = json.loads((run / "config.json").read_text())
+    assert config["sati"]["statistics_context"] == 3 and config["training"]["step"] == 1
+    refused = CliRunner().invoke(
+        cli,
+        train_args(
+            tmp_path, tmp_path / "both", "--statistics-context", "2", "--strip-source", "neighbour"
+        ),
+    )
+    assert refused.exit_code == 2 and "cannot be combined" in refused.output
+    assert not (tmp_path / "both" / "config.json").exists()
 
 
 @pytest.mark.parametrize(

@@ -147,11 +147,42 @@ def test_neighbour_strips_train_and_reject_crop_sized_batches():
     x, _ = batch(size=56)
     terms = trainer.train_step(x, batch()[1])
     assert torch.isfinite(terms["stitch"]) and trainer.step == 1
-    with pytest.raises(ValueError, match=r"needs X batches of spatial size \(56, 56\)"):
+    with pytest.raises(ValueError, match=r"need X batches of spatial size \(56, 56\)"):
         trainer.train_step(*batch())
     with pytest.raises(ValueError, match="strip_source must be one of crop, neighbour"):
         SATISettings(strip_source="left")
     assert SATISettings(enabled=False, strip_source="neighbour").sample_crop((32, 32)) == (32, 32)
+
+
+def test_statistics_context_crops_the_centre_and_normalises_z_with_the_region(monkeypatch):
+    """statistics_context=k: X is sampled k * crop wide, the crop is its centre window, and
+    G_XY(z) runs inside region_statistics over the whole sampled region."""
+    trainer = make_trainer(statistics_context=3)  # crop 32 -> region 96
+    assert trainer.sati.sample_crop(trainer.crop) == (96, 96)
+    region = batch(size=96)[0]
+    context, x = trainer.hooks.split_context(region)
+    assert context is region and torch.equal(x, region[:, :, 32:64, 32:64])
+    seen = []
+    real = hooks.region_statistics
+
+    def spy(source, generator, wide):
+        seen.append(wide)
+        return real(source, generator, wide)
+
+    monkeypatch.setattr(hooks, "region_statistics", spy)
+    terms = trainer.train_step(region, batch()[1])
+    assert len(seen) == 1 and seen[0] is region and torch.isfinite(terms["stitch"])
+    with pytest.raises(ValueError, match=r"need X batches of spatial size \(96, 96\)"):
+        trainer.train_step(*batch())
+
+
+@pytest.mark.parametrize("context", [0, 1.5, True])
+def test_statistics_context_rejects_bad_values(context):
+    with pytest.raises(ValueError, match="statistics_context must be an integer >= 1"):
+        SATISettings(statistics_context=context)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        SATISettings(statistics_context=2, strip_source="neighbour")
+    assert SATISettings(enabled=False, statistics_context=2).sample_crop((32, 32)) == (32, 32)
 
 
 def test_loss_ramping_schedule():

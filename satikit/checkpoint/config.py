@@ -74,6 +74,13 @@ class SATISettings:
             the strip's X pixels. Ramped like ``λ_stitch``; 0 (default): the paper's loss.
         start: fraction of the training steps before the SATI terms (and the ramps) begin,
             in [0, 1); 0: from the first step (paper Alg. 1).
+        statistics_context: side of the region, in crops, whose normalisation statistics
+            ``ŷ_z = G_XY(z)`` uses (beyond the paper): 1 (default, paper Alg. 1): each crop's
+            own; ``k > 1``: X is sampled ``k * crop`` wide, the crop is its centre window, and
+            every normalisation layer of ``G_XY(z)`` takes its mean and variance from a
+            no-grad pass of ``G_XY`` over the whole region, as tiling with whole-image (TIN)
+            or kernel-averaged (KIN) statistics does at inference. Costs that pass, ``k^N``
+            crops large, per step. Not combinable with ``strip_source="neighbour"``.
     """
 
     enabled: bool = True
@@ -88,6 +95,7 @@ class SATISettings:
     strip_source: str = "crop"
     lambda_consistency: float = 0.0
     start: float = 0.0
+    statistics_context: int = 1
 
     def __post_init__(self) -> None:
         if self.domain_encoding is None:
@@ -102,13 +110,26 @@ class SATISettings:
             raise ValueError(
                 f"strip_source must be one of {', '.join(STRIP_SOURCES)}, got {self.strip_source!r}"
             )
+        context = self.statistics_context
+        if isinstance(context, bool) or not isinstance(context, int) or context < 1:
+            raise ValueError(f"statistics_context must be an integer >= 1 (crops), got {context!r}")
+        if context > 1 and self.strip_source == "neighbour":
+            raise ValueError(
+                "statistics_context > 1 and strip_source='neighbour' both widen the X crops "
+                "and cannot be combined; choose one"
+            )
 
     def sample_crop(self, crop: Sequence[int]) -> tuple[int, ...]:
-        """Size of the X crops to sample for training crops ``crop``: ``crop`` itself, or
-        with ``strip_source="neighbour"`` ``2 * crop - overlap`` (the crop is the trailing
-        window, its neighbours are shifted by ``crop - overlap``)."""
+        """Size of the X crops to sample for training crops ``crop``: ``crop`` itself; with
+        ``strip_source="neighbour"`` ``2 * crop - overlap`` (the crop is the trailing
+        window, its neighbours are shifted by ``crop - overlap``); with ``statistics_context``
+        ``k > 1`` ``k * crop`` (the crop is the centre window)."""
         crop = tuple(int(c) for c in crop)
-        if not (self.enabled and self.strip_source == "neighbour"):
+        if not self.enabled:
+            return crop
+        if self.statistics_context > 1:
+            return tuple(self.statistics_context * c for c in crop)
+        if self.strip_source != "neighbour":
             return crop
         overlap = int(self.resolve(crop).overlap or 0)
         return tuple(2 * c - overlap for c in crop)

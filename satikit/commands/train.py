@@ -192,6 +192,15 @@ def _dims_of(x_dirs: tuple[str, ...]) -> int:
     help="Fraction of the steps trained as the plain host before the SATI terms start.",
 )
 @click.option(
+    "--statistics-context",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Beyond the paper: translate the SATI input z with the normalisation statistics of a "
+    "region this many crops wide around the crop (as tiling with --norm thumbnail|kernel "
+    "does at inference); 1: each crop's own (paper Alg. 1).",
+)
+@click.option(
     "--ema",
     type=click.FloatRange(min=0, max=1, max_open=True),
     default=0.0,
@@ -306,6 +315,7 @@ def _config(params: dict[str, Any], dims: int) -> RunConfig:
             lambda_consistency=p["lambda_consistency"],
             lambda_d_sati=p["lambda_d_sati"],
             start=p["sati_start"],
+            statistics_context=p["statistics_context"],
         ),
     )
 

@@ -5,12 +5,15 @@ overlap sampling, III-B, and pixel overlap weighting, III-F), translate ``ŷ_z =
 ``L_adv^ZY + λ_stitch(t) · L_stitch`` (eq. 3; λ ramped, III-D) to the generator loss and
 ``crit(D_Y(ŷ_z.detach()), fake)`` to the discriminator loss. Beyond the paper and off by
 default: strips taken from the neighbours' translations (``strip_source="neighbour"``), the
-continuation term ``λ_cons(t) · L_cons`` and a delayed start (``SATISettings.start``).
+continuation term ``λ_cons(t) · L_cons``, a delayed start (``SATISettings.start``) and
+``ŷ_z`` normalised with the statistics of a wider region (``statistics_context``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,6 +31,7 @@ from satikit.training.losses import (
     stitch_loss,
 )
 from satikit.training.sati_merge import draw_cases, merge
+from satikit.training.shared_statistics import region_statistics
 
 __all__ = ["GeneratorTerms", "SATIHooks"]
 
@@ -82,18 +86,29 @@ class SATIHooks:
 
     # -- inputs ---------------------------------------------------------------------------
     def split_context(self, x: Tensor) -> tuple[Tensor | None, Tensor]:
-        """``(context, crop)``: with ``strip_source="neighbour"`` the sampled region and its
-        trailing crop window; else ``(None, x)``."""
+        """``(context, crop)``: the sampled region and its crop window (the trailing one with
+        ``strip_source="neighbour"``, the centre one with ``statistics_context > 1``); or
+        ``(None, x)`` when X is sampled at the crop size."""
         expected = self.sati.sample_crop(self.crop)
         if expected == self.crop:
             return None, x
         if tuple(x.shape[2:]) != expected:
             raise ValueError(
-                f"strip_source='neighbour' needs X batches of spatial size {expected} "
-                f"(2 * crop - overlap), got {tuple(x.shape[2:])}"
+                f"these SATI settings need X batches of spatial size {expected} "
+                f"(SATISettings.sample_crop), got {tuple(x.shape[2:])}"
             )
         shift = [e - c for e, c in zip(expected, self.crop)]
-        return x, x[(slice(None), slice(None), *(slice(s, None) for s in shift))]
+        if self.sati.statistics_context > 1:
+            shift = [s // 2 for s in shift]
+        window = (slice(s, s + c) for s, c in zip(shift, self.crop))
+        return x, x[(slice(None), slice(None), *window)]
+
+    def statistics(self, adapter: Adapter, context: Tensor | None) -> Any:
+        """The block to run ``G_XY(z)`` in: with ``statistics_context > 1`` the statistics of
+        ``G_XY(context)`` (:func:`region_statistics`), else the crop's own."""
+        if context is None or self.sati.statistics_context == 1:
+            return nullcontext()
+        return region_statistics(adapter, adapter.generator_xy, context)
 
     @torch.no_grad()
     def neighbour_strips(self, adapter: Adapter, context: Tensor, own: Tensor) -> Tensor:
@@ -140,7 +155,8 @@ class SATIHooks:
             adapter: the wrapped GAN.
             step: the step (0-based).
             batch: ``(x, context)``: the X crops ``(B, C, *crop)`` and, with
-                ``strip_source="neighbour"``, the wider region they were cut from.
+                ``strip_source="neighbour"`` or ``statistics_context > 1``, the wider region
+                they were cut from (else None).
             y_hat_x: the host's ``G_XY(x)`` (with its graph).
             loss: the host's generator loss.
             dist: the process group (this rank draws its share of the merger cases).
@@ -149,7 +165,7 @@ class SATIHooks:
         if not self.active(step):
             return GeneratorTerms(loss, {}, None, (x, y_hat_x.detach(), None, None, None))
         strips = y_hat_x.detach()
-        if context is not None:
+        if context is not None and self.sati.strip_source == "neighbour":
             strips = self.neighbour_strips(adapter, context, strips)
         z, mask, weight = merge(
             x,
@@ -160,7 +176,8 @@ class SATIHooks:
             weighting=self.sati.pixel_weighting,
             case_index=self.merge_cases(x.shape[0], dist),
         )
-        y_hat_z = adapter.generator_xy(z)
+        with self.statistics(adapter, context):
+            y_hat_z = adapter.generator_xy(z)
         adv = sati_generator_adv(adapter.criterion, adapter.discriminator_y, y_hat_z)
         stitch = stitch_loss(y_hat_z.float(), z.float(), mask, weight.float())
         lam = self.lambda_stitch(step)
