@@ -786,3 +786,45 @@ def test_learning_curves_score_sati_only_on_models_trained_with_it():
     assert learning_curve.methods_for("control") == ("none",)  # a fine-tune without SATI
     assert learning_curve.methods_for("sati-finetune") == ("none", "sati")
     assert learning_curve.methods_for("sati-wo-domain-encoding") == ("none", "sati")
+
+
+def test_colour_shares_sort_each_circle_by_its_colours():
+    from benchmarks.colour_shares import shares_of
+
+    present = np.array(
+        [[1, 0, 0], [0, 0, 1], [0, 0, 1], [0, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=bool
+    )
+    assert shares_of(present) == {"red": 1, "green": 0, "blue": 2, "none": 1, "several": 2}
+
+
+def test_colour_shares_count_every_circle_once_and_agree_with_the_paper_error(
+    tiny_config, tmp_path, monkeypatch
+):
+    from benchmarks import colour_shares, common
+
+    config = planning.load_config(str(tiny_config))
+    root = planning.workdir(config, tmp_path / "cache")
+    data = planning.ensure_dataset(config, root)
+    standard = planning.plan_runs(config)[0]
+    training_runs.train_all(config, root, data, [standard], echo=lambda _: None)
+    folder = str(planning.run_dir(root, standard).relative_to(root))
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    with pytest.raises(ValueError, match="no run folder"):
+        colour_shares.run_colour_shares(
+            str(tiny_config), [("x", "nowhere")], split="test", cache=tmp_path / "cache"
+        )
+    payload = colour_shares.run_colour_shares(
+        str(tiny_config),
+        [("standard", folder)],
+        split="test",
+        cache=tmp_path / "cache",
+        echo=lambda _: None,
+    )
+    (row,) = payload["rows"]
+    (reference,) = [
+        r for r in scoring.evaluate_run(config, root, data, standard) if r["method"] == "none"
+    ]
+    assert row["n_objects"] == reference["n_objects"] == sum(row[s] for s in colour_shares.SHARES)
+    assert row["none"] + row["several"] == reference["n_errors"]
+    written = sorted(p.suffix for p in (tmp_path / "results" / "tiny").iterdir())
+    assert written == [".json", ".md", ".png"]
