@@ -80,7 +80,9 @@ class SATISettings:
             every normalisation layer of ``G_XY(z)`` takes its mean and variance from a
             no-grad pass of ``G_XY`` over the whole region, as tiling with whole-image (TIN)
             or kernel-averaged (KIN) statistics does at inference. Costs that pass, ``k^N``
-            crops large, per step. Not combinable with ``strip_source="neighbour"``.
+            crops large, per step. Not combinable with ``strip_source="neighbour"``. On the
+            ``large-objects`` benchmark (``k`` 3) it made every CycleGAN fine-tune much worse
+            (docs/benchmarks.md).
     """
 
     enabled: bool = True

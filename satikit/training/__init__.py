@@ -18,6 +18,9 @@ Every adaptation of the paper is a switch: overlap sampling (III-B), domain enco
 loss ramping (III-D), pixel overlap weighting (III-F); the stitching strategy (III-E) is an
 inference switch (:mod:`satikit.translation`). ``SATISettings.start`` delays the SATI terms to
 a fraction of the run (the authors' code has such a start-epoch switch; the paper starts at 0).
+``SATISettings.statistics_context`` (beyond the paper, off by default) translates ``z`` with the
+normalisation statistics of a wider region around the crop
+(:mod:`~satikit.training.shared_statistics`), as tiling with shared statistics does at inference.
 
 Modules: :mod:`~satikit.training.trainer` (the loop), :mod:`~satikit.training.hooks` (the SATI
 terms), :mod:`~satikit.training.sati_merge` (``z, M, W`` from ``x`` and ``ŷ_x``, III-A/B),
@@ -26,7 +29,8 @@ terms), :mod:`~satikit.training.sati_merge` (``z, M, W`` from ``x`` and ``ŷ_x``
 decay, for adapters), :mod:`~satikit.training.distributed` (data-parallel training under
 ``torchrun``), :mod:`~satikit.training.state` (exact resume), :mod:`~satikit.training.logs` (log
 and samples), :mod:`~satikit.training.callbacks` (code run after steps and checkpoints),
-:mod:`~satikit.training.ema` (an average of the generator's weights, ``TrainingSettings.ema``).
+:mod:`~satikit.training.ema` (an average of the generator's weights, ``TrainingSettings.ema``),
+:mod:`~satikit.training.shared_statistics` (a wider region's normalisation statistics).
 """
 
 from __future__ import annotations
