@@ -178,7 +178,6 @@ def test_no_sati_resume_and_ablation_flags(tmp_path):
         "strip_source": "neighbour",
         "lambda_consistency": 2.0,
         "start": 0.25,
-        "statistics_context": 1,
     }
 
 

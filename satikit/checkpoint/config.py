@@ -136,6 +136,14 @@ class SATISettings:
         overlap = int(self.resolve(crop).overlap or 0)
         return tuple(2 * c - overlap for c in crop)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON section, in its stored key order (``statistics_context`` only when set:
+        runs without it keep their stored form)."""
+        section = asdict(self)
+        if self.statistics_context == 1:
+            del section["statistics_context"]
+        return section
+
     def resolve(self, crop: Sequence[int]) -> SATISettings:
         """Fill the ``None`` defaults for a crop size."""
         overlap = self.overlap if self.overlap is not None else max(1, min(crop) // 4)
@@ -489,7 +497,7 @@ class RunConfig:
             },
             "data": data,
             "encoding": {"domain_encoding": self.encoding},
-            "sati": asdict(self.sati),
+            "sati": self.sati.to_dict(),
             "training": self.training.to_dict(),
             "inference": self.run_inference.run_dict(),
         }

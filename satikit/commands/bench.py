@@ -66,6 +66,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "norm-seams": ("norm_seams", "Per-tile against shared statistics (TIN / KIN) on circles of varying density."),
     "seam-profile": ("seam_profile", "Error rate by distance from a tile's leading edge on the SATI grid."),
     "strip-probe": ("strip_probe", "What a SATI model takes from its leading strip (strip swapped)."),
+    "colour-shares": ("colour_shares", "Which colours models paint the circles: red / green / blue / none / several."),
     "statistics": ("statistics_report", "Shared against per-tile statistics per seed, from a frontier result."),
     "stat-probe": ("stat_probe", "How much per-tile statistics differ on each dataset, before training."),
     "adapter-steps": ("adapter_step_time", "Training step time of every built-in adapter, with and without SATI."),
