@@ -798,9 +798,9 @@ def test_colour_shares_sort_each_circle_by_its_colours():
 
 
 def test_colour_shares_count_every_circle_once_and_agree_with_the_paper_error(
-    tiny_config, tmp_path, monkeypatch
+    tiny_config, tmp_path
 ):
-    from benchmarks import colour_shares, common
+    from benchmarks import colour_shares
 
     config = planning.load_config(str(tiny_config))
     root = planning.workdir(config, tmp_path / "cache")
@@ -808,10 +808,13 @@ def test_colour_shares_count_every_circle_once_and_agree_with_the_paper_error(
     standard = planning.plan_runs(config)[0]
     training_runs.train_all(config, root, data, [standard], echo=lambda _: None)
     folder = str(planning.run_dir(root, standard).relative_to(root))
-    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
     with pytest.raises(ValueError, match="no run folder"):
         colour_shares.run_colour_shares(
-            str(tiny_config), [("x", "nowhere")], split="test", cache=tmp_path / "cache"
+            str(tiny_config),
+            [("x", "nowhere")],
+            split="test",
+            cache=tmp_path / "cache",
+            write=False,
         )
     payload = colour_shares.run_colour_shares(
         str(tiny_config),
@@ -819,6 +822,7 @@ def test_colour_shares_count_every_circle_once_and_agree_with_the_paper_error(
         split="test",
         cache=tmp_path / "cache",
         echo=lambda _: None,
+        write=False,
     )
     (row,) = payload["rows"]
     (reference,) = [
@@ -826,5 +830,13 @@ def test_colour_shares_count_every_circle_once_and_agree_with_the_paper_error(
     ]
     assert row["n_objects"] == reference["n_objects"] == sum(row[s] for s in colour_shares.SHARES)
     assert row["none"] + row["several"] == reference["n_errors"]
-    written = sorted(p.suffix for p in (tmp_path / "results" / "tiny").iterdir())
-    assert written == [".json", ".md", ".png"]
+    assert payload["command"].endswith(f"--split test --model standard={folder}")
+
+
+def test_colour_shares_picture_shows_x_and_every_model(tmp_path):
+    pytest.importorskip("matplotlib")
+    from benchmarks.colour_shares import picture
+
+    x = np.zeros((40, 40, 3), np.uint8)
+    picture(x, {"a": x + 10, "b": x + 20}, tmp_path / "p.png", size=32)
+    assert (tmp_path / "p.png").stat().st_size > 0
