@@ -123,12 +123,16 @@ def run_colour_shares(
     data_dir = planning.split_data(config, home, planning.ensure_dataset(config, home), split)
     if scoring.has_truth(data_dir):
         raise ValueError(f"{config.name} has no circles to sort by colour")
-    rows, translations = [], {}
-    for name, folder in models:
-        run_dir = Path(folder) if Path(folder).is_absolute() else home / folder
+    run_dirs = {
+        name: Path(folder) if Path(folder).is_absolute() else home / folder
+        for name, folder in models
+    }
+    for name, run_dir in run_dirs.items():  # every folder checked before any scoring
         if not (run_dir / "config.json").is_file():
             raise ValueError(f"model {name!r}: no run folder at {run_dir}")
-        counts, translations[name] = model_shares(run_dir, data_dir, config.inference)
+    rows, translations = [], {}
+    for name, folder in models:
+        counts, translations[name] = model_shares(run_dirs[name], data_dir, config.inference)
         rows.append(
             {"model": name, "run": str(folder), "n_objects": sum(counts.values()), **counts}
         )
