@@ -43,9 +43,10 @@ def frontier_methods(config: BenchConfig, run: planning.Run) -> list[str]:
     ``sati`` list for every SATI model; for averaged weights only those of them in
     ``[frontier] averaged``, if the config has it, for a chosen snapshot those in
     ``[frontier] best``."""
-    kind = "standard" if run.variant in planning.TRAINING_FREE else "sati"
+    kind = "standard" if planning.training_free(run.variant) else "sati"
     lists = config.frontier.lists
-    methods = list(lists.get(run.variant, lists.get(kind, DEFAULT_METHODS[kind])))
+    named = planning.base_model(run.variant)  # a repeat takes its model's list
+    methods = list(lists.get(named, lists.get(kind, DEFAULT_METHODS[kind])))
     kept = {"ema": config.frontier.averaged, "best": config.frontier.best}.get(run.weights)
     if kept is not None:
         methods = [m for m in methods if m in kept]

@@ -30,7 +30,7 @@ from benchmarks.bench_config import InferenceConfig
 def methods_for(variant: str) -> tuple[str, ...]:
     """Models trained without SATI (standard, control): their own translation (``none``); SATI
     models (fine-tunes and ablations included): ``none`` and ``sati``."""
-    return ("none",) if variant in planning.TRAINING_FREE else ("none", "sati")
+    return ("none",) if planning.training_free(variant) else ("none", "sati")
 
 
 def kept_runs(root: Path) -> list[tuple[planning.Run, list[tuple[int, Path]]]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from benchmarks.bench_config import InferenceConfig
 from benchmarks.methods import parse_method
-from benchmarks.planning import FINETUNE, TRAINING_FREE
+from benchmarks.planning import FINETUNE, training_free
 
 __all__ = ["COST_CAP_METHOD", "compare_lineages", "lineage_table", "plot_lineages"]
 
@@ -38,10 +38,10 @@ def _side(row: dict[str, Any], inference: InferenceConfig) -> str | None:
     """``"baseline"`` (a training-free tiling), ``"sati"`` (SATI inference on a SATI model),
     or None (no tiling, or another method on a SATI model)."""
     strategy = parse_method(row["method"], inference).strategy
-    variant = _variant(row["model"])
-    if variant in TRAINING_FREE and strategy != "none":
+    free = training_free(_variant(row["model"]))
+    if free and strategy != "none":
         return "baseline"
-    if variant not in TRAINING_FREE and strategy == "sati":
+    if not free and strategy == "sati":
         return "sati"
     return None
 
@@ -119,7 +119,10 @@ def compare_lineages(
                 "best_test_ratio": best["sati"]["error"] / max(best["baseline"]["error"], 1e-9),
                 "best_test": {s: f"{r['model']} {r['method']}" for s, r in best.items()},
                 "none_standard": none.get("standard"),
-                "none_sati": none.get(FINETUNE, none.get("sati")),
+                # the chosen SATI model's own run (one of several fine-tunes, if repeated)
+                "none_sati": none.get(
+                    _variant(chosen["sati"]["model"]), none.get(FINETUNE, none.get("sati"))
+                ),
             }
         )
     summary = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -110,6 +111,35 @@ CONTROL = "control"
 MODELS = ("standard", "sati", FINETUNE, CONTROL)
 # models trained without SATI, whose tilings are the training-free baselines
 TRAINING_FREE = ("standard", CONTROL)
+# a further fine-tune (or control) of the same parent, ``<model>-<k>`` with k >= 2: trained
+# with seed + REPEAT_SEED_STRIDE * (k - 1) (other crops, other SATI samples), so that each
+# lineage can keep the best of k SATI fine-tunes on the validation images while its
+# training-free side gets as many controls to choose from
+REPEAT = re.compile(rf"(?P<model>{FINETUNE}|{CONTROL})-(?P<k>[2-9]|[1-9][0-9]+)")
+REPEAT_SEED_STRIDE = 1000
+
+
+def base_model(variant: str) -> str:
+    """The model a (possibly repeated) variant is a copy of: ``control-2`` -> ``control``."""
+    match = REPEAT.fullmatch(variant)
+    return match["model"] if match else variant
+
+
+def repeat_index(variant: str) -> int:
+    """1 for a model's first run, k for its repeat ``<model>-<k>``."""
+    match = REPEAT.fullmatch(variant)
+    return int(match["k"]) if match else 1
+
+
+def training_free(variant: str) -> bool:
+    """Whether a model is trained without SATI (standard, controls and their repeats)."""
+    return base_model(variant) in TRAINING_FREE
+
+
+def training_seed(run: Run) -> int:
+    """The seed a run trains with: its lineage's, offset for a repeated fine-tune."""
+    return run.seed + REPEAT_SEED_STRIDE * (repeat_index(run.variant) - 1)
+
 
 PLAN_KEYS = ("models", "seeds", "ablation_seeds", "ablations")
 
@@ -130,10 +160,13 @@ def adapter_plan(config: BenchConfig, adapter: str) -> dict[str, list]:
     if overrides is not None:
         plan |= {k: getattr(overrides, k) for k in PLAN_KEYS if getattr(overrides, k) is not None}
     plan = {k: list(v) for k, v in plan.items()}
-    if unknown := set(plan["models"]) - set(MODELS):
-        raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {', '.join(MODELS)}")
-    for model in (FINETUNE, CONTROL):
-        if model in plan["models"] and config.finetune is None:
+    if unknown := {m for m in plan["models"] if base_model(m) not in MODELS}:
+        raise ValueError(
+            f"unknown model(s) {sorted(unknown)}; known: {', '.join(MODELS)}, and repeats "
+            f"{FINETUNE}-<k> / {CONTROL}-<k> (k >= 2) of the fine-tunes"
+        )
+    for model in plan["models"]:
+        if base_model(model) in (FINETUNE, CONTROL) and config.finetune is None:
             raise ValueError(f"model {model!r} needs a [finetune] table (its steps)")
     return plan
 
@@ -179,11 +212,11 @@ def scored_models(config: BenchConfig, runs: Iterable[Run]) -> list[Run]:
 
 def methods_for(run: Run) -> list[str]:
     """Inference methods evaluated on a run's model."""
-    if run.variant in TRAINING_FREE:
+    if training_free(run.variant):
         return ["none", "simple", "weighted", "weighted-gaussian"]
     if run.variant == "sati":
         return ["sati", "sati-wo-stitching-strategy", "none"]
-    if run.variant == FINETUNE:
+    if base_model(run.variant) == FINETUNE:
         return ["sati", "none"]
     return [run.variant]
 
@@ -218,7 +251,7 @@ def run_steps(config: BenchConfig, run: Run) -> int:
     ``[train] steps``; ``[per_adapter.<adapter>]``'s ``finetune_steps`` / ``steps`` replace
     them for that adapter's runs."""
     overrides = config.per_adapter.get(run.adapter)
-    if run.variant in (FINETUNE, CONTROL):
+    if base_model(run.variant) in (FINETUNE, CONTROL):
         if config.finetune is None:
             raise ValueError(f"model {run.variant!r} needs a [finetune] table (its steps)")
         if overrides is not None and overrides.finetune_steps is not None:
@@ -233,7 +266,7 @@ def init_run(config: BenchConfig, run: Run) -> Run | None:
     """The standard run whose weights a run starts from (fine-tunes, their controls, and every
     run of a :mod:`benchmarks.variants` config with ``[train] init = "standard"``), or None:
     trained from scratch."""
-    if run.variant in (FINETUNE, CONTROL) or config.train.init == "standard":
+    if base_model(run.variant) in (FINETUNE, CONTROL) or config.train.init == "standard":
         return Run(run.adapter, "standard", run.seed)
     return None
 

@@ -149,7 +149,7 @@ def chosen_model(rows: list[dict], variant: str, seed: int, inference: Inference
     (no tiling is no choice for an image larger than one pass)."""
     from benchmarks.methods import parse_method
 
-    sati = variant not in planning.TRAINING_FREE
+    sati = not planning.training_free(variant)
     candidates = [
         r
         for r in rows

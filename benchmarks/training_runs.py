@@ -17,11 +17,13 @@ from benchmarks.bench_config import BenchConfig
 from benchmarks.planning import (
     FINETUNE,
     SNAPSHOTS,
-    TRAINING_FREE,
     Run,
+    base_model,
     init_run,
     run_dir,
     run_steps,
+    training_free,
+    training_seed,
 )
 
 # model variant -> SATISettings overrides
@@ -39,12 +41,12 @@ def train_config(config: BenchConfig, run: Run):
     from satikit.checkpoint import TrainingSettings as Training
 
     train = config.train
-    sati: dict[str, Any] = {"enabled": run.variant not in TRAINING_FREE}
+    sati: dict[str, Any] = {"enabled": not training_free(run.variant)}
     # optional SATISettings overrides: [train.sati] for SATI models, [train.standard] for the
     # baselines (e.g. lambda_stitch = 5 / domain_encoding = true), [finetune.sati] on top for
     # fine-tunes, then the adapter's own [per_adapter.<adapter>] finetune_sati
     sati.update(train.sati if sati["enabled"] else train.standard)
-    if run.variant == FINETUNE and config.finetune is not None:
+    if base_model(run.variant) == FINETUNE and config.finetune is not None:
         sati.update(config.finetune.sati)
         if (overrides := config.per_adapter.get(run.adapter)) is not None:
             sati.update(overrides.finetune_sati)
@@ -59,7 +61,7 @@ def train_config(config: BenchConfig, run: Run):
             crop=train.crop,
             batch_size=train.batch_size,
             steps=steps,
-            seed=int(run.seed),
+            seed=training_seed(run),
             log_every=50,
             checkpoint_every=max(1, steps // 6),
             ema=float(train.ema),

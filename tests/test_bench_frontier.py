@@ -231,6 +231,51 @@ def test_models_pick_what_each_seed_trains(config_path):
         planning.plan_runs(replace(no_table, models=(planning.FINETUNE,)))
 
 
+def test_repeated_finetunes_train_from_the_same_parent_with_another_seed(config_path):
+    config = planning.load_config(str(config_path))
+    repeats = replace(config, models=("standard", "sati-finetune-2", "control-2", "control-12"))
+    runs = planning.plan_runs(repeats)
+    assert [r.variant for r in runs] == ["standard", "sati-finetune-2", "control-2", "control-12"]
+    parent = planning.Run("cyclegan", "standard", 0)
+    for run in runs[1:]:
+        assert planning.init_run(repeats, run) == parent
+        assert planning.run_steps(repeats, run) == 1
+    stride = planning.REPEAT_SEED_STRIDE
+    seeds = [training_runs.train_config(repeats, r).training.seed for r in runs]
+    assert seeds == [0, stride, stride, 11 * stride]
+    sati, control = (training_runs.train_config(repeats, r).sati for r in runs[1:3])
+    assert sati.enabled and sati.lambda_consistency == 5.0 and not control.enabled
+    assert [planning.training_free(r.variant) for r in runs] == [True, False, True, True]
+    assert frontier.frontier_methods(repeats, runs[2]) == frontier.frontier_methods(
+        repeats, planning.Run("cyclegan", "standard", 0)
+    )
+    assert frontier.frontier_methods(repeats, runs[1]) == ["none", "sati@25"]
+    for bad in ("control-1", "control-02", "standard-2", "sati-2"):
+        with pytest.raises(ValueError, match="unknown model"):
+            planning.plan_runs(replace(config, models=(bad,)))
+    with pytest.raises(ValueError, match=r"needs a \[finetune\] table"):
+        planning.plan_runs(replace(config, finetune=None, models=("control-2",)))
+
+
+def test_lineages_choose_among_repeated_finetunes_and_controls():
+    from benchmarks.lineages import compare_lineages
+
+    test = [
+        _row("standard", "none", 0.01, 1.0),
+        _row("standard", "gaussian@75", 0.10, 10.0),
+        _row("control", "gaussian@50", 0.06, 5.0),
+        _row("control-2", "gaussian@50", 0.05, 5.0),
+        _row("sati-finetune", "none", 0.04, 1.0),
+        _row("sati-finetune", "sati@25", 0.08, 2.0),
+        _row("sati-finetune-2", "none", 0.02, 1.0),
+        _row("sati-finetune-2", "sati@25", 0.03, 2.0),
+    ]
+    (lineage,) = compare_lineages(test, INFERENCE, test)["lineages"]
+    assert (lineage["baseline_model"], lineage["sati_model"]) == ("control-2", "sati-finetune-2")
+    assert lineage["ratio"] == pytest.approx(0.03 / 0.05)
+    assert lineage["none_sati"] == pytest.approx(2.0)  # the chosen fine-tune's own pass
+
+
 def test_norm_seams_scores_tile_thumbnail_and_kernel_statistics(config_path, tmp_path):
     from benchmarks import norm_seams
 
