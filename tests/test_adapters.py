@@ -208,6 +208,27 @@ def test_transposed_upsampling_option_keeps_shapes_and_trains(name: str, dims: i
         upsampling_path(dims, 8, 3, 1, "bilinear")
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+def test_unit_up_norm_option_puts_instance_norm_in_the_decoders(dims: int) -> None:
+    from satikit.gan.layers import LayerNorm
+
+    def norms(adapter, kind) -> int:
+        return sum(isinstance(m, kind) for m in adapter.decoder_y.up.modules())
+
+    instance = (torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d)
+    options = get_adapter_info("unit").test_options
+    paper = create_adapter("unit", dims=dims, **options)
+    assert norms(paper, LayerNorm) == 2 and norms(paper, instance) == 0  # two upsamplings
+    adapter = create_adapter("unit", dims=dims, **{**options, "up_norm": "in"})
+    assert norms(adapter, LayerNorm) == 0 and norms(adapter, instance) == 2
+    size = 32 if dims == 2 else 16
+    x = torch.rand(2, 3, *(size,) * dims) * 2 - 1
+    loss, y_hat = adapter.generator_step(x, x.flip(0))
+    assert y_hat.shape == x.shape and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="up_norm"):
+        create_adapter("unit", dims=dims, **{**options, "up_norm": "bn"})
+
+
 @pytest.mark.parametrize("name", ["unit", "munit"])
 def test_identity_loss_option_maps_each_domain_through_the_other_generator(name: str) -> None:
     options = dict(get_adapter_info(name).test_options)

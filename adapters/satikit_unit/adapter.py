@@ -105,9 +105,9 @@ class UNITAdapter(TwoDomainAdapter):
         self.shared_decoder = nn.Sequential(
             *[ResnetBlock(dims, latent) for _ in range(o["n_shared"])]
         )
-        up = o["upsampling"]
-        self.decoder_x = Decoder(dims, latent, in_channels, down, res, up)
-        self.decoder_y = Decoder(dims, latent, out_channels, down, res, up)
+        up, norm = o["upsampling"], o["up_norm"]
+        self.decoder_x = Decoder(dims, latent, in_channels, down, res, up, norm)
+        self.decoder_y = Decoder(dims, latent, out_channels, down, res, up, norm)
         self.discriminator_x = self._discriminators(in_channels)
         self.discriminator_y = self._discriminators(out_channels)
         self._initialise()

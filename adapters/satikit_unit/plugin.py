@@ -35,6 +35,12 @@ OPTIONS: dict[str, Option] = {
         "(CycleGAN's stride-2 3^N transposed conv)",
         choices=("nearest", "transposed"),  # satikit.gan.autoencoder.UPSAMPLING
     ),
+    "up_norm": Option(
+        "ln",
+        "norm of the decoders' upsampling stages: ln (the paper's layer norm) or in (CycleGAN's "
+        "instance norm, beyond the paper)",
+        choices=("ln", "in"),
+    ),
     "ndf": Option(64, "discriminator base channels"),
     "d_layers": Option(4, "stride-2 layers of each discriminator scale"),
     "n_scales": Option(3, "scales of the multi-scale discriminator"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from satikit.gan.layers import ConvBlock, check_divisible, conv_layer, make_norm
+from satikit.gan.layers import ConvBlock, Norm, check_divisible, conv_layer, make_norm
 from satikit.gan.resnet import ResnetBlock
 
 __all__ = ["UPSAMPLING", "Decoder", "Encoder", "NoiseInput", "upsampling_path"]
@@ -75,10 +75,12 @@ def upsampling_path(
     n_upsampling: int,
     mode: str = "nearest",
     noise_channels: int = 0,
+    norm: Norm = "ln",
 ) -> nn.Sequential:
-    """``n_upsampling`` x (an upsampling stage (``mode``, see :data:`UPSAMPLING`), LN, ReLU)
-    halving the width, then (``noise_channels`` > 0) a :class:`NoiseInput`, then a 7^N conv
-    with tanh: ``(B, channels, *S)`` -> ``(B, out_channels, *S * 2**n)`` in [-1, 1]."""
+    """``n_upsampling`` x (an upsampling stage (``mode``, see :data:`UPSAMPLING`), a norm
+    (``norm``: the papers' ``ln``, or CycleGAN's ``in``), ReLU) halving the width, then
+    (``noise_channels`` > 0) a :class:`NoiseInput`, then a 7^N conv with tanh:
+    ``(B, channels, *S)`` -> ``(B, out_channels, *S * 2**n)`` in [-1, 1]."""
     if mode not in UPSAMPLING:
         raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {mode!r}")
     if noise_channels < 0:
@@ -88,13 +90,13 @@ def upsampling_path(
         if mode == "nearest":
             stage: nn.Module = nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                ConvBlock(dims, channels, channels // 2, 5, norm="ln"),
+                ConvBlock(dims, channels, channels // 2, 5, norm=norm),
             )
         else:
             transposed = conv_layer("convT", dims)
             stage = nn.Sequential(
                 transposed(channels, channels // 2, 3, stride=2, padding=1, output_padding=1),
-                make_norm("ln", dims, channels // 2),
+                make_norm(norm, dims, channels // 2),
                 nn.ReLU(inplace=True),
             )
         layers.append(stage)
@@ -106,7 +108,8 @@ def upsampling_path(
 
 
 class Decoder(nn.Module):
-    """``n_res`` residual blocks (IN), then :func:`upsampling_path` (``upsampling``: its mode).
+    """``n_res`` residual blocks (IN), then :func:`upsampling_path` (``upsampling``: its mode,
+    ``norm``: its norm).
 
     ``(B, channels, *S)`` -> ``(B, out_channels, *S * 2**n_upsampling)``, tanh values in [-1, 1].
     """
@@ -119,10 +122,11 @@ class Decoder(nn.Module):
         n_upsampling: int,
         n_res: int,
         upsampling: str = "nearest",
+        norm: Norm = "ln",
     ) -> None:
         super().__init__()
         self.blocks = nn.Sequential(*[ResnetBlock(dims, channels) for _ in range(n_res)])
-        self.up = upsampling_path(dims, channels, out_channels, n_upsampling, upsampling)
+        self.up = upsampling_path(dims, channels, out_channels, n_upsampling, upsampling, norm=norm)
 
     def forward(self, h: Tensor) -> Tensor:
         return self.up(self.blocks(h))
