@@ -38,7 +38,7 @@ def test_cache_folder_of_each_config_is_unchanged(name):
 HASHES = {
     "cpu-small": "eda443a5f5",
     "gpu-quick": "b5f65e6f9c",
-    "large-objects": "b6aba73670",
+    "large-objects": "73bba1f48f",
     "paper": "f9153cd902",
     "restain": "7685018c33",
     "textured": "d15b1e3cd8",
