@@ -22,7 +22,7 @@ from typing import Any
 
 from benchmarks.bench_config import InferenceConfig
 from benchmarks.methods import parse_method
-from benchmarks.planning import FINETUNE, training_free
+from benchmarks.planning import training_free
 
 __all__ = ["COST_CAP_METHOD", "compare_lineages", "lineage_table", "plot_lineages"]
 
@@ -120,9 +120,7 @@ def compare_lineages(
                 "best_test": {s: f"{r['model']} {r['method']}" for s, r in best.items()},
                 "none_standard": none.get("standard"),
                 # the chosen SATI model's own run (one of several fine-tunes, if repeated)
-                "none_sati": none.get(
-                    _variant(chosen["sati"]["model"]), none.get(FINETUNE, none.get("sati"))
-                ),
+                "none_sati": none.get(_variant(chosen["sati"]["model"])),
             }
         )
     summary = {}
