@@ -9,8 +9,11 @@ the seeds. Writes ``results/<config>/<date>-<commit>-frontier[-<split>].{json,md
 
     python -m benchmarks.frontier --config large-objects
     python -m benchmarks.frontier --config large-objects --split validation --variant LABEL
+    python -m benchmarks.frontier --config cpu-small --seeds 3 4 --include EARLIER.json
 
 Trains what is missing first (like the quality benchmark; evaluations are cached per method).
+``--include`` adds the lineages of an earlier report of the same config (same settings but for
+the seed lists) that this run does not score, e.g. new lineages scored beside committed ones.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from benchmarks import lineages, planning, scoring, training_runs
 from benchmarks.bench_config import BenchConfig, InferenceConfig
 from benchmarks.methods import parse_method
 
-__all__ = ["frontier_methods", "run_frontier", "summarise"]
+__all__ = ["frontier_methods", "included_reports", "run_frontier", "summarise"]
 
 # [frontier] defaults: simple without overlap, both windows at 12.5 / 25 / 50 / 75 % overlap,
 # SATI at 12.5 / 25 % (T > 2 O leaves no more), with and without a margin
@@ -51,6 +54,64 @@ def frontier_methods(config: BenchConfig, run: planning.Run) -> list[str]:
     if kept is not None:
         methods = [m for m in methods if m in kept]
     return methods
+
+
+def _without_seeds(settings: Any) -> Any:
+    if isinstance(settings, dict):
+        return {k: _without_seeds(v) for k, v in settings.items() if k != "seeds"}
+    return settings
+
+
+def included_reports(
+    paths: Sequence[Path], config: BenchConfig, split: str, choose_on: str | None
+) -> list[dict[str, Any]]:
+    """Earlier frontier reports whose lineages join this one: each must be of the same config
+    with the same settings except the seed lists, scored on ``split`` (and on ``choose_on``,
+    which chooses each lineage's rows), and of the models in the plan (not a variant's)."""
+    import json
+
+    wanted = _without_seeds(config.as_dict())
+    reports = []
+    for path in paths:
+        try:
+            report = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"--include {path}: not a readable frontier report ({error})"
+            ) from None
+        if not isinstance(report, dict) or "rows" not in report or "settings" not in report:
+            raise ValueError(f"--include {path}: not a frontier report (no rows or settings)")
+        problem = (
+            f"of config {report.get('config')!r}, not {config.name!r}"
+            if report.get("config") != config.name
+            else f"on the {report.get('split')} split, not {split}"
+            if report.get("split") != split
+            else "of a variant's models"
+            if report.get("variant")
+            else "with other settings (beyond the seed lists)"
+            if _without_seeds(report["settings"]) != wanted
+            else f"without rows on the {choose_on} split that choose each lineage"
+            if choose_on not in (None, split) and not report.get("choice_rows")
+            else None
+        )
+        if problem:
+            raise ValueError(f"--include {path}: a report {problem}")
+        reports.append({**report, "path": str(path)})
+    return reports
+
+
+def joined_lineages(
+    rows: list[dict[str, Any]], reports: list[dict[str, Any]]
+) -> list[set[tuple[str, int]]]:
+    """The (adapter, seed) lineages each report adds to ``rows``: those neither ``rows`` nor
+    an earlier report holds (a lineage comes whole from one source)."""
+    held = {(r["adapter"], r["seed"]) for r in rows}
+    added = []
+    for report in reports:
+        new = {(r["adapter"], r["seed"]) for r in report["rows"]} - held
+        added.append(new)
+        held |= new
+    return added
 
 
 def chosen_snapshots(
@@ -216,6 +277,7 @@ def run_frontier(
     train_only: bool = False,
     choose_on: str | None = "validation",
     cached_only: bool = False,
+    include: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Train what is missing, score every model's frontier methods (``methods``: only these of
     them), write the report (``train_only``: stop after training).
@@ -223,7 +285,8 @@ def run_frontier(
     Where a lineage has both SATI and training-free models, the report compares them per
     lineage (:mod:`benchmarks.lineages`), each side's row chosen on the ``choose_on`` split
     (scored too; None: on the reported split itself). ``cached_only``: train and score
-    nothing, report what is scored already (marked partial)."""
+    nothing, report what is scored already (marked partial). ``include``: earlier reports
+    whose lineages this run does not score join the report (:func:`included_reports`)."""
     from benchmarks.common import git_commit, machine, require_plotting, write_results
 
     config = planning.load_config(config_name)
@@ -237,6 +300,9 @@ def run_frontier(
         parse_method(method, config.inference)  # refuse a bad name before any work
     if unknown := sorted(set(methods or []) - listed):
         raise ValueError(f"--method {unknown}: not in the config's [frontier] lists")
+    if include and variant is not None:
+        raise ValueError("--include joins lineages of the plan's models, not of a --variant")
+    reports = included_reports(include, config, split, choose_on)
     if write:
         require_plotting()
     home = planning.workdir(config, cache)
@@ -275,6 +341,11 @@ def run_frontier(
                 cached_only=cached_only,
             )
             echo(f"  scored {run.name} ({len(chosen_methods)} methods, {name})")
+    joined = joined_lineages(scored[split], reports)
+    for report, added in zip(reports, joined, strict=True):
+        for name in scored:
+            source = report["rows"] if name == split else report["choice_rows"]
+            scored[name] += [r for r in source if (r["adapter"], r["seed"]) in added]
     rows = scored[split]
     comparison = lineages.compare_lineages(
         rows, config.inference, scored[choose_on] if choose_on in scored else None
@@ -291,6 +362,7 @@ def run_frontier(
         + ([f"--seeds {' '.join(str(s) for s in seeds)}"] if seeds is not None else [])
         + [f"--method {m}" for m in methods or []]
         + (["--cached-only"] if cached_only else [])
+        + [f"--include {r['path']}" for r in reports]
     )
     payload = {
         "config": config.name,
@@ -299,7 +371,16 @@ def run_frontier(
         "commit": git_commit(),
         "machine": machine(),
         "command": command,
-        "partial": cached_only,
+        "partial": cached_only or any(r.get("partial") for r in reports),
+        "included": [
+            {
+                "path": r["path"],
+                "commit": r.get("commit"),
+                "command": r.get("command"),
+                "lineages": [{"adapter": a, "seed": s} for a, s in sorted(added)],
+            }
+            for r, added in zip(reports, joined, strict=True)
+        ],
         "settings": config.as_dict(),
         "rows": rows,
         "summary": summary,
@@ -321,11 +402,18 @@ def run_frontier(
             + (
                 "**Partial**: the evaluations scored when this report was written; rows and "
                 "lineages without them are missing.\n\n"
-                if cached_only
+                if payload["partial"]
                 else ""
             )
             + f"`{command}` on "
-            f"{payload['machine']}, commit {payload['commit']}\n\nCost: forward-pass pixels "
+            f"{payload['machine']}, commit {payload['commit']}\n\n"
+            + "".join(
+                f"Lineages {', '.join(f'{a} seed {s}' for a, s in sorted(added))} from "
+                f"`{r['path']}` (commit {r.get('commit')}, `{r.get('command')}`, on "
+                f"{r.get('machine')}).\n\n"
+                for r, added in zip(reports, joined, strict=True)
+            )
+            + "Cost: forward-pass pixels "
             "per image pixel (tiles x tile area / image area; 1 = one pass over the whole "
             "image). "
             + (
@@ -385,6 +473,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--train-only", action="store_true", help="train the missing runs, score nothing"
     )
+    parser.add_argument(
+        "--include",
+        action="append",
+        type=Path,
+        default=[],
+        help="an earlier report (JSON) of the same config whose lineages this run does not "
+        "score joins the report (repeatable)",
+    )
     args = parser.parse_args(argv)
     run_frontier(
         args.config,
@@ -397,6 +493,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         train_only=args.train_only,
         choose_on=args.choose_on,
         cached_only=args.cached_only,
+        include=args.include,
     )
 
 

@@ -144,9 +144,10 @@ def median_lineage(comparison: dict, adapter: str) -> dict:
 
 
 def chosen_model(rows: list[dict], variant: str, seed: int, inference: InferenceConfig) -> dict:
-    """The row with the lowest (validation) error of one model of a lineage, among its tiled
-    methods: SATI inference for SATI models, any other tiling for models trained without SATI
-    (no tiling is no choice for an image larger than one pass)."""
+    """The row with the lowest (validation) error of one model of a lineage and its repeats
+    (``control`` also chooses among ``control-2``, ...), among its tiled methods: SATI
+    inference for SATI models, any other tiling for models trained without SATI (no tiling is
+    no choice for an image larger than one pass)."""
     from benchmarks.methods import parse_method
 
     sati = not planning.training_free(variant)
@@ -154,7 +155,7 @@ def chosen_model(rows: list[dict], variant: str, seed: int, inference: Inference
         r
         for r in rows
         if r["seed"] == seed
-        and r["model"].split("+")[0] == variant
+        and planning.base_model(r["model"].split("+")[0]) == variant
         and (parse_method(r["method"], inference).strategy == "sati") == sati
         and r["method"] != "none"
     ]
@@ -199,8 +200,8 @@ def ship_lineage(
         if variant not in planned:
             continue
         row = chosen_model(choice, variant, seed, inference)
-        weights = row["model"].split("+")[1] if "+" in row["model"] else ""
-        run = planning.Run(adapter, variant, seed, weights)
+        chosen, _, weights = row["model"].partition("+")
+        run = planning.Run(adapter, chosen, seed, weights)
         source = planning.run_dir(root, run)
         settings = parse_method(row["method"], inference).settings()
         run_config = shipped_config(read_config(source / CONFIG_NAME))

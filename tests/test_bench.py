@@ -742,6 +742,14 @@ def test_ship_lineage_picks_the_median_lineage_and_each_models_tiled_method():
     assert (sati["model"], sati["method"]) == ("sati-finetune+ema", "sati@25+m12")
     with pytest.raises(ValueError, match="no tiled rows"):
         chosen_model(rows, "control", 0, inference)
+    # a repeated fine-tune competes with its first run; another model's rows do not
+    rows += [
+        {"model": "control-2+best", "method": "gaussian@50", "error": 0.03, "cost": 4.0, "seed": 2},
+        {"model": "sati-finetune-2", "method": "sati@25", "error": 0.02, "cost": 2.6, "seed": 2},
+    ]
+    assert chosen_model(rows, "control", 2, inference)["model"] == "control-2+best"
+    assert chosen_model(rows, "sati-finetune", 2, inference)["model"] == "sati-finetune-2"
+    assert chosen_model(rows, "standard", 2, inference)["model"] == "standard+ema"
 
 
 def test_variant_tables_of_data_with_a_known_truth_show_its_scores():

@@ -617,3 +617,72 @@ def test_a_report_of_part_of_the_plan_is_named_after_its_selection():
     assert frontier.selection_suffix(["timm"], None, [0], None) == "-timm-seeds0"
     named = frontier.selection_suffix(["cyclegan", "timm"], ["sati-finetune"], [1, 2], ["none"])
     assert named == "-cyclegan-timm-sati-finetune-seeds1-2-1methods"
+
+
+def test_an_earlier_report_adds_the_lineages_this_run_does_not_score(config_path, tmp_path):
+    cache = tmp_path / "cache"
+    first = frontier.run_frontier(str(config_path), cache=cache, echo=lambda _: None, write=False)
+    assert [lin["seed"] for lin in first["lineages"]["lineages"]] == [0]
+    # an earlier report holding lineage 0 (other errors) and lineage 1
+    other = [{**row, "error": row["error"] + 0.5} for row in first["rows"]]
+    other_choice = [{**row, "error": row["error"] + 0.5} for row in first["choice_rows"]]
+    earlier = {
+        **first,
+        "rows": other + [{**row, "seed": 1} for row in first["rows"]],
+        "choice_rows": other_choice + [{**row, "seed": 1} for row in first["choice_rows"]],
+    }
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps(earlier))
+    joined = frontier.run_frontier(
+        str(config_path), cache=cache, echo=lambda _: None, write=False, include=[path]
+    )
+    assert joined["command"].endswith(f"--include {path}")
+    assert joined["included"][0]["lineages"] == [{"adapter": "cyclegan", "seed": 1}]
+    assert [lin["seed"] for lin in joined["lineages"]["lineages"]] == [0, 1]
+    # lineage 0 comes whole from this run, lineage 1 whole from the earlier report
+    own = [r for r in joined["rows"] if r["seed"] == 0]
+    assert sorted(r["error"] for r in own) == sorted(r["error"] for r in first["rows"])
+    assert len(joined["rows"]) == 2 * len(first["rows"])
+    assert len(joined["choice_rows"]) == 2 * len(first["choice_rows"])
+    assert joined["lineages"]["lineages"][1]["sati_error"] == pytest.approx(
+        joined["lineages"]["lineages"][0]["sati_error"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"config": "other"}, "of config 'other'"),
+        ({"split": "validation"}, "on the validation split, not test"),
+        ({"choice_rows": []}, "without rows on the validation split"),
+        ({"variant": "label"}, "of a variant's models"),
+        ({"rows": None, "settings": None}, None),
+    ],
+)
+def test_an_earlier_report_that_does_not_match_is_refused(config_path, tmp_path, change, message):
+    config = planning.load_config(str(config_path))
+    report = {
+        "config": config.name,
+        "split": "test",
+        "variant": None,
+        "settings": config.as_dict(),
+        "rows": [],
+        "choice_rows": [{"seed": 0}],
+    }
+    path = tmp_path / "earlier.json"
+    if message is None:  # not a report at all
+        path.write_text("[1, 2]")
+        message = "not a frontier report"
+    else:
+        path.write_text(json.dumps({**report, **change}))
+    with pytest.raises(ValueError, match=message):
+        frontier.included_reports([path], config, "test", "validation")
+    longer = {**config.as_dict(), "train": {**config.as_dict()["train"], "steps": 99}}
+    path.write_text(json.dumps({**report, "settings": longer}))
+    with pytest.raises(ValueError, match="with other settings"):
+        frontier.included_reports([path], config, "test", "validation")
+    more_seeds = {**config.as_dict(), "seeds": [0, 1, 2]}
+    path.write_text(json.dumps({**report, "settings": more_seeds}))
+    assert frontier.included_reports([path], config, "test", "validation")[0]["path"] == str(path)
+    with pytest.raises(ValueError, match="not a readable frontier report"):
+        frontier.included_reports([tmp_path / "missing.json"], config, "test", "validation")
