@@ -15,6 +15,7 @@ choose (marked so).
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,7 +25,13 @@ from benchmarks.bench_config import InferenceConfig
 from benchmarks.methods import parse_method
 from benchmarks.planning import training_free
 
-__all__ = ["COST_CAP_METHOD", "compare_lineages", "lineage_table", "plot_lineages"]
+__all__ = [
+    "COST_CAP_METHOD",
+    "compare_lineages",
+    "counting_interval",
+    "lineage_table",
+    "plot_lineages",
+]
 
 # the baseline may spend up to this method's cost (with any statistics pass)
 COST_CAP_METHOD = "gaussian@75"
@@ -49,6 +56,16 @@ def _side(row: dict[str, Any], inference: InferenceConfig) -> str | None:
 def _cost_cap(rows: Iterable[dict[str, Any]]) -> float:
     caps = [r["cost"] for r in rows if r["method"].split("/")[0] == COST_CAP_METHOD]
     return max(caps) if caps else float("inf")
+
+
+def counting_interval(sati_errors: int, baseline_errors: int) -> tuple[float, float]:
+    """The 95 % interval of the ratio of two error counts from counting noise alone: each count
+    taken as Poisson (0.5 added to a zero), ``exp(ln(a / b) +- 1.96 sqrt(1/a + 1/b))``. Both
+    counts come from the same objects, so this overstates the noise of a paired difference and
+    ignores image-to-image variation: a scale for how many errors a ratio rests on, not a test."""
+    a, b = max(sati_errors, 0.5), max(baseline_errors, 0.5)
+    spread = 1.96 * math.sqrt(1 / a + 1 / b)
+    return a / b * math.exp(-spread), a / b * math.exp(spread)
 
 
 def _key(row: dict[str, Any]) -> tuple[str, str]:
@@ -116,6 +133,17 @@ def compare_lineages(
                     )
                 },
                 "ratio": chosen["sati"]["error"] / max(chosen["baseline"]["error"], 1e-9),
+                **(
+                    {
+                        "sati_errors": chosen["sati"]["n_errors"],
+                        "baseline_errors": chosen["baseline"]["n_errors"],
+                        "ratio_interval": counting_interval(
+                            chosen["sati"]["n_errors"], chosen["baseline"]["n_errors"]
+                        ),
+                    }
+                    if all("n_errors" in row for row in chosen.values())
+                    else {}
+                ),
                 "best_test_ratio": best["sati"]["error"] / max(best["baseline"]["error"], 1e-9),
                 "best_test": {s: f"{r['model']} {r['method']}" for s, r in best.items()},
                 "none_standard": none.get("standard"),
@@ -144,14 +172,15 @@ def lineage_table(comparison: dict[str, Any]) -> str:
     lines = [
         "| adapter | seed | SATI (model, method) | SATI % | cost | best training-free "
         "(model, method) | training-free % | cost | SATI / training-free | chosen on | "
-        "standard, no tiling % | SATI model, no tiling % |",
-        "|---|---:|---|---:|---:|---|---:|---:|---:|---|---:|---:|",
+        "standard, no tiling % | SATI model, no tiling % | errors: SATI / training-free "
+        "(95 % from counting alone) |",
+        "|---|---:|---|---:|---:|---|---:|---:|---:|---|---:|---:|---|",
     ]
     for item in comparison["lineages"]:
         if "missing" in item:
             lines.append(
                 f"| {item['adapter']} | {item['seed']} | not scored: no "
-                f"{' / '.join(item['missing'])} rows | | | | | | | | | |"
+                f"{' / '.join(item['missing'])} rows | | | | | | | | | | |"
             )
             continue
         lines.append(
@@ -159,7 +188,7 @@ def lineage_table(comparison: dict[str, Any]) -> str:
             f"| {pct(item['sati_error'])} | {item['sati_cost']:.2f} | {item['baseline_model']} "
             f"{item['baseline_method']} | {pct(item['baseline_error'])} | "
             f"{item['baseline_cost']:.2f} | **{item['ratio']:.2f}** | {item['chosen_on']} | "
-            f"{pct(item['none_standard'])} | {pct(item['none_sati'])} |"
+            f"{pct(item['none_standard'])} | {pct(item['none_sati'])} | {_counts(item)} |"
         )
     lines += [
         "",
@@ -171,6 +200,13 @@ def lineage_table(comparison: dict[str, Any]) -> str:
             f"| {adapter} | {s['n_lineages']} | **{s['median_ratio']:.2f}** | {s['max_ratio']:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _counts(item: dict[str, Any]) -> str:
+    if "ratio_interval" not in item:
+        return "-"
+    low, high = item["ratio_interval"]
+    return f"{item['sati_errors']} / {item['baseline_errors']} ({low:.2f}-{high:.2f})"
 
 
 def plot_lineages(

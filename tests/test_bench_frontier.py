@@ -686,3 +686,27 @@ def test_an_earlier_report_that_does_not_match_is_refused(config_path, tmp_path,
     assert frontier.included_reports([path], config, "test", "validation")[0]["path"] == str(path)
     with pytest.raises(ValueError, match="not a readable frontier report"):
         frontier.included_reports([tmp_path / "missing.json"], config, "test", "validation")
+
+
+def test_lineages_show_the_error_counts_each_ratio_rests_on():
+    from benchmarks.lineages import compare_lineages, counting_interval, lineage_table
+
+    low, high = counting_interval(25, 29)
+    assert low < 25 / 29 < high and low * high == pytest.approx((25 / 29) ** 2)
+    assert high / low > counting_interval(2500, 2900)[1] / counting_interval(2500, 2900)[0]
+    assert counting_interval(0, 4)[0] > 0  # a zero count stays finite
+    test = [
+        {**_row("standard", "gaussian@75", 0.05, 10.0), "n_errors": 40},
+        {**_row("sati-finetune", "sati@25", 0.025, 2.0), "n_errors": 20},
+    ]
+    result = compare_lineages(test, INFERENCE)
+    (lineage,) = result["lineages"]
+    assert (lineage["sati_errors"], lineage["baseline_errors"]) == (20, 40)
+    assert lineage["ratio_interval"] == pytest.approx(counting_interval(20, 40))
+    assert "| 20 / 40 (0.29-0.86) |" in lineage_table(result)
+    # rows without counts (errors against a known truth) leave the column empty
+    plain = compare_lineages(
+        [{k: v for k, v in r.items() if k != "n_errors"} for r in test], INFERENCE
+    )
+    assert "ratio_interval" not in plain["lineages"][0]
+    assert lineage_table(plain).splitlines()[2].endswith("| - |")
