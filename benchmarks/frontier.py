@@ -81,19 +81,23 @@ def included_reports(
             ) from None
         if not isinstance(report, dict) or "rows" not in report or "settings" not in report:
             raise ValueError(f"--include {path}: not a frontier report (no rows or settings)")
-        problem = (
-            f"of config {report.get('config')!r}, not {config.name!r}"
-            if report.get("config") != config.name
-            else f"on the {report.get('split')} split, not {split}"
-            if report.get("split") != split
-            else "of a variant's models"
-            if report.get("variant")
-            else "with other settings (beyond the seed lists)"
-            if _without_seeds(report["settings"]) != wanted
-            else f"without rows on the {choose_on} split that choose each lineage"
-            if choose_on not in (None, split) and not report.get("choice_rows")
-            else None
-        )
+        checks = [
+            (
+                report.get("config") != config.name,
+                f"of config {report.get('config')!r}, not {config.name!r}",
+            ),
+            (report.get("split") != split, f"on the {report.get('split')} split, not {split}"),
+            (bool(report.get("variant")), "of a variant's models"),
+            (
+                _without_seeds(report["settings"]) != wanted,
+                "with other settings (beyond the seed lists)",
+            ),
+            (
+                choose_on not in (None, split) and not report.get("choice_rows"),
+                f"without rows on the {choose_on} split that choose each lineage",
+            ),
+        ]
+        problem = next((message for failed, message in checks if failed), None)
         if problem:
             raise ValueError(f"--include {path}: a report {problem}")
         reports.append({**report, "path": str(path)})
@@ -377,6 +381,7 @@ def run_frontier(
                 "path": r["path"],
                 "commit": r.get("commit"),
                 "command": r.get("command"),
+                "machine": r.get("machine"),
                 "lineages": [{"adapter": a, "seed": s} for a, s in sorted(added)],
             }
             for r, added in zip(reports, joined, strict=True)
@@ -408,10 +413,11 @@ def run_frontier(
             + f"`{command}` on "
             f"{payload['machine']}, commit {payload['commit']}\n\n"
             + "".join(
-                f"Lineages {', '.join(f'{a} seed {s}' for a, s in sorted(added))} from "
-                f"`{r['path']}` (commit {r.get('commit')}, `{r.get('command')}`, on "
-                f"{r.get('machine')}).\n\n"
-                for r, added in zip(reports, joined, strict=True)
+                "Lineages "
+                + ", ".join(f"{x['adapter']} seed {x['seed']}" for x in item["lineages"])
+                + f" from `{item['path']}` (commit {item['commit']}, `{item['command']}`, on "
+                f"{item['machine']}).\n\n"
+                for item in payload["included"]
             )
             + "Cost: forward-pass pixels "
             "per image pixel (tiles x tile area / image area; 1 = one pass over the whole "
