@@ -266,6 +266,16 @@ def selection_suffix(
     return "".join(f"-{re.sub(r'[^A-Za-z0-9.-]+', '_', p)}" for p in parts)
 
 
+def named_seeds(
+    seeds: Sequence[int] | None, joined: Sequence[set[tuple[str, int]]]
+) -> list[int] | None:
+    """The seeds a report's file name gives: those of ``--seeds`` and of the lineages the
+    included reports add (None: the whole plan was scored)."""
+    if seeds is None:
+        return None
+    return sorted(set(seeds).union(*({seed for _, seed in added} for added in joined)))
+
+
 def run_frontier(
     config_name: str,
     *,
@@ -434,7 +444,7 @@ def run_frontier(
             "neighbouring pixels (1: borders invisible).\n\n"
         )
         suffix = "-frontier" + (f"-{variant}" if variant else "")
-        suffix += selection_suffix(adapters, models, seeds, methods)
+        suffix += selection_suffix(adapters, models, named_seeds(seeds, joined), methods)
         suffix += "" if split == "test" else f"-{split}"
         json_path, _ = write_results(config.name, payload, header + table, suffix, 1)
         title = f"{config.name} ({payload['commit']})"

@@ -223,12 +223,6 @@ def plot_lineages(
 
     adapters = sorted({r["adapter"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
-    fig, axes = plt.subplots(
-        len(adapters),
-        len(seeds),
-        figsize=(4.6 * len(seeds), 3.8 * len(adapters) + 1.6),
-        squeeze=False,
-    )
     labels = sorted(
         {
             f"{r['model']}: {strategy_family(r['method'], inference)}"
@@ -236,8 +230,20 @@ def plot_lineages(
             if r["method"] != "none"
         }
     )
-    palette = plt.get_cmap("tab20")
-    colour = {label: palette(k % 20) for k, label in enumerate(labels)}  # the same in every panel
+    # the legend below the panels, as many columns as fit the width (about 2.3 in a label) and
+    # as tall as its rows need, so that it never covers a panel
+    width, panel = 4.6 * len(seeds), 3.8
+    columns = max(2, int(width // 2.3))
+    legend_height = 0.3 + 0.14 * math.ceil(len(labels) / columns)
+    height = panel * len(adapters) + legend_height + 0.4
+    fig, axes = plt.subplots(
+        len(adapters), len(seeds), figsize=(width, height), squeeze=False
+    )
+    # up to 60 distinguishable colours, the same label the same colour in every panel
+    palette = [
+        plt.get_cmap(name)(k) for name in ("tab20", "tab20b", "tab20c") for k in range(20)
+    ]
+    colour = {label: palette[k % len(palette)] for k, label in enumerate(labels)}
     legend: dict[str, Any] = {}
     for (a, adapter), (s, seed) in itertools.product(enumerate(adapters), enumerate(seeds)):
         ax = axes[a][s]
@@ -261,8 +267,8 @@ def plot_lineages(
         ax.set_title(f"{adapter}, seed {seed} (dotted: no tiling)", fontsize=9)
         ax.set_xlabel("cost: forward-pass px per image px (log)", fontsize=8)
         ax.set_ylabel("colour error, % of objects (log)", fontsize=8)
-    fig.legend(list(legend.values()), list(legend), fontsize=6, loc="lower center", ncol=4)
+    fig.legend(list(legend.values()), list(legend), fontsize=6, loc="lower center", ncol=columns)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 1.0 / (3.8 * len(adapters) + 1.6), 1, 0.97))
+    fig.tight_layout(rect=(0, legend_height / height, 1, 1 - 0.4 / height))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -617,6 +617,9 @@ def test_a_report_of_part_of_the_plan_is_named_after_its_selection():
     assert frontier.selection_suffix(["timm"], None, [0], None) == "-timm-seeds0"
     named = frontier.selection_suffix(["cyclegan", "timm"], ["sati-finetune"], [1, 2], ["none"])
     assert named == "-cyclegan-timm-sati-finetune-seeds1-2-1methods"
+    # a report that joins earlier lineages is named after all the lineages it holds
+    assert frontier.named_seeds([4], [{("cyclegan", 0), ("cyclegan", 3)}, set()]) == [0, 3, 4]
+    assert frontier.named_seeds(None, [{("cyclegan", 0)}]) is None
 
 
 def test_an_earlier_report_adds_the_lineages_this_run_does_not_score(config_path, tmp_path):
