@@ -236,13 +236,9 @@ def plot_lineages(
     columns = max(2, int(width // 2.3))
     legend_height = 0.3 + 0.14 * math.ceil(len(labels) / columns)
     height = panel * len(adapters) + legend_height + 0.4
-    fig, axes = plt.subplots(
-        len(adapters), len(seeds), figsize=(width, height), squeeze=False
-    )
+    fig, axes = plt.subplots(len(adapters), len(seeds), figsize=(width, height), squeeze=False)
     # up to 60 distinguishable colours, the same label the same colour in every panel
-    palette = [
-        plt.get_cmap(name)(k) for name in ("tab20", "tab20b", "tab20c") for k in range(20)
-    ]
+    palette = [plt.get_cmap(name)(k) for name in ("tab20", "tab20b", "tab20c") for k in range(20)]
     colour = {label: palette[k % len(palette)] for k, label in enumerate(labels)}
     legend: dict[str, Any] = {}
     for (a, adapter), (s, seed) in itertools.product(enumerate(adapters), enumerate(seeds)):
