@@ -244,7 +244,9 @@ def test_demo_quick(tmp_path):
         "weighted",
         "sati",
         "none",
+        "weighted",  # the tiling without training the benchmark chose, with KIN 5
     ]
+    assert results["rows"][-1]["method"] == "Standard + weighted 25% + KIN 5"
     for r in results["rows"]:
         assert r["objects"] > 0 and r["error_percent"] == round(100 * r["errors"] / r["objects"], 2)
     assert (out / "seams.png").is_file()
@@ -315,7 +317,14 @@ def test_demo_uses_shipped_models_by_default(tmp_path, monkeypatch):
     assert (out / "pretrained" / "small" / "sati" / "model.safetensors").is_file()
     assert not (out / "runs").exists()
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["strategy"] for r in rows] == ["none", "simple", "weighted", "sati", "none"]
+    assert [r["strategy"] for r in rows] == [
+        "none",
+        "simple",
+        "weighted",
+        "sati",
+        "none",
+        "weighted",
+    ]
 
 
 def test_demo_without_shipped_models_trains(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ resolved settings ``translate`` prints, and ``evaluate`` reading predictions the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from satikit.io.images import write_image
 from satikit.io.input_range import parse_input_range, resolve_input_range, sample, sample_windows
 
 ROOT = Path(__file__).resolve().parents[1]
-STANDARD = ROOT / "satikit" / "pretrained" / "demo-standard"  # uint8, weighted 128 / 96
+STANDARD = ROOT / "satikit" / "pretrained" / "demo-standard"  # uint8, weighted, tile 128
 
 
 # -- the sample --------------------------------------------------------------------------
@@ -205,9 +206,11 @@ def test_translate_says_the_settings_it_used_and_simple_tiles_side_by_side(circl
         "input uint8 0..255, as trained"
     ]
     weighted = CliRunner().invoke(cli, [*args, str(tmp_path / "w.tif"), "--norm", "thumbnail"])
-    assert "x.tif: strategy weighted, tile 128, overlap 96, window gaussian, norm thumbnail " in (
-        weighted.stderr
+    overlap = json.loads((STANDARD / "config.json").read_text())["inference"]["overlap"][0]
+    said = (
+        f"x.tif: strategy weighted, tile 128, overlap {overlap}, window gaussian, norm thumbnail "
     )
+    assert said in weighted.stderr  # the run's recorded strategy and overlap, the given norm
     sati = CliRunner().invoke(cli, [*args, str(tmp_path / "t.tif"), "--strategy", "sati",
                                     "--overlap", "16", "--margin", "8", "--quiet"])  # fmt: skip
     assert sati.exit_code == 0 and "strategy" not in sati.output, sati.output
@@ -223,7 +226,9 @@ def test_translate_uses_the_statistics_a_run_recorded_unless_told_otherwise(circ
     run = tmp_path / "run"
     shutil.copytree(STANDARD, run)
     config = json.loads((run / "config.json").read_text())
-    config["inference"].update(norm="kernel", norm_kernel="5")
+    config["inference"].update(
+        strategy="weighted", tile=[128, 128], overlap=[96, 96], norm="kernel", norm_kernel="5"
+    )
     (run / "config.json").write_text(json.dumps(config))
     args = ["translate", str(run), str(folder / "x.tif"), "--device", "cpu"]
     recorded = CliRunner().invoke(cli, [*args, str(tmp_path / "r.tif")])
