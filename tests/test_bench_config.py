@@ -38,7 +38,7 @@ def test_cache_folder_of_each_config_is_unchanged(name):
 HASHES = {
     "cpu-small": "e4194968fd",
     "gpu-quick": "b5f65e6f9c",
-    "large-objects": "73bba1f48f",
+    "large-objects": "d7e093dc29",
     "paper": "f9153cd902",
     "restain": "7685018c33",
     "textured": "d15b1e3cd8",
