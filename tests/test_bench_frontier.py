@@ -255,6 +255,10 @@ def test_repeated_finetunes_train_from_the_same_parent_with_another_seed(config_
             planning.plan_runs(replace(config, models=(bad,)))
     with pytest.raises(ValueError, match=r"needs a \[finetune\] table"):
         planning.plan_runs(replace(config, finetune=None, models=("control-2",)))
+    # a lineage seeded at the stride would train with a repeat's seed of lineage 0
+    with pytest.raises(ValueError, match=r"seeds \[1000\] of cyclegan: repeated fine-tunes"):
+        planning.plan_runs(replace(repeats, seeds=(0, stride)))
+    assert {r.seed for r in planning.plan_runs(replace(config, seeds=(0, stride)))} == {0, stride}
 
 
 def test_lineages_choose_among_repeated_finetunes_and_controls():
