@@ -12,6 +12,8 @@ of translation (:mod:`satikit.translation.distributed`).
 from __future__ import annotations
 
 import os
+import platform
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from torch import nn
 __all__ = [
     "Context",
     "context",
+    "environment",
     "launched",
     "resolve_device",
     "session",
@@ -50,6 +53,32 @@ def resolve_device(
         for param in fn.parameters():
             return param.device
     return torch.device("cpu")
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (Linux: ``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """What a computation ran on, for a run's record: the device (and GPU name), CPU model,
+    torch, Python and OS. Seeded training repeats itself exactly where these agree; another
+    CPU or torch build rounds differently, which GAN training can grow into another model."""
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "device": str(device) + (f" ({gpu})" if gpu else ""),
+        "cpu": _cpu_name(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "os": f"{platform.system()} {platform.machine()}",
+    }
 
 
 @dataclass(frozen=True)

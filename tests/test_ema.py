@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from satikit_cyclegan.plugin import TEST_OPTIONS
@@ -91,3 +93,26 @@ def test_the_average_is_a_run_of_its_own_and_resumes_exactly(tmp_path):
     assert all(torch.equal(ga[k], expected[k]) for k in expected)
     da, dr = averaged.discriminator_y.state_dict(), raw.discriminator_y.state_dict()
     assert all(torch.equal(da[k], dr[k]) for k in da)
+
+
+def test_a_run_records_each_machine_it_trained_on_once(tmp_path):
+    from satikit.devices import environment
+    from satikit.training.trainer import TRAINED_ON
+
+    write_domains(tmp_path, 40)
+    run = tmp_path / "run"
+    trainer = _trainer(tmp_path, run)
+    trainer.train_step(*trainer.next_batch())
+    trainer.save()
+    here = environment(torch.device("cpu"))
+    assert load_config(run).extra[TRAINED_ON] == [here]
+    assert set(here) == {"device", "cpu", "torch", "python", "os"} and here["device"] == "cpu"
+    SATITrainer.resume(run, device="cpu").fit(progress=False)  # the same machine: not again
+    assert load_config(run).extra[TRAINED_ON] == [here]
+    # a run begun elsewhere lists that machine first, then this one
+    saved = json.loads((run / "config.json").read_text())
+    other = {**here, "cpu": "another CPU"}
+    saved[TRAINED_ON] = [other]
+    (run / "config.json").write_text(json.dumps(saved))
+    resumed = SATITrainer.resume(run, steps=5, device="cpu")
+    assert resumed.config.extra[TRAINED_ON] == [other, here]

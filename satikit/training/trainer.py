@@ -23,7 +23,7 @@ from satikit.checkpoint import (
     restore_weights,
     save_checkpoint,
 )
-from satikit.devices import context, resolve_device
+from satikit.devices import context, environment, resolve_device
 from satikit.io.images import list_images
 from satikit.plugins import get_adapter_info
 from satikit.protocols import Adapter
@@ -43,6 +43,20 @@ def seed_everything(seed: int) -> None:
     """Seed python and torch (all devices); numpy randomness uses explicit generators."""
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+#: ``config.json`` section listing what a run was trained on (:func:`satikit.devices.environment`)
+TRAINED_ON = "trained_on"
+
+
+def _record_environment(config: RunConfig, device: torch.device) -> RunConfig:
+    """``config`` with this machine added to its ``trained_on`` list unless it is there
+    already (a run resumed elsewhere lists each machine once, in order)."""
+    seen = list(config.extra.get(TRAINED_ON, []))
+    here = environment(device)
+    if here in seen:
+        return config
+    return replace(config, extra={**config.extra, TRAINED_ON: [*seen, here]})
 
 
 def _set_requires_grad(optimizer: torch.optim.Optimizer, flag: bool) -> None:
@@ -101,6 +115,7 @@ class SATITrainer:
         training = self.config.training
         self.crop, self.sati = self.config.crop, self.config.sati
         self.device = resolve_device(device)
+        self.config = _record_environment(self.config, self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks: list[Callback] = list(callbacks)
         self.step = 0
