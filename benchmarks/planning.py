@@ -169,9 +169,9 @@ def adapter_plan(config: BenchConfig, adapter: str) -> dict[str, list]:
         if base_model(model) in (FINETUNE, CONTROL) and config.finetune is None:
             raise ValueError(f"model {model!r} needs a [finetune] table (its steps)")
     repeats = [m for m in plan["models"] if repeat_index(m) > 1]
-    if repeats and (large := [s for s in plan["seeds"] if not 0 <= s < REPEAT_SEED_STRIDE]):
+    if repeats and (outside := [s for s in plan["seeds"] if not 0 <= s < REPEAT_SEED_STRIDE]):
         raise ValueError(
-            f"seeds {large} of {adapter}: repeated fine-tunes ({', '.join(repeats)}) train with "
+            f"seeds {outside} of {adapter}: repeated fine-tunes ({', '.join(repeats)}) train with "
             f"the lineage's seed + {REPEAT_SEED_STRIDE} per repeat, so lineage seeds must lie in "
             f"0..{REPEAT_SEED_STRIDE - 1} (two runs would share a seed)"
         )

@@ -72,8 +72,8 @@ def environment(device: torch.device) -> dict[str, str]:
     torch, Python and OS. Seeded training repeats itself exactly where these agree; another
     CPU or torch build rounds differently, which GAN training can grow into another model."""
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {
-        "device": str(device) + (f" ({gpu})" if gpu else ""),
+    return {  # the device's kind, not its index: cuda:0 and cuda:1 of one machine round alike
+        "device": device.type + (f" ({gpu})" if gpu else ""),
         "cpu": _cpu_name(),
         "torch": torch.__version__,
         "python": sys.version.split()[0],

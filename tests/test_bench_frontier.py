@@ -258,6 +258,8 @@ def test_repeated_finetunes_train_from_the_same_parent_with_another_seed(config_
     # a lineage seeded at the stride would train with a repeat's seed of lineage 0
     with pytest.raises(ValueError, match=r"seeds \[1000\] of cyclegan: repeated fine-tunes"):
         planning.plan_runs(replace(repeats, seeds=(0, stride)))
+    with pytest.raises(ValueError, match=r"seeds \[-1\] of cyclegan"):
+        planning.plan_runs(replace(repeats, seeds=(-1,)))
     assert {r.seed for r in planning.plan_runs(replace(config, seeds=(0, stride)))} == {0, stride}
 
 
