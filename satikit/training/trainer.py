@@ -51,7 +51,7 @@ TRAINED_ON = "trained_on"
 
 def _record_environment(config: RunConfig, device: torch.device) -> RunConfig:
     """``config`` with this machine added to its ``trained_on`` list unless it is there
-    already (a run resumed elsewhere lists each machine once, in order)."""
+    already (a run resumed elsewhere lists each machine that trained it once, in order)."""
     seen = list(config.extra.get(TRAINED_ON, []))
     here = environment(device)
     if here in seen:
@@ -115,10 +115,10 @@ class SATITrainer:
         training = self.config.training
         self.crop, self.sati = self.config.crop, self.config.sati
         self.device = resolve_device(device)
-        self.config = _record_environment(self.config, self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks: list[Callback] = list(callbacks)
         self.step = 0
+        self._start_step = 0  # where this process began: a machine is recorded once it trains
         self.rng = np.random.default_rng(training.seed)
         self.hooks = SATIHooks(self.sati, self.crop, training.steps, training.seed)
         self.optimizers = adapter.configure_optimizers(training.steps)
@@ -348,7 +348,10 @@ class SATITrainer:
             plugin=info.plugin,
             plugin_version=info.version,
         )
-        return replace(self.config.with_training(step=self.step), adapter=adapter)
+        config = replace(self.config.with_training(step=self.step), adapter=adapter)
+        if self.step > self._start_step:  # this machine trained some of the steps
+            config = _record_environment(config, self.device)
+        return config
 
     def state(self) -> dict[str, Any]:
         """Everything an exact resume needs besides the weights
@@ -358,6 +361,7 @@ class SATITrainer:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state` (after the weights are loaded)."""
         restore_state(self, state)
+        self._start_step = self.step
         if self.dist.distributed:
             self._seed_host()
         if self.run_dir is not None and self.dist.is_main:
