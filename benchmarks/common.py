@@ -6,9 +6,7 @@ import datetime as _dt
 import importlib.util
 import json
 import os
-import platform
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -36,10 +34,13 @@ def git_commit() -> str:
 
 def machine() -> str:
     """One line: CPU / GPU, core count, torch version."""
+    from satikit.devices import environment
+
+    here = environment(torch.device("cpu"))  # what a trained run records (trained_on)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}, Python {sys.version.split()[0]}"
+        f"{here['cpu']}, {os.cpu_count()} cores, torch {here['torch']} "
+        f"({torch.get_num_threads()} threads), {gpu}, Python {here['python']}"
     )
 
 
