@@ -219,7 +219,6 @@ def test_translate_says_the_settings_it_used_and_simple_tiles_side_by_side(circl
 def test_translate_uses_the_statistics_a_run_recorded_unless_told_otherwise(circles, tmp_path):
     """A shipped model records the statistics its method was chosen with; the CLI's defaults
     must not override them."""
-    import json
     import shutil
 
     folder, _ = circles
